@@ -1,0 +1,95 @@
+//! Errors reported for invalid layer configurations.
+
+use core::fmt;
+
+/// An invalid value in a layer configuration.
+///
+/// Returned by the `validate` method of every config in this crate (and carried by the panic of
+/// its `init`). The message names the config, the field and the value that was refused, for
+/// example `NaluConfig.epsilon must be finite and greater than 0, got -0.001`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    config: &'static str,
+    field: &'static str,
+    reason: String,
+}
+
+impl ConfigError {
+    /// The name of the config type, such as `"NaluConfig"`.
+    pub fn config(&self) -> &'static str {
+        self.config
+    }
+
+    /// The name of the refused field, such as `"epsilon"`.
+    pub fn field(&self) -> &'static str {
+        self.field
+    }
+
+    /// Refuses a layer size of zero.
+    pub(crate) fn check_size(
+        config: &'static str,
+        field: &'static str,
+        value: usize,
+    ) -> Result<(), Self> {
+        if value == 0 {
+            return Err(Self {
+                config,
+                field,
+                reason: "must be at least 1, got 0".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Refuses a value that is not finite or not strictly positive.
+    pub(crate) fn check_positive(
+        config: &'static str,
+        field: &'static str,
+        value: f64,
+    ) -> Result<(), Self> {
+        if !(value.is_finite() && value > 0.0) {
+            return Err(Self {
+                config,
+                field,
+                reason: format!("must be finite and greater than 0, got {value}"),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{} {}", self.config, self.field, self.reason)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn size_zero_is_refused_with_field_name() {
+        let err = ConfigError::check_size("NacConfig", "d_output", 0).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "NacConfig.d_output must be at least 1, got 0"
+        );
+        assert_eq!((err.config(), err.field()), ("NacConfig", "d_output"));
+        assert!(ConfigError::check_size("NacConfig", "d_output", 1).is_ok());
+    }
+
+    #[test]
+    fn non_positive_or_non_finite_is_refused() {
+        for bad in [0.0, -1e-3, f64::NAN, f64::INFINITY] {
+            let err = ConfigError::check_positive("NaluConfig", "epsilon", bad).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("NaluConfig.epsilon must be finite and greater than 0, got {bad}")
+            );
+        }
+        assert!(ConfigError::check_positive("NaluConfig", "epsilon", 1e-7).is_ok());
+    }
+}

@@ -1,0 +1,73 @@
+//! Neural arithmetic units for the [Burn](https://burn.dev) deep-learning framework.
+//!
+//! Layers that learn exact arithmetic (sums, differences, products, quotients, powers) and
+//! extrapolate it far outside the training range, as Burn [`Module`](burn::module::Module)s
+//! built from `#[derive(Config)]` configs. They run on any Burn device: the backend is chosen at
+//! run time by the [`Device`](burn::tensor::Device), and no layer names one.
+//!
+//! - [`Nac`] (neural accumulator, Trask et al. 2018): `W = tanh(Ŵ) ⊙ σ(M̂)`, `y = x·W`.
+//! - [`Nalu`] (neural arithmetic logic unit): `a = x·W`, `m = exp(log(|x| + ε)·W)`,
+//!   `g = σ(x·G)`, `y = g⊙a + (1 − g)⊙m`; without gating, `y = a + m`.
+//!
+//! The math the units share (the NAC weight transform, the log-space product, the gate mix)
+//! lives in [`ops`].
+//!
+//! # A two-layer model
+//!
+//! ```
+//! use burn::prelude::*;
+//! use burn_nalu::{Nalu, NaluConfig};
+//!
+//! #[derive(Module, Debug)]
+//! struct Model {
+//!     hidden: Nalu,
+//!     output: Nalu,
+//! }
+//!
+//! impl Model {
+//!     fn new(device: &Device) -> Self {
+//!         Self {
+//!             hidden: NaluConfig::new(100, 2).init(device),
+//!             output: NaluConfig::new(2, 1).init(device),
+//!         }
+//!     }
+//!
+//!     fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+//!         self.output.forward(self.hidden.forward(x))
+//!     }
+//! }
+//!
+//! let device = Device::default().autodiff();
+//! device.seed(0);
+//! let model = Model::new(&device);
+//! let x = Tensor::<2>::random([64, 100], burn::tensor::Distribution::Default, &device);
+//! let y = model.forward(x);
+//! assert_eq!(y.dims(), [64, 1]);
+//!
+//! // Gradients reach every parameter, including the gates.
+//! let grads = y.sum().backward();
+//! assert!(model.hidden.gate.as_ref().unwrap().grad(&grads).is_some());
+//! assert!(model.output.nac.w_hat.grad(&grads).is_some());
+//! ```
+//!
+//! # Backends
+//!
+//! The crate features `flex` (default) and `ndarray` choose which Burn CPU backend is compiled
+//! in for the tests, examples and benchmarks; `BURN_DEVICE=ndarray` selects it at run time when
+//! both are enabled.
+
+#![warn(missing_docs)]
+
+mod error;
+pub mod nac;
+pub mod nalu;
+pub mod ops;
+
+pub use error::ConfigError;
+pub use nac::{Nac, NacConfig};
+pub use nalu::{Nalu, NaluConfig};
+
+/// The README's code compiles and runs as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -1,0 +1,346 @@
+//! The neural arithmetic logic unit (NALU) of Trask et al. 2018, "Neural Arithmetic Logic Units".
+
+use burn::config::Config;
+use burn::module::{Content, DisplaySettings, Module, ModuleDisplay, Param};
+use burn::nn::Initializer;
+use burn::tensor::{Device, Tensor};
+
+use crate::error::ConfigError;
+use crate::nac::{Nac, NacConfig, init_matrix};
+use crate::ops;
+
+/// Configuration to create a [`Nalu`] layer using the [init function](NaluConfig::init).
+#[derive(Config, Debug)]
+pub struct NaluConfig {
+    /// The size of the input features.
+    pub d_input: usize,
+    /// The size of the output features.
+    pub d_output: usize,
+    /// Mix the additive and multiplicative paths with a learned gate, as in the paper. When
+    /// false, the layer outputs their sum `a + m`.
+    #[config(default = true)]
+    pub use_gating: bool,
+    /// `ε` in `log(|x| + ε)`; keeps the logarithm finite at `x = 0`.
+    #[config(default = 1e-7)]
+    pub epsilon: f64,
+    /// How `Ŵ`, `M̂` and `G` are initialised. Xavier-uniform (gain 1) matches the Keras
+    /// reference's `glorot_uniform`.
+    #[config(default = "Initializer::XavierUniform { gain: 1.0 }")]
+    pub initializer: Initializer,
+}
+
+/// Neural arithmetic logic unit: a [`Nac`] applied once in linear space (addition,
+/// subtraction) and once in log space (multiplication, division, powers), mixed by a gate.
+///
+/// With `W = tanh(Ŵ) ⊙ σ(M̂)` shared by both paths:
+///
+/// - `a = x·W`
+/// - `m = exp(log(|x| + ε)·W)`
+/// - gated (default): `g = σ(x·G)`, `y = g⊙a + (1 − g)⊙m`
+/// - ungated: `y = a + m`
+///
+/// The multiplicative path sees only `|x|`: it cannot produce negative results.
+///
+/// Should be created with [`NaluConfig`].
+#[derive(Module, Debug)]
+#[module(custom_display)]
+pub struct Nalu {
+    /// The accumulator holding `Ŵ` and `M̂`, shared by the additive and multiplicative paths.
+    pub nac: Nac,
+    /// The gate weights `G`, shape `[d_input, d_output]`; present exactly when gating is on.
+    pub gate: Option<Param<Tensor<2>>>,
+    epsilon: f64,
+}
+
+impl NaluConfig {
+    /// Checks the config: both sizes must be at least 1 and `epsilon` finite and positive.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        ConfigError::check_size("NaluConfig", "d_input", self.d_input)?;
+        ConfigError::check_size("NaluConfig", "d_output", self.d_output)?;
+        ConfigError::check_positive("NaluConfig", "epsilon", self.epsilon)
+    }
+
+    /// Initialises a new [`Nalu`] on `device`.
+    ///
+    /// # Panics
+    ///
+    /// On an invalid config, with the message of [`NaluConfig::validate`].
+    pub fn init(&self, device: &Device) -> Nalu {
+        if let Err(err) = self.validate() {
+            panic!("{err}");
+        }
+        let nac = NacConfig::new(self.d_input, self.d_output)
+            .with_initializer(self.initializer.clone())
+            .init(device);
+        let gate = self
+            .use_gating
+            .then(|| init_matrix(&self.initializer, self.d_input, self.d_output, device));
+        Nalu {
+            nac,
+            gate,
+            epsilon: self.epsilon,
+        }
+    }
+}
+
+impl Nalu {
+    /// Gated: `y = g⊙a + (1 − g)⊙m` with `g = σ(x·G)`; ungated: `y = a + m`; where
+    /// `a = x·W`, `m = exp(log(|x| + ε)·W)` and `W = tanh(Ŵ) ⊙ σ(M̂)`.
+    ///
+    /// `W` is computed once per call and shared by both paths.
+    ///
+    /// # Shapes
+    ///
+    /// - input: `[..., d_input]` (any rank, e.g. `[batch, d_input]` or `[batch, time, d_input]`)
+    /// - output: `[..., d_output]`
+    ///
+    /// # Panics
+    ///
+    /// If the last axis of `input` is not `d_input`; the message names the layer and both sizes.
+    pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
+        ops::check_input_features("Nalu", &input.dims(), self.d_input());
+        let weight = self.nac.weight();
+        let add = ops::matmul_last(input.clone(), weight.clone());
+        let mul = ops::log_space_matmul(input.clone(), weight, self.epsilon);
+        match &self.gate {
+            Some(gate) => {
+                let g = ops::sigmoid(ops::matmul_last(input, gate.val()));
+                ops::gated_mix(g, add, mul)
+            }
+            None => add.add(mul),
+        }
+    }
+
+    /// The shared effective weight `W = tanh(Ŵ) ⊙ σ(M̂)`.
+    pub fn weight(&self) -> Tensor<2> {
+        self.nac.weight()
+    }
+
+    /// Whether the layer mixes its paths with a gate (`gate` is present).
+    pub fn use_gating(&self) -> bool {
+        self.gate.is_some()
+    }
+
+    /// `ε` in `log(|x| + ε)`.
+    pub fn epsilon(&self) -> f64 {
+        self.epsilon
+    }
+
+    /// The size of the input features.
+    pub fn d_input(&self) -> usize {
+        self.nac.d_input()
+    }
+
+    /// The size of the output features.
+    pub fn d_output(&self) -> usize {
+        self.nac.d_output()
+    }
+}
+
+impl ModuleDisplay for Nalu {
+    fn custom_settings(&self) -> Option<DisplaySettings> {
+        DisplaySettings::new()
+            .with_new_line_after_attribute(false)
+            .optional()
+    }
+
+    fn custom_content(&self, content: Content) -> Option<Content> {
+        content
+            .add("d_input", &self.d_input())
+            .add("d_output", &self.d_output())
+            .add("use_gating", &self.use_gating())
+            .add("epsilon", &self.epsilon)
+            .optional()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution;
+
+    /// Large enough that `tanh`, `σ` and the gate saturate exactly in f32.
+    const SAT: f32 = 20.0;
+
+    /// A NALU whose `W` equals `pattern` (`[d_input][d_output]`, entries in {0, ±½, ±1})
+    /// exactly, and whose gate is fully open (`gate_logit > 0`: additive path) or fully closed
+    /// (`< 0`: multiplicative path) for positive inputs; `None` builds an ungated layer.
+    fn nalu_with<const I: usize, const O: usize>(
+        pattern: [[f32; O]; I],
+        gate_logit: Option<f32>,
+        device: &Device,
+    ) -> Nalu {
+        let mut nalu = NaluConfig::new(I, O)
+            .with_use_gating(gate_logit.is_some())
+            .init(device);
+        // tanh(±SAT) = ±1 and σ(SAT) = 1, σ(0) = ½, σ(−SAT) = 0, all exact in f32.
+        let w_hat = pattern.map(|row| row.map(|w| w.signum() * SAT));
+        let m_hat = pattern.map(|row| {
+            row.map(|w| match w.abs() {
+                0.0 => -SAT,
+                0.5 => 0.0,
+                _ => SAT,
+            })
+        });
+        nalu.nac.w_hat = Param::from_data(w_hat, device);
+        nalu.nac.m_hat = Param::from_data(m_hat, device);
+        nalu.gate = gate_logit.map(|g| Param::from_data([[g; O]; I], device));
+        nalu
+    }
+
+    /// Largest relative error of `got` against `expected`.
+    fn max_rel_err(got: Tensor<2>, expected: &[f32]) -> f32 {
+        let got = got.into_data().try_to_vec::<f32>().unwrap();
+        assert_eq!(got.len(), expected.len());
+        got.iter()
+            .zip(expected)
+            .map(|(g, e)| ((g - e) / e).abs())
+            .fold(0.0, f32::max)
+    }
+
+    const ROWS: [[f32; 2]; 4] = [[3.0, 4.0], [0.5, 8.0], [12.5, 0.2], [0.01, 250.0]];
+
+    fn inputs(device: &Device) -> Tensor<2> {
+        Tensor::from_data(ROWS, device)
+    }
+
+    fn expect(op: fn([f32; 2]) -> f32) -> Vec<f32> {
+        ROWS.iter().map(|&r| op(r)).collect()
+    }
+
+    // The gate logit is `x·G`; with all of `G` at −1e4 it is below −200 for every positive row
+    // used here (row sums ≥ 0.02), so the gate is exactly 0 in f32 and the output is the
+    // multiplicative path alone (exactly 1 and the additive path for +1e4).
+    const CLOSED: Option<f32> = Some(-1e4);
+    const OPEN: Option<f32> = Some(1e4);
+
+    #[test]
+    fn closed_gate_multiplies_divides_and_takes_roots() {
+        let device = Device::default();
+        type Case = ([[f32; 1]; 2], fn([f32; 2]) -> f32);
+        let cases: [Case; 3] = [
+            ([[1.0], [1.0]], |r| r[0] * r[1]),
+            ([[1.0], [-1.0]], |r| r[0] / r[1]),
+            ([[0.5], [0.0]], |r| r[0].sqrt()),
+        ];
+        for (pattern, op) in cases {
+            let nalu = nalu_with(pattern, CLOSED, &device);
+            let err = max_rel_err(nalu.forward(inputs(&device)), &expect(op));
+            assert!(err < 1e-4, "W = {pattern:?}: relative error {err}");
+        }
+    }
+
+    #[test]
+    fn two_layers_square_an_input() {
+        // |W| < 1, so one layer cannot raise to the power 2: the first layer copies x0 twice
+        // (open gate), the second multiplies the copies (closed gate).
+        let device = Device::default();
+        let copy = nalu_with([[1.0, 1.0], [0.0, 0.0]], OPEN, &device);
+        let product = nalu_with([[1.0], [1.0]], CLOSED, &device);
+        let y = product.forward(copy.forward(inputs(&device)));
+        let err = max_rel_err(y, &expect(|r| r[0] * r[0]));
+        assert!(err < 1e-4, "relative error {err}");
+    }
+
+    #[test]
+    fn open_gate_adds_and_subtracts() {
+        let device = Device::default();
+        let nalu = nalu_with([[1.0, 1.0], [1.0, -1.0]], OPEN, &device);
+        let got = nalu
+            .forward(inputs(&device))
+            .into_data()
+            .try_to_vec::<f32>();
+        let expected: Vec<f32> = ROWS
+            .iter()
+            .flat_map(|r| [r[0] + r[1], r[0] - r[1]])
+            .collect();
+        assert_eq!(got.unwrap(), expected);
+    }
+
+    #[test]
+    fn ungated_outputs_sum_of_both_paths() {
+        let device = Device::default();
+        // W = [1, −1]: a = x0 − x1, m = x0 / x1.
+        let nalu = nalu_with([[1.0], [-1.0]], None, &device);
+        assert!(!nalu.use_gating());
+        let err = max_rel_err(
+            nalu.forward(inputs(&device)),
+            &expect(|r| (r[0] - r[1]) + r[0] / r[1]),
+        );
+        assert!(err < 1e-4, "relative error {err}");
+    }
+
+    #[test]
+    fn rank_3_matches_flattened_rank_2() {
+        let device = Device::default();
+        device.seed(11);
+        let nalu = NaluConfig::new(4, 3).init(&device);
+        let x = Tensor::<3>::random([2, 5, 4], Distribution::Uniform(-2.0, 2.0), &device);
+        let y3 = nalu.forward(x.clone()).reshape([10, 3]);
+        let y2 = nalu.forward(x.reshape([10, 4]));
+        y3.into_data().assert_eq(&y2.into_data(), true);
+    }
+
+    #[test]
+    fn gate_present_exactly_when_gating() {
+        let device = Device::default();
+        let gated = NaluConfig::new(3, 2).init(&device);
+        assert!(gated.use_gating());
+        assert_eq!(gated.gate.as_ref().unwrap().dims(), [3, 2]);
+        assert_eq!(gated.epsilon(), 1e-7);
+        let ungated = NaluConfig::new(3, 2).with_use_gating(false).init(&device);
+        assert!(ungated.gate.is_none());
+    }
+
+    #[test]
+    fn invalid_configs_are_refused_with_field_and_value() {
+        let msg = |c: NaluConfig| c.validate().unwrap_err().to_string();
+        assert_eq!(
+            msg(NaluConfig::new(0, 1)),
+            "NaluConfig.d_input must be at least 1, got 0"
+        );
+        assert_eq!(
+            msg(NaluConfig::new(1, 0)),
+            "NaluConfig.d_output must be at least 1, got 0"
+        );
+        assert_eq!(
+            msg(NaluConfig::new(1, 1).with_epsilon(-1e-3)),
+            "NaluConfig.epsilon must be finite and greater than 0, got -0.001"
+        );
+        assert_eq!(
+            msg(NaluConfig::new(1, 1).with_epsilon(0.0)),
+            "NaluConfig.epsilon must be finite and greater than 0, got 0"
+        );
+        assert_eq!(
+            msg(NaluConfig::new(1, 1).with_epsilon(f64::NAN)),
+            "NaluConfig.epsilon must be finite and greater than 0, got NaN"
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "NaluConfig.epsilon must be finite and greater than 0, got -1")]
+    fn init_panics_with_the_validation_message() {
+        NaluConfig::new(2, 2)
+            .with_epsilon(-1.0)
+            .init(&Device::default());
+    }
+
+    #[test]
+    #[should_panic(expected = "Nalu: input must have d_input = 100 features in its last \
+                               dimension, got 99 (input shape [8, 99])")]
+    fn wrong_input_size_names_layer_and_sizes() {
+        let device = Device::default();
+        let nalu = NaluConfig::new(100, 2).init(&device);
+        nalu.forward(Tensor::<2>::zeros([8, 99], &device));
+    }
+
+    #[test]
+    fn display() {
+        let nalu = NaluConfig::new(3, 5).init(&Device::default());
+        let shown = format!("{nalu}");
+        assert!(
+            shown.starts_with("Nalu {d_input: 3, d_output: 5, use_gating: true, epsilon: "),
+            "{shown}"
+        );
+    }
+}
