@@ -1,57 +1,218 @@
-//! A minimal static-toy run: learn `y = a + b` where `a` and `b` are sums over two halves of 100
-//! inputs, then test on inputs doubled. The full experiment suite comes with the experiments module.
+//! The static toy experiments of Trask et al. 2018 (Table 1), as the Keras reference ran them.
+//!
+//! `cargo run --release --example static_toy -- --help` lists the options. A thin command line
+//! over `burn_nalu::experiments`.
 
-use burn::optim::{GradientsParams, RmsPropConfig};
-use burn::prelude::*;
-use burn::tensor::Distribution;
-use burn_nalu::{Nalu, NaluConfig};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
 
-#[derive(Module, Debug)]
-struct Model {
-    hidden: Nalu,
-    output: Nalu,
+use burn::module::Module;
+use burn::tensor::Device;
+use burn_nalu::experiments::report::{self, format_metric};
+use burn_nalu::experiments::{
+    Operation, OptimizerKind, ROWS, RunResult, StaticToyData, TrainConfig, train,
+};
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Train a two-layer NALU on the static toy tasks and report train and extrapolation loss.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Cli {
+    /// Task to run: add, sub, mul, div, square or sqrt (repeatable; default: all six).
+    #[arg(long = "task", value_name = "NAME")]
+    tasks: Vec<Operation>,
+    /// Optimizer: adam or rmsprop (Keras defaults for both).
+    #[arg(long, default_value = "rmsprop")]
+    optimizer: OptimizerKind,
+    /// Learning rate (default: the reference's per-task recipe).
+    #[arg(long, value_parser = positive_f64)]
+    lr: Option<f64>,
+    /// Epochs (default: the reference's per-task recipe).
+    #[arg(long, value_parser = at_least_one)]
+    epochs: Option<usize>,
+    /// Mini-batch size.
+    #[arg(long, default_value_t = 64, value_parser = at_least_one)]
+    batch_size: usize,
+    /// Width of the hidden NALU layer.
+    #[arg(long, default_value_t = 2, value_parser = at_least_one)]
+    hidden: usize,
+    /// Seed of the data, the initial weights and the shuffling.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Run K seeds, from --seed on, and report per task the success rate and medians.
+    #[arg(long, value_name = "K", default_value_t = 1, value_parser = at_least_one)]
+    seeds: usize,
+    /// Clip gradients to this global L2 norm (default: no clipping).
+    #[arg(long, value_name = "F", value_parser = positive_f64)]
+    clip_norm: Option<f64>,
+    /// Write results.json, results.csv, the best weights (TASK-seedS.bpk) and loss plots
+    /// (TASK-seedS.svg) into DIR.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Print only the results.
+    #[arg(long)]
+    quiet: bool,
 }
 
-impl Model {
-    fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        self.output.forward(self.hidden.forward(x))
+fn positive_f64(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        Ok(v) => Err(format!("must be a finite number greater than 0, got {v}")),
+        Err(e) => Err(e.to_string()),
     }
 }
 
-fn target(x: Tensor<2>) -> Tensor<2> {
-    x.sum_dim(1)
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1, got 0".into()),
+        Ok(v) => Ok(v),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
-fn main() {
-    let device = Device::default().autodiff();
-    device.seed(0);
-    let mut model = Model {
-        hidden: NaluConfig::new(100, 2).init(&device),
-        output: NaluConfig::new(2, 1).init(&device),
-    };
-    let mut optim = RmsPropConfig::new()
-        .with_alpha(0.9)
-        .with_momentum(0.0)
-        .with_epsilon(1e-7)
-        .init();
-    let x = Tensor::<2>::random([1000, 100], Distribution::Default, &device);
-    let y = target(x.clone());
-    for step in 0..=2000 {
-        let loss = (model.forward(x.clone()) - y.clone()).powi_scalar(2).mean();
-        if step % 500 == 0 {
-            println!(
-                "step {step:>4}: train MSE {:.6}",
-                loss.clone().into_scalar::<f32>()
-            );
+/// Creates `dir` and proves a file can be written there, before any training time is spent.
+fn check_writable(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let probe = dir.join(".write-test");
+    std::fs::write(&probe, b"")?;
+    std::fs::remove_file(probe)
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) if !err.use_stderr() => {
+            let _ = err.print(); // --help, --version
+            return ExitCode::SUCCESS;
         }
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(0.05, model, grads);
+        Err(err) => {
+            // One line that names the argument; clap's usage hint adds nothing here.
+            let rendered = err.render().to_string();
+            eprintln!(
+                "{}",
+                rendered
+                    .lines()
+                    .next()
+                    .unwrap_or("error: invalid arguments")
+            );
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(dir) = &cli.out
+        && let Err(err) = check_writable(dir)
+    {
+        eprintln!("error: --out {}: cannot write there: {err}", dir.display());
+        return ExitCode::from(2);
     }
-    let x_test = x.mul_scalar(2.0);
-    let y_test = target(x_test.clone());
-    let mse = (model.forward(x_test) - y_test).powi_scalar(2).mean();
-    println!(
-        "extrapolation MSE (inputs doubled): {:.6}",
-        mse.into_scalar::<f32>()
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
+    let tasks = if cli.tasks.is_empty() {
+        Operation::ALL.to_vec()
+    } else {
+        cli.tasks.clone()
+    };
+    let device = Device::default();
+    let show_progress = !cli.quiet && std::io::stdout().is_terminal();
+    let started = Instant::now();
+    if !cli.quiet {
+        println!(
+            "static toy: {} task(s) x {} seed(s) on {device:?}",
+            tasks.len(),
+            cli.seeds
+        );
+    }
+
+    let mut results = Vec::new();
+    for &op in &tasks {
+        for seed in cli.seed..cli.seed + cli.seeds as u64 {
+            let config = train_config(cli, op, seed);
+            let data = StaticToyData::generate(op, ROWS, seed);
+            let bar = progress_bar(show_progress, op, &config);
+            let run = train(&data, &config, &device, &mut |m| {
+                bar.set_position(m.epoch as u64);
+                bar.set_message(format!("valid MSE {}", format_metric(m.valid_mse)));
+            });
+            bar.finish_and_clear();
+            if !cli.quiet {
+                print_run(&run.result);
+            }
+            if let Some(dir) = &cli.out {
+                let stem = format!("{op}-seed{seed}");
+                run.model.save_file(dir.join(format!("{stem}.bpk")))?;
+                let title = format!("{} (seed {seed}): MSE per epoch", op.formula());
+                report::plot_history(
+                    &dir.join(format!("{stem}.svg")),
+                    &title,
+                    &run.result.history,
+                )?;
+            }
+            results.push(run.result);
+        }
+    }
+
+    println!("\n{}", report::results_table(&results));
+    if cli.seeds > 1 {
+        println!("{}", report::summary_table(&report::summarize(&results)));
+    }
+    if let Some(dir) = &cli.out {
+        report::write_json(&dir.join("results.json"), &results)?;
+        report::write_csv(&dir.join("results.csv"), &results)?;
+    }
+    if !cli.quiet {
+        println!("total wall time {:.1} s", started.elapsed().as_secs_f64());
+    }
+    Ok(())
+}
+
+fn train_config(cli: &Cli, op: Operation, seed: u64) -> TrainConfig {
+    let recipe = op.reference_recipe();
+    TrainConfig {
+        optimizer: cli.optimizer,
+        lr: cli.lr.unwrap_or(recipe.lr),
+        epochs: cli.epochs.unwrap_or(recipe.epochs),
+        batch_size: cli.batch_size,
+        hidden: cli.hidden,
+        seed,
+        clip_norm: cli.clip_norm.map(|c| c as f32),
+    }
+}
+
+fn progress_bar(show: bool, op: Operation, config: &TrainConfig) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(config.epochs as u64);
+    let style = ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} epochs {msg}")
+        .expect("valid template")
+        .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_prefix(format!("{op} seed {}", config.seed));
+    bar
+}
+
+fn print_run(r: &RunResult) {
+    let mut line = format!(
+        "{:>6} seed {:<3} extrapolation MSE {:>10}  train MSE {:>10}  {:.1} s  {}",
+        r.task.name(),
+        r.seed,
+        format_metric(r.extrapolation_mse),
+        format_metric(r.train_mse),
+        r.wall_seconds,
+        report::status(r),
     );
+    if r.diverged.is_some() {
+        line += &format!(" (kept the checkpoint of epoch {})", r.best_epoch);
+    }
+    println!("{line}");
 }

@@ -10,7 +10,8 @@
 //!   `g = σ(x·G)`, `y = g⊙a + (1 − g)⊙m`; without gating, `y = a + m`.
 //!
 //! The math the units share (the NAC weight transform, the log-space product, the gate mix)
-//! lives in [`ops`].
+//! lives in [`ops`]. [`experiments`] holds the static-toy experiments of the NALU paper (data,
+//! training loop, reports) that `examples/static_toy.rs` runs.
 //!
 //! # A two-layer model
 //!
@@ -59,6 +60,7 @@
 #![warn(missing_docs)]
 
 mod error;
+pub mod experiments;
 pub mod nac;
 pub mod nalu;
 pub mod ops;

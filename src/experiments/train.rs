@@ -1,0 +1,382 @@
+//! The training loop: mini-batch MSE training with model selection on the validation split.
+
+use core::fmt;
+use core::str::FromStr;
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::grad_clipping::GradientClippingConfig;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, RmsPropConfig};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use serde::Serialize;
+
+use super::model::{StaticToyModel, mse};
+use super::{Operation, StaticToyData};
+use crate::ConfigError;
+
+/// The optimizer, with Keras's defaults (the reference's framework), not Burn's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    /// Adam, betas 0.9 / 0.999, epsilon 1e-7.
+    Adam,
+    /// RMSProp, rho 0.9, epsilon 1e-7, no momentum.
+    RmsProp,
+}
+
+impl fmt::Display for OptimizerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            OptimizerKind::Adam => "adam",
+            OptimizerKind::RmsProp => "rmsprop",
+        })
+    }
+}
+
+impl FromStr for OptimizerKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "adam" => Ok(OptimizerKind::Adam),
+            "rmsprop" => Ok(OptimizerKind::RmsProp),
+            _ => Err(format!(
+                "unknown optimizer '{s}' (expected adam or rmsprop)"
+            )),
+        }
+    }
+}
+
+/// Everything that defines one training run besides the data.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TrainConfig {
+    /// The optimizer.
+    pub optimizer: OptimizerKind,
+    /// Learning rate.
+    pub lr: f64,
+    /// Number of epochs (passes over the training split).
+    pub epochs: usize,
+    /// Mini-batch size; the last batch of an epoch may be smaller.
+    pub batch_size: usize,
+    /// Width of the hidden NALU layer.
+    pub hidden: usize,
+    /// Seeds the initial weights and the shuffling.
+    pub seed: u64,
+    /// Clip the gradient to this global L2 norm before each step; `None`: no clipping.
+    pub clip_norm: Option<f32>,
+}
+
+impl TrainConfig {
+    /// The Keras reference's setup for `op`: RMSProp with its per-task learning rate and epoch
+    /// count, batch 64, two hidden units, no clipping.
+    pub fn reference(op: Operation, seed: u64) -> Self {
+        let recipe = op.reference_recipe();
+        Self {
+            optimizer: OptimizerKind::RmsProp,
+            lr: recipe.lr,
+            epochs: recipe.epochs,
+            batch_size: 64,
+            hidden: 2,
+            seed,
+            clip_norm: None,
+        }
+    }
+
+    /// Checks that sizes are at least 1 and the learning rate and clip norm positive.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        ConfigError::check_positive("TrainConfig", "lr", self.lr)?;
+        ConfigError::check_size("TrainConfig", "epochs", self.epochs)?;
+        ConfigError::check_size("TrainConfig", "batch_size", self.batch_size)?;
+        ConfigError::check_size("TrainConfig", "hidden", self.hidden)?;
+        match self.clip_norm {
+            Some(norm) => ConfigError::check_positive("TrainConfig", "clip_norm", norm as f64),
+            None => Ok(()),
+        }
+    }
+
+    fn optimizer(&self) -> ModuleOptimizer {
+        let clip = self.clip_norm.map(GradientClippingConfig::Norm);
+        match self.optimizer {
+            OptimizerKind::Adam => AdamConfig::new()
+                .with_beta_1(0.9)
+                .with_beta_2(0.999)
+                .with_epsilon(1e-7)
+                .with_grad_clipping(clip)
+                .init(),
+            OptimizerKind::RmsProp => RmsPropConfig::new()
+                .with_alpha(0.9)
+                .with_momentum(0.0)
+                .with_epsilon(1e-7)
+                .with_grad_clipping(clip)
+                .init(),
+        }
+    }
+}
+
+/// MSE on each split after one epoch (epoch 0: the initial weights).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct EpochMetrics {
+    /// Epochs completed.
+    pub epoch: usize,
+    /// MSE on the training split.
+    pub train_mse: f64,
+    /// MSE on the validation split (interpolation).
+    pub valid_mse: f64,
+    /// MSE on the extrapolation split.
+    pub extrapolation_mse: f64,
+}
+
+/// Where a run stopped because the loss stopped being finite.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Divergence {
+    /// The epoch in which it happened (1-based).
+    pub epoch: usize,
+    /// The training step at which it happened (1-based, counted over the whole run).
+    pub step: usize,
+    /// The offending loss value (NaN or infinite).
+    pub loss: f64,
+}
+
+/// The outcome of one run; metrics are those of the checkpoint with the lowest validation MSE.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunResult {
+    /// The task.
+    pub task: Operation,
+    /// The optimizer.
+    pub optimizer: OptimizerKind,
+    /// The seed of the data, the initial weights and the shuffling.
+    pub seed: u64,
+    /// Learning rate.
+    pub lr: f64,
+    /// Mini-batch size.
+    pub batch_size: usize,
+    /// Hidden width.
+    pub hidden: usize,
+    /// Gradient-norm clip, if any.
+    pub clip_norm: Option<f32>,
+    /// Epochs completed (fewer than asked when the run diverged).
+    pub epochs_run: usize,
+    /// The epoch of the kept checkpoint (0: the initial weights).
+    pub best_epoch: usize,
+    /// Training MSE of the kept checkpoint.
+    pub train_mse: f64,
+    /// Validation MSE of the kept checkpoint.
+    pub valid_mse: f64,
+    /// Extrapolation MSE of the kept checkpoint.
+    pub extrapolation_mse: f64,
+    /// Extrapolation MSE of the same architecture at random initialisation, averaged over
+    /// [`BASELINE_INITS`] seeded initialisations.
+    pub random_init_extrapolation_mse: f64,
+    /// `100 × extrapolation_mse / random_init_extrapolation_mse` (the paper's Table 1 measure:
+    /// 0 is perfect, 100 no better than a random network).
+    pub normalized_extrapolation_error: f64,
+    /// Success threshold: `1e-3 ×` the variance of the extrapolation targets.
+    pub success_threshold: f64,
+    /// Whether `extrapolation_mse < success_threshold`.
+    pub success: bool,
+    /// Set when the loss turned NaN or infinite; training stopped there.
+    pub diverged: Option<Divergence>,
+    /// Training steps taken.
+    pub steps: usize,
+    /// Wall-clock seconds of the whole run, evaluation included.
+    pub wall_seconds: f64,
+    /// Training steps (forward, loss, backward, optimizer) per second, evaluation excluded.
+    pub steps_per_second: f64,
+    /// Metrics after every epoch, starting at epoch 0 (not written to JSON).
+    #[serde(skip)]
+    pub history: Vec<EpochMetrics>,
+}
+
+/// A finished run: its result and the kept checkpoint (on the plain, non-autodiff device).
+#[derive(Debug)]
+pub struct TrainedRun {
+    /// The result.
+    pub result: RunResult,
+    /// The weights with the lowest validation MSE.
+    pub model: StaticToyModel,
+}
+
+/// Number of random initialisations averaged for the normalised error.
+pub const BASELINE_INITS: u64 = 10;
+/// Seeds of those initialisations: fixed, so every run of a task shares the same baseline model.
+const BASELINE_SEED: u64 = 1_000_000;
+
+/// Mean extrapolation MSE of [`BASELINE_INITS`] freshly initialised models.
+pub fn random_init_extrapolation_mse(data: &StaticToyData, hidden: usize, device: &Device) -> f64 {
+    let (x, y) = data.extrapolation.tensors(device);
+    let total: f64 = (0..BASELINE_INITS)
+        .map(|k| {
+            mse(
+                &StaticToyModel::init(hidden, BASELINE_SEED + k, device),
+                x.clone(),
+                y.clone(),
+            )
+        })
+        .sum();
+    total / BASELINE_INITS as f64
+}
+
+/// The three evaluation splits as tensors on the plain device.
+struct EvalSets {
+    sets: [(Tensor<2>, Tensor<2>); 3],
+}
+
+impl EvalSets {
+    fn new(data: &StaticToyData, device: &Device) -> Self {
+        Self {
+            sets: [&data.train, &data.valid, &data.extrapolation].map(|s| s.tensors(device)),
+        }
+    }
+
+    fn evaluate(&self, model: &StaticToyModel, epoch: usize) -> EpochMetrics {
+        let [train, valid, extra] = self
+            .sets
+            .each_ref()
+            .map(|(x, y)| mse(model, x.clone(), y.clone()));
+        EpochMetrics {
+            epoch,
+            train_mse: train,
+            valid_mse: valid,
+            extrapolation_mse: extra,
+        }
+    }
+}
+
+/// What a run has done so far.
+struct Progress {
+    history: Vec<EpochMetrics>,
+    steps: usize,
+    diverged: Option<Divergence>,
+    /// Seconds spent in training steps, evaluation excluded.
+    step_seconds: f64,
+}
+
+/// Trains a [`StaticToyModel`] on `data` and keeps the checkpoint with the lowest validation MSE.
+///
+/// `device` is a plain device; training runs on its autodiff twin. `on_epoch` sees the metrics
+/// after every epoch (for progress reporting). A step whose loss is NaN or infinite stops the
+/// run; the result records where, and keeps the best checkpoint so far.
+///
+/// # Panics
+///
+/// On an invalid `config` (see [`TrainConfig::validate`]).
+pub fn train(
+    data: &StaticToyData,
+    config: &TrainConfig,
+    device: &Device,
+    on_epoch: &mut dyn FnMut(&EpochMetrics),
+) -> TrainedRun {
+    if let Err(err) = config.validate() {
+        panic!("{err}");
+    }
+    let started = Instant::now();
+    let ad = device.clone().autodiff();
+    let mut model = StaticToyModel::init(config.hidden, config.seed, &ad);
+    let mut optim = config.optimizer();
+    let (x_train, y_train) = data.train.tensors(&ad);
+    let eval = EvalSets::new(data, device);
+    let mut shuffle_rng = StdRng::seed_from_u64(config.seed ^ 0x5EED_5EED_5EED_5EED);
+    let mut order: Vec<i64> = (0..data.train.rows() as i64).collect();
+
+    let initial = eval.evaluate(&model.valid(), 0);
+    let mut best = (model.valid(), initial);
+    let mut progress = Progress {
+        history: vec![initial],
+        steps: 0,
+        diverged: None,
+        step_seconds: 0.0,
+    };
+    for epoch in 1..=config.epochs {
+        let epoch_started = Instant::now();
+        order.shuffle(&mut shuffle_rng);
+        let perm = Tensor::<1, Int>::from_data(TensorData::new(order.clone(), [order.len()]), &ad);
+        let xs = x_train.clone().select(0, perm.clone());
+        let ys = y_train.clone().select(0, perm);
+        let bad_loss;
+        (model, bad_loss) = train_epoch(model, &mut optim, xs, ys, config, &mut progress.steps);
+        progress.step_seconds += epoch_started.elapsed().as_secs_f64();
+        if let Some(loss) = bad_loss {
+            let step = progress.steps;
+            progress.diverged = Some(Divergence { epoch, step, loss });
+            break;
+        }
+        let metrics = eval.evaluate(&model.valid(), epoch);
+        progress.history.push(metrics);
+        on_epoch(&metrics);
+        if metrics.valid_mse < best.1.valid_mse {
+            best = (model.valid(), metrics);
+        }
+    }
+
+    let (model, best_metrics) = best;
+    let mut result = run_result(data, config, best_metrics, progress, device);
+    result.wall_seconds = started.elapsed().as_secs_f64();
+    TrainedRun { result, model }
+}
+
+/// One pass over `(xs, ys)` in mini-batches of `config.batch_size`, counting `steps`.
+///
+/// Stops before the update at the first loss that is NaN or infinite, and returns that loss.
+fn train_epoch(
+    mut model: StaticToyModel,
+    optim: &mut ModuleOptimizer,
+    xs: Tensor<2>,
+    ys: Tensor<2>,
+    config: &TrainConfig,
+    steps: &mut usize,
+) -> (StaticToyModel, Option<f64>) {
+    let rows = ys.dims()[0];
+    for start in (0..rows).step_by(config.batch_size) {
+        let len = config.batch_size.min(rows - start);
+        let err = model
+            .forward(xs.clone().narrow(0, start, len))
+            .sub(ys.clone().narrow(0, start, len));
+        let loss = err.clone().mul(err).mean();
+        *steps += 1;
+        let value = loss.clone().into_scalar::<f64>();
+        if !value.is_finite() {
+            return (model, Some(value));
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(config.lr, model, grads);
+    }
+    (model, None)
+}
+
+/// The result of a finished run whose kept checkpoint scored `best` (`wall_seconds` unset).
+fn run_result(
+    data: &StaticToyData,
+    config: &TrainConfig,
+    best: EpochMetrics,
+    progress: Progress,
+    device: &Device,
+) -> RunResult {
+    let baseline = random_init_extrapolation_mse(data, config.hidden, device);
+    let success_threshold = 1e-3 * data.extrapolation.target_variance();
+    RunResult {
+        task: data.op,
+        optimizer: config.optimizer,
+        seed: config.seed,
+        lr: config.lr,
+        batch_size: config.batch_size,
+        hidden: config.hidden,
+        clip_norm: config.clip_norm,
+        epochs_run: progress.history.len() - 1,
+        best_epoch: best.epoch,
+        train_mse: best.train_mse,
+        valid_mse: best.valid_mse,
+        extrapolation_mse: best.extrapolation_mse,
+        random_init_extrapolation_mse: baseline,
+        normalized_extrapolation_error: 100.0 * best.extrapolation_mse / baseline,
+        success_threshold,
+        success: best.extrapolation_mse < success_threshold,
+        diverged: progress.diverged,
+        steps: progress.steps,
+        wall_seconds: 0.0,
+        steps_per_second: progress.steps as f64 / progress.step_seconds.max(f64::MIN_POSITIVE),
+        history: progress.history,
+    }
+}

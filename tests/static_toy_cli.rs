@@ -1,0 +1,164 @@
+//! The static_toy example's command line: argument errors and the files `--out` writes.
+//!
+//! `cargo test` builds the examples next to the test binaries; these tests run that build.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn example() -> PathBuf {
+    // target/<profile>/deps/static_toy_cli-<hash> → target/<profile>/examples/static_toy
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    let path = profile_dir
+        .join("examples")
+        .join(format!("static_toy{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "{} is missing: run through `cargo test`",
+        path.display()
+    );
+    path
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(example()).args(args).output().unwrap()
+}
+
+/// Exit code 2 and exactly one line on stderr containing `expected`.
+fn assert_argument_error(args: &[&str], expected: &str) {
+    let out = run(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+    assert!(stderr.contains(expected), "{args:?}: {stderr}");
+}
+
+#[test]
+fn unknown_task_is_refused() {
+    assert_argument_error(
+        &["--task", "pow"],
+        "invalid value 'pow' for '--task <NAME>': unknown task 'pow' (expected one of add, sub, mul, div, square, sqrt)",
+    );
+}
+
+#[test]
+fn non_positive_learning_rate_is_refused() {
+    assert_argument_error(
+        &["--lr", "0"],
+        "'--lr <LR>': must be a finite number greater than 0, got 0",
+    );
+    assert_argument_error(
+        &["--lr=-0.5"],
+        "'--lr <LR>': must be a finite number greater than 0, got -0.5",
+    );
+}
+
+#[test]
+fn zero_epochs_are_refused() {
+    assert_argument_error(
+        &["--epochs", "0"],
+        "'--epochs <EPOCHS>': must be at least 1, got 0",
+    );
+}
+
+#[test]
+fn unknown_optimizer_is_refused() {
+    assert_argument_error(
+        &["--optimizer", "sgd"],
+        "unknown optimizer 'sgd' (expected adam or rmsprop)",
+    );
+}
+
+#[test]
+fn unwritable_out_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"").unwrap();
+    // A directory cannot be created below a regular file, whoever runs the test.
+    let out = file.join("results");
+    assert_argument_error(&["--out", out.to_str().unwrap()], "--out");
+}
+
+#[test]
+fn out_dir_receives_results_weights_and_plots() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&[
+        "--task",
+        "add",
+        "--task",
+        "div",
+        "--epochs",
+        "2",
+        "--seeds",
+        "2",
+        "--quiet",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("| Operation | Seed | Train Loss | Extrapolated Test Loss |"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("| Operation | Success |"),
+        "per-task summary for --seeds: {stdout}"
+    );
+
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("results.json")).unwrap()).unwrap();
+    let runs = json.as_array().unwrap();
+    assert_eq!(runs.len(), 4, "one object per task and seed");
+    let fields = [
+        "task",
+        "optimizer",
+        "seed",
+        "lr",
+        "batch_size",
+        "hidden",
+        "clip_norm",
+        "epochs_run",
+        "best_epoch",
+        "train_mse",
+        "valid_mse",
+        "extrapolation_mse",
+        "random_init_extrapolation_mse",
+        "normalized_extrapolation_error",
+        "success_threshold",
+        "success",
+        "diverged",
+        "steps",
+        "wall_seconds",
+        "steps_per_second",
+    ];
+    for run in runs {
+        let obj = run.as_object().unwrap();
+        let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+        keys.sort();
+        let mut expected = fields.to_vec();
+        expected.sort();
+        assert_eq!(keys, expected);
+        assert_eq!(obj["epochs_run"], 2);
+        assert_eq!(
+            obj["steps"],
+            2 * 16,
+            "1000 rows in batches of 64: 16 steps per epoch"
+        );
+    }
+    assert_eq!(runs[0]["task"], "add");
+    assert_eq!(runs[3]["task"], "div");
+    assert_eq!(runs[3]["seed"], 1);
+
+    let csv = std::fs::read_to_string(dir.path().join("results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 5, "header and four rows");
+    for stem in ["add-seed0", "add-seed1", "div-seed0", "div-seed1"] {
+        assert!(dir.path().join(format!("{stem}.bpk")).is_file(), "{stem}");
+        let svg = std::fs::read_to_string(dir.path().join(format!("{stem}.svg"))).unwrap();
+        assert!(svg.starts_with("<svg"), "{stem}");
+    }
+}
