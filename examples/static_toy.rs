@@ -10,29 +10,43 @@ use std::time::Instant;
 
 use burn::module::Module;
 use burn::tensor::Device;
+use burn_nalu::RegularizerSchedule;
 use burn_nalu::experiments::report::{self, format_metric};
 use burn_nalu::experiments::{
-    Operation, OptimizerKind, ROWS, RunResult, StaticToyData, TrainConfig, train,
+    ModelKind, Operation, OptimizerKind, ROWS, RunResult, StaticToyData, TrainConfig, train,
 };
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
-/// Train a two-layer NALU on the static toy tasks and report train and extrapolation loss.
+/// Train two-layer stacks of arithmetic units on the static toy tasks and report train and
+/// extrapolation loss.
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Cli {
     /// Task to run: add, sub, mul, div, square or sqrt (repeatable; default: all six).
     #[arg(long = "task", value_name = "NAME")]
     tasks: Vec<Operation>,
-    /// Optimizer: adam or rmsprop (Keras defaults for both).
-    #[arg(long, default_value = "rmsprop")]
-    optimizer: OptimizerKind,
-    /// Learning rate (default: the reference's per-task recipe).
+    /// Model: nalu, nac, nau-nmu, inalu, npu, realnpu, or all (repeatable; default: nalu).
+    #[arg(long = "model", value_name = "NAME", value_parser = parse_models)]
+    models: Vec<Vec<ModelKind>>,
+    /// Optimizer: adam or rmsprop, with Keras's defaults (default: the model's recipe).
+    #[arg(long)]
+    optimizer: Option<OptimizerKind>,
+    /// Learning rate (default: the model's per-task recipe).
     #[arg(long, value_parser = positive_f64)]
     lr: Option<f64>,
-    /// Epochs (default: the reference's per-task recipe).
+    /// Epochs (default: the model's per-task recipe).
     #[arg(long, value_parser = at_least_one)]
     epochs: Option<usize>,
+    /// Final weight of the sparsity regulariser (default: the model's recipe; 0 turns it off).
+    #[arg(long, value_name = "F", value_parser = non_negative_f64)]
+    reg_lambda: Option<f64>,
+    /// Step at which the regulariser starts to ramp up (default: the model's recipe).
+    #[arg(long, value_name = "STEP")]
+    reg_start: Option<usize>,
+    /// Step at which the regulariser reaches its final weight (default: the model's recipe).
+    #[arg(long, value_name = "STEP")]
+    reg_end: Option<usize>,
     /// Mini-batch size.
     #[arg(long, default_value_t = 64, value_parser = at_least_one)]
     batch_size: usize,
@@ -62,6 +76,21 @@ fn positive_f64(s: &str) -> Result<f64, String> {
         Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
         Ok(v) => Err(format!("must be a finite number greater than 0, got {v}")),
         Err(e) => Err(e.to_string()),
+    }
+}
+
+fn non_negative_f64(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        Ok(v) => Err(format!("must be a finite number of at least 0, got {v}")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn parse_models(s: &str) -> Result<Vec<ModelKind>, String> {
+    match s {
+        "all" => Ok(ModelKind::ALL.to_vec()),
+        _ => s.parse().map(|m| vec![m]),
     }
 }
 
@@ -122,6 +151,11 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
     } else {
         cli.tasks.clone()
     };
+    let mut models: Vec<ModelKind> = cli.models.iter().flatten().copied().collect();
+    if models.is_empty() {
+        models.push(ModelKind::Nalu);
+    }
+    models.dedup();
     let device = Device::default();
     let show_progress = !cli.quiet && std::io::stdout().is_terminal();
     let started = Instant::now();
@@ -134,9 +168,12 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let mut results = Vec::new();
-    for &op in &tasks {
+    let runs = models
+        .iter()
+        .flat_map(|&m| tasks.iter().map(move |&op| (m, op)));
+    for (model, op) in runs {
         for seed in cli.seed..cli.seed + cli.seeds as u64 {
-            let config = train_config(cli, op, seed);
+            let config = train_config(cli, model, op, seed);
             let data = StaticToyData::generate(op, ROWS, seed);
             let bar = progress_bar(show_progress, op, &config);
             let run = train(&data, &config, &device, &mut |m| {
@@ -148,9 +185,9 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                 print_run(&run.result);
             }
             if let Some(dir) = &cli.out {
-                let stem = format!("{op}-seed{seed}");
+                let stem = format!("{model}-{op}-seed{seed}");
                 run.model.save_file(dir.join(format!("{stem}.bpk")))?;
-                let title = format!("{} (seed {seed}): MSE per epoch", op.formula());
+                let title = format!("{model}, {} (seed {seed}): MSE per epoch", op.formula());
                 report::plot_history(
                     &dir.join(format!("{stem}.svg")),
                     &title,
@@ -163,7 +200,14 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
 
     println!("\n{}", report::results_table(&results));
     if cli.seeds > 1 {
-        println!("{}", report::summary_table(&report::summarize(&results)));
+        let summaries = report::summarize(&results);
+        println!("{}", report::summary_table(&summaries));
+        if models.len() > 1 {
+            println!(
+                "Successes per task and model:\n\n{}",
+                report::success_matrix(&summaries)
+            );
+        }
     }
     if let Some(dir) = &cli.out {
         report::write_json(&dir.join("results.json"), &results)?;
@@ -175,16 +219,28 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-fn train_config(cli: &Cli, op: Operation, seed: u64) -> TrainConfig {
-    let recipe = op.reference_recipe();
+/// The model's recipe for `op`, with whatever the command line overrides.
+fn train_config(cli: &Cli, model: ModelKind, op: Operation, seed: u64) -> TrainConfig {
+    let recipe = TrainConfig::recipe(model, op, seed);
+    let schedule = recipe.regularizer.unwrap_or(RegularizerSchedule {
+        lambda: 0.0,
+        start: 0,
+        end: 0,
+    });
+    let regularizer = RegularizerSchedule {
+        lambda: cli.reg_lambda.unwrap_or(schedule.lambda),
+        start: cli.reg_start.unwrap_or(schedule.start),
+        end: cli.reg_end.unwrap_or(schedule.end),
+    };
     TrainConfig {
-        optimizer: cli.optimizer,
+        optimizer: cli.optimizer.unwrap_or(recipe.optimizer),
         lr: cli.lr.unwrap_or(recipe.lr),
         epochs: cli.epochs.unwrap_or(recipe.epochs),
         batch_size: cli.batch_size,
         hidden: cli.hidden,
-        seed,
         clip_norm: cli.clip_norm.map(|c| c as f32),
+        regularizer: (regularizer.lambda > 0.0).then_some(regularizer),
+        ..recipe
     }
 }
 
@@ -197,13 +253,14 @@ fn progress_bar(show: bool, op: Operation, config: &TrainConfig) -> ProgressBar 
         .expect("valid template")
         .progress_chars("=> ");
     bar.set_style(style);
-    bar.set_prefix(format!("{op} seed {}", config.seed));
+    bar.set_prefix(format!("{} {op} seed {}", config.model, config.seed));
     bar
 }
 
 fn print_run(r: &RunResult) {
     let mut line = format!(
-        "{:>6} seed {:<3} extrapolation MSE {:>10}  train MSE {:>10}  {:.1} s  {}",
+        "{:>7} {:>6} seed {:<3} extrapolation MSE {:>10}  train MSE {:>10}  {:.1} s  {}",
+        r.model.name(),
         r.task.name(),
         r.seed,
         format_metric(r.extrapolation_mse),

@@ -25,6 +25,15 @@ impl ConfigError {
         self.field
     }
 
+    /// An error for `config.field`, whose value `reason` explains (`"must be …, got …"`).
+    pub(crate) fn new(config: &'static str, field: &'static str, reason: String) -> Self {
+        Self {
+            config,
+            field,
+            reason,
+        }
+    }
+
     /// Refuses a layer size of zero.
     pub(crate) fn check_size(
         config: &'static str,
@@ -32,11 +41,7 @@ impl ConfigError {
         value: usize,
     ) -> Result<(), Self> {
         if value == 0 {
-            return Err(Self {
-                config,
-                field,
-                reason: "must be at least 1, got 0".into(),
-            });
+            return Err(Self::new(config, field, "must be at least 1, got 0".into()));
         }
         Ok(())
     }
@@ -48,11 +53,8 @@ impl ConfigError {
         value: f64,
     ) -> Result<(), Self> {
         if !(value.is_finite() && value > 0.0) {
-            return Err(Self {
-                config,
-                field,
-                reason: format!("must be finite and greater than 0, got {value}"),
-            });
+            let reason = format!("must be finite and greater than 0, got {value}");
+            return Err(Self::new(config, field, reason));
         }
         Ok(())
     }

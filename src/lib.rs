@@ -8,10 +8,21 @@
 //! - [`Nac`] (neural accumulator, Trask et al. 2018): `W = tanh(Ŵ) ⊙ σ(M̂)`, `y = x·W`.
 //! - [`Nalu`] (neural arithmetic logic unit): `a = x·W`, `m = exp(log(|x| + ε)·W)`,
 //!   `g = σ(x·G)`, `y = g⊙a + (1 − g)⊙m`; without gating, `y = a + m`.
+//! - [`Nau`] (neural addition unit, Madsen & Johansen 2020): `z = x·W`, `W ∈ [−1, 1]`.
+//! - [`Nmu`] (neural multiplication unit, same paper): `z_j = Π_i (W_ij·x_i + 1 − W_ij)`,
+//!   `W ∈ [0, 1]`.
+//! - [`Inalu`] (improved NALU, Schlör et al. 2020): separate weights, capped log path, sign
+//!   recovery, input-independent gate.
+//! - [`Npu`] and [`RealNpu`] (neural power units, Heim et al. 2020): `z = exp(log r·W_re − k·W_im)
+//!   ⊙ cos(log r·W_im + k·W_re)`, real powers of inputs of any sign.
 //!
-//! The math the units share (the NAC weight transform, the log-space product, the gate mix)
-//! lives in [`ops`]. [`experiments`] holds the static-toy experiments of the NALU paper (data,
-//! training loop, reports) that `examples/static_toy.rs` runs.
+//! The units with a training recipe of their own expose it as plain functions any training loop
+//! can call: a sparsity regulariser (`regularizer`), weighted over time by a
+//! [`RegularizerSchedule`], and a projection after each optimizer step (`clamp_weights`);
+//! [`ArithmeticUnit`] gives all units one interface. The math the units share (the NAC weight
+//! transform, the log-space product, the NMU product, the gate mix) lives in [`ops`].
+//! [`experiments`] holds the static-toy experiments of the NALU paper (data, training loop,
+//! reports) that `examples/static_toy.rs` runs.
 //!
 //! # A two-layer model
 //!
@@ -61,13 +72,25 @@
 
 mod error;
 pub mod experiments;
+pub mod inalu;
 pub mod nac;
 pub mod nalu;
+pub mod nau;
+pub mod nmu;
+pub mod npu;
 pub mod ops;
+mod schedule;
+mod unit;
 
 pub use error::ConfigError;
+pub use inalu::{Inalu, InaluConfig};
 pub use nac::{Nac, NacConfig};
 pub use nalu::{Nalu, NaluConfig};
+pub use nau::{Nau, NauConfig};
+pub use nmu::{Nmu, NmuConfig};
+pub use npu::{Npu, NpuConfig, RealNpu};
+pub use schedule::RegularizerSchedule;
+pub use unit::ArithmeticUnit;
 
 /// The README's code compiles and runs as a doctest.
 #[cfg(doctest)]

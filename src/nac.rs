@@ -1,7 +1,7 @@
 //! The neural accumulator (NAC) of Trask et al. 2018, "Neural Arithmetic Logic Units".
 
 use burn::config::Config;
-use burn::module::{Content, DisplaySettings, Module, ModuleDisplay, Param};
+use burn::module::{Module, Param};
 use burn::nn::Initializer;
 use burn::tensor::{Device, Tensor};
 
@@ -98,21 +98,6 @@ impl Nac {
     /// The size of the output features.
     pub fn d_output(&self) -> usize {
         self.w_hat.lazy_shape()[1]
-    }
-}
-
-impl ModuleDisplay for Nac {
-    fn custom_settings(&self) -> Option<DisplaySettings> {
-        DisplaySettings::new()
-            .with_new_line_after_attribute(false)
-            .optional()
-    }
-
-    fn custom_content(&self, content: Content) -> Option<Content> {
-        content
-            .add("d_input", &self.d_input())
-            .add("d_output", &self.d_output())
-            .optional()
     }
 }
 

@@ -139,9 +139,7 @@ impl Nalu {
 
 impl ModuleDisplay for Nalu {
     fn custom_settings(&self) -> Option<DisplaySettings> {
-        DisplaySettings::new()
-            .with_new_line_after_attribute(false)
-            .optional()
+        ops::inline_display()
     }
 
     fn custom_content(&self, content: Content) -> Option<Content> {

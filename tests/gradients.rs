@@ -1,14 +1,18 @@
-//! Gradients of every parameter and of the input against central finite differences, in f64.
+//! Gradients of every parameter and of the input against central finite differences, in f64,
+//! for every unit.
 
 mod common;
 
 use std::sync::OnceLock;
 
-use burn::tensor::{Device, FloatDType, Gradients, Tensor};
-use burn_nalu::{Nac, Nalu};
-use common::{NaluWeights, inputs, matrix, to_f64, values};
+use burn::module::Param;
+use burn::tensor::{Device, FloatDType, Tensor, TensorData};
+use burn_nalu::{InaluConfig, Nac, NaluConfig, Nau, Nmu, NpuConfig};
+use common::{inputs, to_f64, values};
 
 const BATCH: usize = 5;
+const D_IN: usize = 4;
+const D_OUT: usize = 3;
 const STEP: f64 = 1e-6;
 /// Central differences with step 1e-6 are accurate to about 1e-9 here; 1e-6 leaves a margin
 /// while any wrong or missing term is off by O(1).
@@ -28,131 +32,255 @@ fn f64_device() -> Device {
         .clone()
 }
 
-/// What a gradient is taken with respect to.
-#[derive(Clone, Copy, Debug)]
-enum Wrt {
-    WHat,
-    MHat,
-    Gate,
-    Input,
+/// One parameter's values and shape (`[n]` for gates, `[d_in, d_out]` for weights).
+#[derive(Clone)]
+struct Values {
+    shape: Vec<usize>,
+    data: Vec<f64>,
 }
 
-/// The layer under test, built from plain weights on any device.
-enum Unit {
-    Nac(Nac),
-    Nalu(Nalu),
+/// A parameter tensor as the unit receives it; on the autodiff device it is a leaf whose
+/// gradient the check reads back.
+#[derive(Clone)]
+enum Leaf {
+    Matrix(Tensor<2>),
+    Vector(Tensor<1>),
 }
 
-impl Unit {
-    fn build(nac: bool, weights: &NaluWeights, device: &Device) -> Self {
-        if nac {
-            Unit::Nac(weights.nac(device))
-        } else {
-            Unit::Nalu(weights.nalu(device))
-        }
-    }
-
-    fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        match self {
-            Unit::Nac(nac) => nac.forward(x),
-            Unit::Nalu(nalu) => nalu.forward(x),
-        }
-    }
-
-    fn param_grad(&self, wrt: Wrt, grads: &Gradients) -> Option<Tensor<2>> {
-        let nac = match self {
-            Unit::Nac(nac) => nac,
-            Unit::Nalu(nalu) => &nalu.nac,
+impl Leaf {
+    fn new(v: &Values, device: &Device, track: bool) -> Self {
+        let data = TensorData::new(v.data.clone(), v.shape.clone());
+        let leaf = match v.shape.len() {
+            1 => Leaf::Vector(Tensor::from_data(data, device)),
+            _ => Leaf::Matrix(Tensor::from_data(data, device)),
         };
-        match (wrt, self) {
-            (Wrt::WHat, _) => nac.w_hat.grad(grads),
-            (Wrt::MHat, _) => nac.m_hat.grad(grads),
-            (Wrt::Gate, Unit::Nalu(nalu)) => nalu.gate.as_ref()?.grad(grads),
-            _ => None,
+        if !track {
+            return leaf;
+        }
+        match leaf {
+            Leaf::Matrix(t) => Leaf::Matrix(t.require_grad()),
+            Leaf::Vector(t) => Leaf::Vector(t.require_grad()),
         }
     }
+
+    fn matrix(&self) -> Param<Tensor<2>> {
+        match self {
+            Leaf::Matrix(t) => Param::from_tensor(t.clone()),
+            Leaf::Vector(_) => panic!("expected a matrix"),
+        }
+    }
+
+    fn vector(&self) -> Param<Tensor<1>> {
+        match self {
+            Leaf::Vector(t) => Param::from_tensor(t.clone()),
+            Leaf::Matrix(_) => panic!("expected a vector"),
+        }
+    }
+
+    fn grad(&self, grads: &burn::tensor::Gradients) -> Option<Vec<f64>> {
+        match self {
+            Leaf::Matrix(t) => t.grad(grads).map(to_f64),
+            Leaf::Vector(t) => t.grad(grads).map(to_f64),
+        }
+    }
+}
+
+type Forward = Box<dyn Fn(Tensor<2>) -> Tensor<2>>;
+
+/// A unit under test: its parameters and how to build it from them.
+struct Case {
+    name: &'static str,
+    params: Vec<Values>,
+    build: fn(&[Leaf], &Device) -> Forward,
+}
+
+fn matrix(seed: u64, scale: f64) -> Values {
+    Values {
+        shape: vec![D_IN, D_OUT],
+        data: values(D_IN * D_OUT, seed, scale),
+    }
+}
+
+fn vector(n: usize, seed: u64, offset: f64, scale: f64) -> Values {
+    Values {
+        shape: vec![n],
+        data: values(n, seed, scale)
+            .into_iter()
+            .map(|v| offset + v)
+            .collect(),
+    }
+}
+
+fn nac(p: &[Leaf]) -> Nac {
+    Nac {
+        w_hat: p[0].matrix(),
+        m_hat: p[1].matrix(),
+    }
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        Case {
+            name: "nac",
+            params: vec![matrix(1, 1.5), matrix(2, 1.5)],
+            build: |p, _| {
+                let unit = nac(p);
+                Box::new(move |x| unit.forward(x))
+            },
+        },
+        Case {
+            name: "nalu (gated)",
+            params: vec![matrix(3, 1.5), matrix(4, 1.5), matrix(5, 1.0)],
+            build: |p, device| {
+                let mut unit = NaluConfig::new(D_IN, D_OUT).init(device);
+                unit.nac = nac(p);
+                unit.gate = Some(p[2].matrix());
+                Box::new(move |x| unit.forward(x))
+            },
+        },
+        Case {
+            name: "nalu (ungated)",
+            params: vec![matrix(6, 1.5), matrix(7, 1.5)],
+            build: |p, device| {
+                let mut unit = NaluConfig::new(D_IN, D_OUT)
+                    .with_use_gating(false)
+                    .init(device);
+                unit.nac = nac(p);
+                Box::new(move |x| unit.forward(x))
+            },
+        },
+        Case {
+            name: "nau",
+            params: vec![matrix(8, 1.0)],
+            build: |p, _| {
+                let unit = Nau {
+                    weight: p[0].matrix(),
+                };
+                Box::new(move |x| unit.forward(x))
+            },
+        },
+        Case {
+            name: "nmu",
+            params: vec![matrix(9, 0.5)],
+            build: |p, _| {
+                let unit = Nmu {
+                    weight: p[0].matrix(),
+                };
+                Box::new(move |x| unit.forward(x))
+            },
+        },
+        Case {
+            name: "inalu",
+            params: vec![
+                matrix(10, 1.5),
+                matrix(11, 1.5),
+                matrix(12, 1.5),
+                matrix(13, 1.5),
+                vector(D_OUT, 14, 0.0, 1.0),
+            ],
+            build: |p, device| {
+                let mut unit = InaluConfig::new(D_IN, D_OUT).init(device);
+                unit.add = nac(&p[0..2]);
+                unit.mul = nac(&p[2..4]);
+                unit.gate = p[4].vector();
+                Box::new(move |x| unit.forward(x))
+            },
+        },
+        Case {
+            name: "npu",
+            params: vec![matrix(15, 1.0), matrix(16, 0.5), vector(D_IN, 17, 0.5, 0.3)],
+            build: |p, device| {
+                let mut unit = NpuConfig::new(D_IN, D_OUT).init(device);
+                unit.w_re = p[0].matrix();
+                unit.w_im = p[1].matrix();
+                unit.gate = p[2].vector();
+                Box::new(move |x| unit.forward(x))
+            },
+        },
+        Case {
+            name: "realnpu",
+            params: vec![matrix(18, 1.0), vector(D_IN, 19, 0.5, 0.3)],
+            build: |p, device| {
+                let mut unit = NpuConfig::new(D_IN, D_OUT).init_real(device);
+                unit.w_re = p[0].matrix();
+                unit.gate = p[1].vector();
+                Box::new(move |x| unit.forward(x))
+            },
+        },
+    ]
 }
 
 /// The scalar `L = Σ y ⊙ R` with a fixed `R`, so every output element counts with its own weight.
 fn loss(y: Tensor<2>, device: &Device) -> Tensor<1> {
     let [rows, cols] = y.dims();
-    y.mul(matrix(&values(rows * cols, 99, 1.0), rows, cols, device))
-        .sum()
+    let r = Tensor::<2>::from_data(
+        TensorData::new(values(rows * cols, 99, 1.0), [rows, cols]),
+        device,
+    );
+    y.mul(r).sum()
 }
 
-/// Adds `delta` to element `i` of the weights or the input that `wrt` names.
-fn perturbed(
-    w: &NaluWeights,
-    x: &[f64],
-    wrt: Wrt,
-    i: usize,
-    delta: f64,
-) -> (NaluWeights, Vec<f64>) {
-    let (mut w, mut x) = (w.clone(), x.to_vec());
-    match wrt {
-        Wrt::WHat => w.w_hat[i] += delta,
-        Wrt::MHat => w.m_hat[i] += delta,
-        Wrt::Gate => w.gate.as_mut().expect("gated weights")[i] += delta,
-        Wrt::Input => x[i] += delta,
-    }
-    (w, x)
+fn eval(case: &Case, params: &[Values], x: &Values, device: &Device) -> f64 {
+    let leaves: Vec<Leaf> = params.iter().map(|v| Leaf::new(v, device, false)).collect();
+    let Leaf::Matrix(x) = Leaf::new(x, device, false) else {
+        unreachable!()
+    };
+    loss((case.build)(&leaves, device)(x), device).into_scalar::<f64>()
 }
 
-/// Checks the autodiff gradient of every element named by `wrts` against central differences.
-fn check(nac: bool, weights: &NaluWeights, wrts: &[Wrt]) {
+/// Checks the autodiff gradient of every parameter element and input element of `case`.
+/// Inputs have both signs and stay at least 0.2 away from zero, where `|x|` has no derivative.
+fn check(case: &Case) {
     let device = f64_device();
     let ad = device.clone().autodiff();
-    let d_in = weights.d_input;
-    let x = inputs(BATCH, d_in, 7);
-
-    let unit = Unit::build(nac, weights, &ad);
-    let x_ad = matrix(&x, BATCH, d_in, &ad).require_grad();
-    let grads = loss(unit.forward(x_ad.clone()), &ad).backward();
-
-    let eval = |w: &NaluWeights, x: &[f64]| -> f64 {
-        let y = Unit::build(nac, w, &device).forward(matrix(x, BATCH, d_in, &device));
-        loss(y, &device).into_scalar::<f64>()
+    let x = Values {
+        shape: vec![BATCH, D_IN],
+        data: inputs(BATCH, D_IN, 7),
     };
+    let leaves: Vec<Leaf> = case
+        .params
+        .iter()
+        .map(|v| Leaf::new(v, &ad, true))
+        .collect();
+    let x_leaf = Leaf::new(&x, &ad, true);
+    let Leaf::Matrix(x_ad) = x_leaf.clone() else {
+        unreachable!()
+    };
+    let grads = loss((case.build)(&leaves, &ad)(x_ad), &ad).backward();
 
-    for &wrt in wrts {
-        let analytic = match wrt {
-            Wrt::Input => x_ad.grad(&grads),
-            _ => unit.param_grad(wrt, &grads),
+    // Position `params.len()` stands for the input.
+    for which in 0..=case.params.len() {
+        let (leaf, what) = match leaves.get(which) {
+            Some(leaf) => (leaf, format!("{} param {which}", case.name)),
+            None => (&x_leaf, format!("{} input", case.name)),
         };
-        let analytic = to_f64(analytic.unwrap_or_else(|| panic!("no gradient for {wrt:?}")));
+        let analytic = leaf
+            .grad(&grads)
+            .unwrap_or_else(|| panic!("{what}: no gradient"));
         for (i, &a) in analytic.iter().enumerate() {
-            let (wp, xp) = perturbed(weights, &x, wrt, i, STEP);
-            let (wm, xm) = perturbed(weights, &x, wrt, i, -STEP);
-            let numeric = (eval(&wp, &xp) - eval(&wm, &xm)) / (2.0 * STEP);
+            let at = |delta: f64| {
+                let (mut params, mut x) = (case.params.clone(), x.clone());
+                match params.get_mut(which) {
+                    Some(p) => p.data[i] += delta,
+                    None => x.data[i] += delta,
+                }
+                eval(case, &params, &x, &device)
+            };
+            let numeric = (at(STEP) - at(-STEP)) / (2.0 * STEP);
             let err = (a - numeric).abs() / (1.0 + numeric.abs());
             assert!(
                 err < TOLERANCE,
-                "{wrt:?}[{i}]: autodiff {a}, finite difference {numeric} (error {err:e})"
+                "{what}[{i}]: autodiff {a}, finite difference {numeric} (error {err:e})"
             );
         }
     }
 }
 
 #[test]
-fn nac_gradients_match_finite_differences() {
-    let weights = NaluWeights::random(4, 3, false, 1);
-    check(true, &weights, &[Wrt::WHat, Wrt::MHat, Wrt::Input]);
-}
-
-#[test]
-fn gated_nalu_gradients_match_finite_differences() {
-    let weights = NaluWeights::random(4, 3, true, 2);
-    check(
-        false,
-        &weights,
-        &[Wrt::WHat, Wrt::MHat, Wrt::Gate, Wrt::Input],
-    );
-}
-
-#[test]
-fn ungated_nalu_gradients_match_finite_differences() {
-    let weights = NaluWeights::random(4, 3, false, 3);
-    check(false, &weights, &[Wrt::WHat, Wrt::MHat, Wrt::Input]);
+fn every_unit_matches_finite_differences() {
+    for case in cases() {
+        check(&case);
+    }
 }
 
 #[test]
@@ -160,6 +288,6 @@ fn computation_really_runs_in_f64() {
     // 1 + 1e-12 is representable in f64 and rounds to 1 in f32: a silent f32 fallback would
     // make every finite difference above meaningless.
     let device = f64_device();
-    let t = matrix(&[1.0 + 1e-12], 1, 1, &device);
+    let t = Tensor::<1>::from_data(TensorData::new(vec![1.0 + 1e-12], [1]), &device);
     assert_eq!(to_f64(t)[0], 1.0 + 1e-12);
 }

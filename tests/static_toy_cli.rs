@@ -62,6 +62,22 @@ fn zero_epochs_are_refused() {
 }
 
 #[test]
+fn unknown_model_is_refused() {
+    assert_argument_error(
+        &["--model", "mlp"],
+        "unknown model 'mlp' (expected one of nalu, nac, nau-nmu, inalu, npu, realnpu)",
+    );
+}
+
+#[test]
+fn negative_regularizer_weight_is_refused() {
+    assert_argument_error(
+        &["--reg-lambda=-1"],
+        "'--reg-lambda <F>': must be a finite number of at least 0, got -1",
+    );
+}
+
+#[test]
 fn unknown_optimizer_is_refused() {
     assert_argument_error(
         &["--optimizer", "sgd"],
@@ -77,6 +93,28 @@ fn unwritable_out_is_refused() {
     // A directory cannot be created below a regular file, whoever runs the test.
     let out = file.join("results");
     assert_argument_error(&["--out", out.to_str().unwrap()], "--out");
+}
+
+#[test]
+fn several_models_print_a_success_matrix() {
+    let out = run(&[
+        "--model", "nau-nmu", "--model", "realnpu", "--task", "add", "--epochs", "1", "--seeds",
+        "2", "--quiet",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("| Operation | nau-nmu | realnpu |"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("| a + b | 0/2 | 0/2 |"),
+        "one epoch solves nothing: {stdout}"
+    );
 }
 
 #[test]
@@ -115,6 +153,7 @@ fn out_dir_receives_results_weights_and_plots() {
     let runs = json.as_array().unwrap();
     assert_eq!(runs.len(), 4, "one object per task and seed");
     let fields = [
+        "model",
         "task",
         "optimizer",
         "seed",
@@ -132,6 +171,7 @@ fn out_dir_receives_results_weights_and_plots() {
         "success_threshold",
         "success",
         "diverged",
+        "restarts",
         "steps",
         "wall_seconds",
         "steps_per_second",
@@ -150,13 +190,23 @@ fn out_dir_receives_results_weights_and_plots() {
             "1000 rows in batches of 64: 16 steps per epoch"
         );
     }
+    assert_eq!(runs[0]["model"], "nalu");
     assert_eq!(runs[0]["task"], "add");
     assert_eq!(runs[3]["task"], "div");
     assert_eq!(runs[3]["seed"], 1);
 
     let csv = std::fs::read_to_string(dir.path().join("results.csv")).unwrap();
     assert_eq!(csv.lines().count(), 5, "header and four rows");
-    for stem in ["add-seed0", "add-seed1", "div-seed0", "div-seed1"] {
+    let columns = csv.lines().next().unwrap().split(',').count();
+    for row in csv.lines() {
+        assert_eq!(row.split(',').count(), columns, "{row}");
+    }
+    for stem in [
+        "nalu-add-seed0",
+        "nalu-add-seed1",
+        "nalu-div-seed0",
+        "nalu-div-seed1",
+    ] {
         assert!(dir.path().join(format!("{stem}.bpk")).is_file(), "{stem}");
         let svg = std::fs::read_to_string(dir.path().join(format!("{stem}.svg"))).unwrap();
         assert!(svg.starts_with("<svg"), "{stem}");

@@ -7,7 +7,7 @@ use std::path::Path;
 use burn::module::Module;
 use burn::tensor::Device;
 use burn_nalu::experiments::report::format_metric;
-use burn_nalu::experiments::{Operation, ROWS, StaticToyData, StaticToyModel, mse};
+use burn_nalu::experiments::{ModelKind, Operation, ROWS, StaticToyData, StaticToyModel, mse};
 
 fn weights_dir() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/weights"))
@@ -39,11 +39,12 @@ fn every_task_has_committed_weights() {
 fn committed_weights_reproduce_reported_extrapolation_mse() {
     let device = Device::default();
     for run in reported() {
+        let kind: ModelKind = run["model"].as_str().unwrap().parse().unwrap();
         let op: Operation = run["task"].as_str().unwrap().parse().unwrap();
         let seed = run["seed"].as_u64().unwrap();
         let hidden = run["hidden"].as_u64().unwrap() as usize;
-        let path = weights_dir().join(format!("{op}-seed{seed}.bpk"));
-        let model = StaticToyModel::init(hidden, 0, &device)
+        let path = weights_dir().join(format!("{kind}-{op}-seed{seed}.bpk"));
+        let model = StaticToyModel::init(kind, hidden, 0, &device)
             .try_load_file(&path)
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let data = StaticToyData::generate(op, ROWS, seed);
@@ -67,7 +68,8 @@ fn readme_reports_the_committed_results() {
     for run in reported() {
         let op: Operation = run["task"].as_str().unwrap().parse().unwrap();
         let row = format!(
-            "| {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} |",
+            run["model"].as_str().unwrap(),
             op.formula(),
             run["seed"],
             format_metric(run["train_mse"].as_f64().unwrap()),

@@ -22,7 +22,7 @@ mod task;
 mod train;
 
 pub use data::{N_FEATURES, ROWS, Split, StaticToyData};
-pub use model::{StaticToyModel, mse};
+pub use model::{ModelKind, Stack, StaticToyModel, mse};
 pub use task::{Operation, Recipe};
 pub use train::{
     BASELINE_INITS, Divergence, EpochMetrics, OptimizerKind, RunResult, TrainConfig, TrainedRun,

@@ -9,7 +9,7 @@ use std::path::Path;
 use plotters::prelude::*;
 use serde::Serialize;
 
-use super::{EpochMetrics, Operation, RunResult};
+use super::{EpochMetrics, ModelKind, Operation, RunResult};
 
 /// A metric as reports print it: `0` when exactly zero, otherwise three significant digits in
 /// scientific notation (`6.000e-3`), `NaN` or `inf`.
@@ -36,14 +36,15 @@ pub fn status(result: &RunResult) -> String {
 /// extrapolated test loss) plus validation loss, normalised error, epochs, time and speed.
 pub fn results_table(results: &[RunResult]) -> String {
     let mut out = String::from(
-        "| Operation | Seed | Train Loss | Extrapolated Test Loss | Valid Loss | Norm. Error | \
-         Best / Run Epochs | Wall s | Steps/s | Status |\n\
-         |---|---|---|---|---|---|---|---|---|---|\n",
+        "| Model | Operation | Seed | Train Loss | Extrapolated Test Loss | Valid Loss | \
+         Norm. Error | Best / Run Epochs | Wall s | Steps/s | Status |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in results {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {:.3} | {} / {} | {:.2} | {:.0} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {:.3} | {} / {} | {:.2} | {:.0} | {} |",
+            r.model,
             r.task.formula(),
             r.seed,
             format_metric(r.train_mse),
@@ -60,9 +61,11 @@ pub fn results_table(results: &[RunResult]) -> String {
     out
 }
 
-/// A task's results over several seeds.
+/// A model's results on a task over several seeds.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TaskSummary {
+    /// The model.
+    pub model: ModelKind,
     /// The task.
     pub task: Operation,
     /// Number of runs (seeds).
@@ -77,19 +80,23 @@ pub struct TaskSummary {
     pub median_normalized_error: f64,
 }
 
-/// Groups `results` by task (in order of first appearance) and summarises each group.
+/// Groups `results` by model and task (in order of first appearance) and summarises each group.
 pub fn summarize(results: &[RunResult]) -> Vec<TaskSummary> {
-    let mut tasks: Vec<Operation> = Vec::new();
+    let mut groups: Vec<(ModelKind, Operation)> = Vec::new();
     for r in results {
-        if !tasks.contains(&r.task) {
-            tasks.push(r.task);
+        if !groups.contains(&(r.model, r.task)) {
+            groups.push((r.model, r.task));
         }
     }
-    tasks
+    groups
         .into_iter()
-        .map(|task| {
-            let runs: Vec<&RunResult> = results.iter().filter(|r| r.task == task).collect();
+        .map(|(model, task)| {
+            let runs: Vec<&RunResult> = results
+                .iter()
+                .filter(|r| (r.model, r.task) == (model, task))
+                .collect();
             TaskSummary {
+                model,
                 task,
                 runs: runs.len(),
                 successes: runs.iter().filter(|r| r.success).count(),
@@ -121,13 +128,15 @@ pub fn median(values: impl Iterator<Item = f64>) -> f64 {
 /// The per-task success table printed for several seeds.
 pub fn summary_table(summaries: &[TaskSummary]) -> String {
     let mut out = String::from(
-        "| Operation | Success | Diverged | Median Extrapolated Test Loss | Median Norm. Error |\n\
-         |---|---|---|---|---|\n",
+        "| Model | Operation | Success | Diverged | Median Extrapolated Test Loss | \
+         Median Norm. Error |\n\
+         |---|---|---|---|---|---|\n",
     );
     for s in summaries {
         let _ = writeln!(
             out,
-            "| {} | {}/{} | {} | {} | {:.3} |",
+            "| {} | {} | {}/{} | {} | {} | {:.3} |",
+            s.model,
             s.task.formula(),
             s.successes,
             s.runs,
@@ -135,6 +144,39 @@ pub fn summary_table(summaries: &[TaskSummary]) -> String {
             format_metric(s.median_extrapolation_mse),
             s.median_normalized_error,
         );
+    }
+    out
+}
+
+/// Success counts with tasks as rows and models as columns (`9/10`; `-` where not run).
+pub fn success_matrix(summaries: &[TaskSummary]) -> String {
+    let mut models: Vec<ModelKind> = Vec::new();
+    let mut tasks: Vec<Operation> = Vec::new();
+    for s in summaries {
+        if !models.contains(&s.model) {
+            models.push(s.model);
+        }
+        if !tasks.contains(&s.task) {
+            tasks.push(s.task);
+        }
+    }
+    let names: Vec<&str> = models.iter().map(|m| m.name()).collect();
+    let mut out = format!(
+        "| Operation | {} |\n|---|{}\n",
+        names.join(" | "),
+        "---|".repeat(models.len())
+    );
+    for task in tasks {
+        let cells: Vec<String> = models
+            .iter()
+            .map(
+                |&m| match summaries.iter().find(|s| (s.model, s.task) == (m, task)) {
+                    Some(s) => format!("{}/{}", s.successes, s.runs),
+                    None => "-".into(),
+                },
+            )
+            .collect();
+        let _ = writeln!(out, "| {} | {} |", task.formula(), cells.join(" | "));
     }
     out
 }
@@ -148,10 +190,10 @@ pub fn write_json(path: &Path, results: &[RunResult]) -> Result<(), Box<dyn Erro
 }
 
 /// Column names of [`write_csv`].
-pub const CSV_HEADER: &str = "task,optimizer,seed,lr,batch_size,hidden,clip_norm,epochs_run,\
+pub const CSV_HEADER: &str = "model,task,optimizer,seed,lr,batch_size,hidden,clip_norm,epochs_run,\
 best_epoch,train_mse,valid_mse,extrapolation_mse,random_init_extrapolation_mse,\
-normalized_extrapolation_error,success_threshold,success,diverged_epoch,diverged_step,steps,\
-wall_seconds,steps_per_second";
+normalized_extrapolation_error,success_threshold,success,diverged_epoch,diverged_step,restarts,\
+steps,wall_seconds,steps_per_second";
 
 /// Writes `results` as CSV, one row per run (empty cells for absent values).
 pub fn write_csv(path: &Path, results: &[RunResult]) -> Result<(), Box<dyn Error>> {
@@ -161,7 +203,8 @@ pub fn write_csv(path: &Path, results: &[RunResult]) -> Result<(), Box<dyn Error
     for r in results {
         writeln!(
             file,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            r.model,
             r.task,
             r.optimizer,
             r.seed,
@@ -180,6 +223,7 @@ pub fn write_csv(path: &Path, results: &[RunResult]) -> Result<(), Box<dyn Error
             r.success,
             opt(r.diverged.map(|d| d.epoch.to_string())),
             opt(r.diverged.map(|d| d.step.to_string())),
+            r.restarts,
             r.steps,
             r.wall_seconds,
             r.steps_per_second,

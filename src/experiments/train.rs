@@ -13,9 +13,10 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde::Serialize;
 
-use super::model::{StaticToyModel, mse};
+use super::model::{ModelKind, StaticToyModel, mse};
 use super::{Operation, StaticToyData};
-use crate::ConfigError;
+use crate::inalu::StallDetector;
+use crate::{ConfigError, RegularizerSchedule};
 
 /// The optimizer, with Keras's defaults (the reference's framework), not Burn's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -53,6 +54,8 @@ impl FromStr for OptimizerKind {
 /// Everything that defines one training run besides the data.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TrainConfig {
+    /// The stack of units to train.
+    pub model: ModelKind,
     /// The optimizer.
     pub optimizer: OptimizerKind,
     /// Learning rate.
@@ -61,12 +64,20 @@ pub struct TrainConfig {
     pub epochs: usize,
     /// Mini-batch size; the last batch of an epoch may be smaller.
     pub batch_size: usize,
-    /// Width of the hidden NALU layer.
+    /// Width of the hidden layer.
     pub hidden: usize,
     /// Seeds the initial weights and the shuffling.
     pub seed: u64,
     /// Clip the gradient to this global L2 norm before each step; `None`: no clipping.
     pub clip_norm: Option<f32>,
+    /// Adds `λ(step) · Var(y_train) ·` the stack's sparsity regulariser to the loss; `None`: no
+    /// regulariser. Scaling by the variance of the training targets lets one `λ` serve tasks
+    /// whose MSE differ by 10⁵ (`a / b` against `a · b`).
+    pub regularizer: Option<RegularizerSchedule>,
+    /// Restart from fresh weights when the loss stalls (iNALU's strategy; see
+    /// [`StallDetector`]): checked every 10 epochs over at least 10 epochs of step losses,
+    /// while the loss is above 1.
+    pub restart_on_stall: bool,
 }
 
 impl TrainConfig {
@@ -75,6 +86,7 @@ impl TrainConfig {
     pub fn reference(op: Operation, seed: u64) -> Self {
         let recipe = op.reference_recipe();
         Self {
+            model: ModelKind::Nalu,
             optimizer: OptimizerKind::RmsProp,
             lr: recipe.lr,
             epochs: recipe.epochs,
@@ -82,6 +94,43 @@ impl TrainConfig {
             hidden: 2,
             seed,
             clip_norm: None,
+            regularizer: None,
+            restart_on_stall: false,
+        }
+    }
+
+    /// This crate's recipe for training `model` on `op`: the reference's for NALU and NAC; for
+    /// NAU/NMU and the NPUs the settings that did best in a sweep on this task (README,
+    /// "Beyond NALU"): Adam 0.01, 1000 epochs, the regulariser (λ = 0.1) ramped in over steps
+    /// 4000 to 8000; for iNALU its authors' recipe.
+    pub fn recipe(model: ModelKind, op: Operation, seed: u64) -> Self {
+        let reference = Self::reference(op, seed);
+        let ramp = |lambda, start, end| Some(RegularizerSchedule { lambda, start, end });
+        let adam = Self {
+            model,
+            optimizer: OptimizerKind::Adam,
+            lr: 0.01,
+            epochs: 1000,
+            regularizer: ramp(0.1, 4000, 8000),
+            ..reference
+        };
+        match model {
+            ModelKind::Nalu | ModelKind::Nac => Self { model, ..reference },
+            ModelKind::NauNmu | ModelKind::Npu => adam,
+            // A square root needs W_re = ½, which the regulariser resists: a larger step
+            // gets there first.
+            ModelKind::RealNpu if op == Operation::Sqrt => Self { lr: 0.03, ..adam },
+            ModelKind::RealNpu => adam,
+            // The iNALU authors' recipe: RMSProp 0.01, regulariser on after 10 epochs,
+            // restarts when the loss stalls.
+            ModelKind::Inalu => Self {
+                model,
+                lr: 0.01,
+                epochs: 500,
+                regularizer: ramp(1.0, 160, 160),
+                restart_on_stall: true,
+                ..reference
+            },
         }
     }
 
@@ -91,9 +140,16 @@ impl TrainConfig {
         ConfigError::check_size("TrainConfig", "epochs", self.epochs)?;
         ConfigError::check_size("TrainConfig", "batch_size", self.batch_size)?;
         ConfigError::check_size("TrainConfig", "hidden", self.hidden)?;
-        match self.clip_norm {
-            Some(norm) => ConfigError::check_positive("TrainConfig", "clip_norm", norm as f64),
-            None => Ok(()),
+        if let Some(norm) = self.clip_norm {
+            ConfigError::check_positive("TrainConfig", "clip_norm", norm as f64)?;
+        }
+        match self.regularizer {
+            Some(r) if !(r.lambda.is_finite() && r.lambda >= 0.0) => Err(ConfigError::new(
+                "TrainConfig",
+                "regularizer.lambda",
+                format!("must be finite and at least 0, got {}", r.lambda),
+            )),
+            _ => Ok(()),
         }
     }
 
@@ -143,6 +199,8 @@ pub struct Divergence {
 /// The outcome of one run; metrics are those of the checkpoint with the lowest validation MSE.
 #[derive(Clone, Debug, Serialize)]
 pub struct RunResult {
+    /// The stack of units.
+    pub model: ModelKind,
     /// The task.
     pub task: Operation,
     /// The optimizer.
@@ -179,6 +237,8 @@ pub struct RunResult {
     pub success: bool,
     /// Set when the loss turned NaN or infinite; training stopped there.
     pub diverged: Option<Divergence>,
+    /// Restarts from fresh weights after a stalled loss (iNALU's strategy).
+    pub restarts: usize,
     /// Training steps taken.
     pub steps: usize,
     /// Wall-clock seconds of the whole run, evaluation included.
@@ -205,12 +265,17 @@ pub const BASELINE_INITS: u64 = 10;
 const BASELINE_SEED: u64 = 1_000_000;
 
 /// Mean extrapolation MSE of [`BASELINE_INITS`] freshly initialised models.
-pub fn random_init_extrapolation_mse(data: &StaticToyData, hidden: usize, device: &Device) -> f64 {
+pub fn random_init_extrapolation_mse(
+    data: &StaticToyData,
+    model: ModelKind,
+    hidden: usize,
+    device: &Device,
+) -> f64 {
     let (x, y) = data.extrapolation.tensors(device);
     let total: f64 = (0..BASELINE_INITS)
         .map(|k| {
             mse(
-                &StaticToyModel::init(hidden, BASELINE_SEED + k, device),
+                &StaticToyModel::init(model, hidden, BASELINE_SEED + k, device),
                 x.clone(),
                 y.clone(),
             )
@@ -250,15 +315,21 @@ struct Progress {
     history: Vec<EpochMetrics>,
     steps: usize,
     diverged: Option<Divergence>,
+    restarts: usize,
     /// Seconds spent in training steps, evaluation excluded.
     step_seconds: f64,
+    /// Step losses for the restart rule, when the run uses it.
+    stall: Option<StallDetector>,
+    /// `Var(y_train)`, the scale of the regulariser's weight.
+    target_variance: f64,
 }
 
 /// Trains a [`StaticToyModel`] on `data` and keeps the checkpoint with the lowest validation MSE.
 ///
-/// `device` is a plain device; training runs on its autodiff twin. `on_epoch` sees the metrics
-/// after every epoch (for progress reporting). A step whose loss is NaN or infinite stops the
-/// run; the result records where, and keeps the best checkpoint so far.
+/// `device` is a plain device; training runs on its autodiff twin. Each step minimises the MSE
+/// plus the scheduled regulariser, then clamps the units' constrained parameters. `on_epoch`
+/// sees the metrics after every epoch (for progress reporting). A step whose loss is NaN or
+/// infinite stops the run; the result records where, and keeps the best checkpoint so far.
 ///
 /// # Panics
 ///
@@ -274,12 +345,13 @@ pub fn train(
     }
     let started = Instant::now();
     let ad = device.clone().autodiff();
-    let mut model = StaticToyModel::init(config.hidden, config.seed, &ad);
+    let mut model = StaticToyModel::init(config.model, config.hidden, config.seed, &ad);
     let mut optim = config.optimizer();
     let (x_train, y_train) = data.train.tensors(&ad);
     let eval = EvalSets::new(data, device);
     let mut shuffle_rng = StdRng::seed_from_u64(config.seed ^ 0x5EED_5EED_5EED_5EED);
     let mut order: Vec<i64> = (0..data.train.rows() as i64).collect();
+    let steps_per_epoch = data.train.rows().div_ceil(config.batch_size);
 
     let initial = eval.evaluate(&model.valid(), 0);
     let mut best = (model.valid(), initial);
@@ -287,7 +359,12 @@ pub fn train(
         history: vec![initial],
         steps: 0,
         diverged: None,
+        restarts: 0,
         step_seconds: 0.0,
+        stall: config
+            .restart_on_stall
+            .then(|| StallDetector::new(10, 10 * steps_per_epoch, 1.0)),
+        target_variance: data.train.target_variance(),
     };
     for epoch in 1..=config.epochs {
         let epoch_started = Instant::now();
@@ -296,7 +373,7 @@ pub fn train(
         let xs = x_train.clone().select(0, perm.clone());
         let ys = y_train.clone().select(0, perm);
         let bad_loss;
-        (model, bad_loss) = train_epoch(model, &mut optim, xs, ys, config, &mut progress.steps);
+        (model, bad_loss) = train_epoch(model, &mut optim, xs, ys, config, &mut progress);
         progress.step_seconds += epoch_started.elapsed().as_secs_f64();
         if let Some(loss) = bad_loss {
             let step = progress.steps;
@@ -309,6 +386,10 @@ pub fn train(
         if metrics.valid_mse < best.1.valid_mse {
             best = (model.valid(), metrics);
         }
+        if progress.stall.as_mut().is_some_and(|s| s.stalled(epoch)) {
+            model = model.reinitialize();
+            progress.restarts += 1;
+        }
     }
 
     let (model, best_metrics) = best;
@@ -317,7 +398,8 @@ pub fn train(
     TrainedRun { result, model }
 }
 
-/// One pass over `(xs, ys)` in mini-batches of `config.batch_size`, counting `steps`.
+/// One pass over `(xs, ys)` in mini-batches of `config.batch_size`: each step minimises
+/// `MSE + λ(step)·R` and clamps the constrained parameters.
 ///
 /// Stops before the update at the first loss that is NaN or infinite, and returns that loss.
 fn train_epoch(
@@ -326,7 +408,7 @@ fn train_epoch(
     xs: Tensor<2>,
     ys: Tensor<2>,
     config: &TrainConfig,
-    steps: &mut usize,
+    progress: &mut Progress,
 ) -> (StaticToyModel, Option<f64>) {
     let rows = ys.dims()[0];
     for start in (0..rows).step_by(config.batch_size) {
@@ -334,14 +416,23 @@ fn train_epoch(
         let err = model
             .forward(xs.clone().narrow(0, start, len))
             .sub(ys.clone().narrow(0, start, len));
-        let loss = err.clone().mul(err).mean();
-        *steps += 1;
+        let mse = err.clone().mul(err).mean();
+        let lambda =
+            config.regularizer.map_or(0.0, |r| r.weight(progress.steps)) * progress.target_variance;
+        let loss = match model.regularization() {
+            Some(reg) if lambda > 0.0 => mse.clone().add(reg.mul_scalar(lambda)),
+            _ => mse.clone(),
+        };
+        progress.steps += 1;
         let value = loss.clone().into_scalar::<f64>();
         if !value.is_finite() {
             return (model, Some(value));
         }
+        if let Some(stall) = progress.stall.as_mut() {
+            stall.record(mse.into_scalar::<f64>());
+        }
         let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(config.lr, model, grads);
+        model = optim.step(config.lr, model, grads).project();
     }
     (model, None)
 }
@@ -354,9 +445,10 @@ fn run_result(
     progress: Progress,
     device: &Device,
 ) -> RunResult {
-    let baseline = random_init_extrapolation_mse(data, config.hidden, device);
+    let baseline = random_init_extrapolation_mse(data, config.model, config.hidden, device);
     let success_threshold = 1e-3 * data.extrapolation.target_variance();
     RunResult {
+        model: config.model,
         task: data.op,
         optimizer: config.optimizer,
         seed: config.seed,
@@ -374,6 +466,7 @@ fn run_result(
         success_threshold,
         success: best.extrapolation_mse < success_threshold,
         diverged: progress.diverged,
+        restarts: progress.restarts,
         steps: progress.steps,
         wall_seconds: 0.0,
         steps_per_second: progress.steps as f64 / progress.step_seconds.max(f64::MIN_POSITIVE),
