@@ -247,7 +247,7 @@ impl StallDetector {
 mod tests {
     use super::*;
 
-    const SAT: f32 = 20.0;
+    const SAT: f32 = 40.0;
 
     /// An iNALU whose `W_a` and `W_m` equal the given patterns (entries in {−1, 0, 1})
     /// exactly, with the gate saturated open (`gate > 0`) or closed.

@@ -8,6 +8,7 @@ use burn::module::Module;
 use burn::tensor::Device;
 use burn_nalu::experiments::report::format_metric;
 use burn_nalu::experiments::{ModelKind, Operation, ROWS, StaticToyData, StaticToyModel, mse};
+use burn_nalu::ops::fused;
 
 fn weights_dir() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/weights"))
@@ -49,13 +50,18 @@ fn committed_weights_reproduce_reported_extrapolation_mse() {
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let data = StaticToyData::generate(op, ROWS, seed);
         let (x, y) = data.extrapolation.tensors(&device);
+        // Reported on flex, which reproduces them exactly. Other backends take the generic
+        // (unfused) path, whose rounding moves the tiny MSE of a + b (7.7e-7) by 1.6e-3.
+        let tolerance = if fused::supported([1, 1, 1], &x) {
+            1e-9
+        } else {
+            1e-2
+        };
         let got = mse(&model, x, y);
         let want = run["extrapolation_mse"].as_f64().unwrap();
-        // Reported on flex, where this reproduces them exactly; ndarray's kernels round
-        // differently and land within 2e-6 (relative) of them.
         let err = (got - want).abs() / want;
         assert!(
-            err < 1e-4,
+            err < tolerance,
             "{op}: extrapolation MSE {got}, reported {want} (relative {err:e})"
         );
     }

@@ -25,6 +25,6 @@ pub use data::{N_FEATURES, ROWS, Split, StaticToyData};
 pub use model::{ModelKind, Stack, StaticToyModel, mse};
 pub use task::{Operation, Recipe};
 pub use train::{
-    BASELINE_INITS, Divergence, EpochMetrics, OptimizerKind, RunResult, TrainConfig, TrainedRun,
-    random_init_extrapolation_mse, train,
+    BASELINE_INITS, Divergence, EpochMetrics, OptimizerKind, RunResult, Step, ToyStep, TrainConfig,
+    TrainedRun, random_init_extrapolation_mse, train, train_step,
 };

@@ -7,7 +7,7 @@ use std::time::Instant;
 use burn::module::Module;
 use burn::optim::grad_clipping::GradientClippingConfig;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, RmsPropConfig};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -153,7 +153,9 @@ impl TrainConfig {
         }
     }
 
-    fn optimizer(&self) -> ModuleOptimizer {
+    /// The optimizer this config describes, with Keras's defaults (see [`OptimizerKind`]) and
+    /// the configured gradient clipping.
+    pub fn optimizer(&self) -> ModuleOptimizer {
         let clip = self.clip_norm.map(GradientClippingConfig::Norm);
         match self.optimizer {
             OptimizerKind::Adam => AdamConfig::new()
@@ -398,8 +400,7 @@ pub fn train(
     TrainedRun { result, model }
 }
 
-/// One pass over `(xs, ys)` in mini-batches of `config.batch_size`: each step minimises
-/// `MSE + λ(step)·R` and clamps the constrained parameters.
+/// One pass over `(xs, ys)` in mini-batches of `config.batch_size` (see [`train_step`]).
 ///
 /// Stops before the update at the first loss that is NaN or infinite, and returns that loss.
 fn train_epoch(
@@ -413,28 +414,108 @@ fn train_epoch(
     let rows = ys.dims()[0];
     for start in (0..rows).step_by(config.batch_size) {
         let len = config.batch_size.min(rows - start);
-        let err = model
-            .forward(xs.clone().narrow(0, start, len))
-            .sub(ys.clone().narrow(0, start, len));
-        let mse = err.clone().mul(err).mean();
+        let (x, y) = (
+            xs.clone().narrow(0, start, len),
+            ys.clone().narrow(0, start, len),
+        );
         let lambda =
             config.regularizer.map_or(0.0, |r| r.weight(progress.steps)) * progress.target_variance;
-        let loss = match model.regularization() {
-            Some(reg) if lambda > 0.0 => mse.clone().add(reg.mul_scalar(lambda)),
-            _ => mse.clone(),
-        };
         progress.steps += 1;
-        let value = loss.clone().into_scalar::<f64>();
-        if !value.is_finite() {
-            return (model, Some(value));
+        let step = train_step(model, optim, x, y, config.lr, lambda);
+        model = step.model;
+        if !step.loss.is_finite() {
+            return (model, Some(step.loss));
         }
         if let Some(stall) = progress.stall.as_mut() {
-            stall.record(mse.into_scalar::<f64>());
+            stall.record(step.mse.into_scalar::<f64>());
         }
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(config.lr, model, grads).project();
     }
     (model, None)
+}
+
+/// What one training step returns.
+pub struct Step {
+    /// The model after the step (unchanged when `loss` is not finite).
+    pub model: StaticToyModel,
+    /// The loss the step minimised, `MSE + λ·R`, read before the update.
+    pub loss: f64,
+    /// The MSE part of that loss, not yet read from the device.
+    pub mse: Tensor<1>,
+}
+
+/// One training step on the batch `(x, y)`: the loss `MSE + λ·R` (`R`: the model's sparsity
+/// regulariser, when it has one and `lambda > 0`), backward, an optimizer step with learning
+/// rate `lr`, and the units' clamps. A loss that is NaN or infinite skips the update.
+pub fn train_step(
+    model: StaticToyModel,
+    optim: &mut ModuleOptimizer,
+    x: Tensor<2>,
+    y: Tensor<2>,
+    lr: f64,
+    lambda: f64,
+) -> Step {
+    let err = model.forward(x).sub(y);
+    let mse = err.clone().mul(err).mean();
+    let loss = match model.regularization() {
+        Some(reg) if lambda > 0.0 => mse.clone().add(reg.mul_scalar(lambda)),
+        _ => mse.clone(),
+    };
+    let value = loss.clone().into_scalar::<f64>();
+    if !value.is_finite() {
+        return Step {
+            model,
+            loss: value,
+            mse,
+        };
+    }
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    let model = optim.step(lr, model, grads).project();
+    Step {
+        model,
+        loss: value,
+        mse,
+    }
+}
+
+/// One static-toy training step on a fixed batch, repeatable: what the speed benchmarks time.
+///
+/// `Nalu(100 → 2)`, `Nalu(2 → 1)`, a batch of 64 random rows with `y = Σ x`, RMSProp (lr 0.01);
+/// each [`ToyStep::step`] is one [`train_step`], the step [`train`] runs.
+pub struct ToyStep {
+    model: Option<StaticToyModel>,
+    optim: ModuleOptimizer,
+    x: Tensor<2>,
+    y: Tensor<2>,
+}
+
+impl ToyStep {
+    /// The model, optimizer and batch on the autodiff twin of `device`.
+    pub fn new(device: &Device) -> Self {
+        let ad = device.clone().autodiff();
+        let config = TrainConfig::reference(Operation::Add, 0);
+        let x = Tensor::<2>::random([64, 100], Distribution::Default, &ad);
+        Self {
+            model: Some(StaticToyModel::init(ModelKind::Nalu, 2, 0, &ad)),
+            optim: config.optimizer(),
+            y: x.clone().sum_dim(1),
+            x,
+        }
+    }
+
+    /// One training step; returns its loss.
+    pub fn step(&mut self) -> f64 {
+        let model = self.model.take().expect("a model between steps");
+        let step = train_step(
+            model,
+            &mut self.optim,
+            self.x.clone(),
+            self.y.clone(),
+            0.01,
+            0.0,
+        );
+        self.model = Some(step.model);
+        step.loss
+    }
 }
 
 /// The result of a finished run whose kept checkpoint scored `best` (`wall_seconds` unset).

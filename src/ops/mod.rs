@@ -3,18 +3,25 @@
 //! Every function here is generic over rank and backend: it takes and returns plain Burn tensors,
 //! so it records into the autodiff graph when the inputs live on an autodiff device.
 
+pub mod fused;
+
 use burn::module::{DisplaySettings, Param};
 use burn::tensor::module::linear;
-use burn::tensor::{Distribution, Tensor};
+use burn::tensor::{DType, Distribution, Tensor, activation};
 
-/// Logistic sigmoid, `σ(x) = 1 / (1 + exp(−x))`, evaluated as `½ + ½·tanh(x/2)`.
+/// Logistic sigmoid, `σ(x) = 1 / (1 + exp(−x))`, at the precision of `x`.
 ///
-/// Why not Burn's `sigmoid`: its default implementation (used by `ndarray`) evaluates in f32
-/// even on f64 tensors, which breaks f64 gradient checks; and `1 / (1 + exp(−x))` built from
-/// primitives has a NaN gradient once `exp(−x)` overflows (`x < −88` in f32). The tanh form is
-/// exact, keeps the tensor's precision and saturates cleanly in both directions.
+/// Burn's `sigmoid` is one fused op with a one-op backward, the fastest form, but its default
+/// implementation (the one `ndarray` uses) evaluates in f32 even on f64 tensors, which breaks
+/// f64 gradient checks. So f64 tensors use `½ + ½·tanh(x/2)` instead: exact, at full precision,
+/// and saturating cleanly both ways (`1 / (1 + exp(−x))` built from primitives has a NaN
+/// gradient once `exp(−x)` overflows).
 pub fn sigmoid<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    x.mul_scalar(0.5).tanh().mul_scalar(0.5).add_scalar(0.5)
+    if x.dtype() == DType::F64 {
+        x.mul_scalar(0.5).tanh().mul_scalar(0.5).add_scalar(0.5)
+    } else {
+        activation::sigmoid(x)
+    }
 }
 
 /// `1 − x`, element-wise.
@@ -52,6 +59,53 @@ pub fn log_space_matmul<const D: usize>(
 pub fn gated_mix<const D: usize>(gate: Tensor<D>, add: Tensor<D>, mul: Tensor<D>) -> Tensor<D> {
     let keep_mul = one_minus(gate.clone());
     gate.mul(add).add(keep_mul.mul(mul))
+}
+
+/// The gated NALU layer, `y = g⊙a + (1 − g)⊙m` with `a = x·W`, `m = exp(log(|x| + ε)·W)`,
+/// `g = σ(x·G)` and `W = tanh(Ŵ) ⊙ σ(M̂)`, over the last axis of `x`.
+///
+/// Small layers on the flex backend run as one fused op ([`fused`]); the rest as the composition
+/// in [`gated_nalu_generic`].
+pub fn gated_nalu<const D: usize>(
+    x: Tensor<D>,
+    w_hat: Tensor<2>,
+    m_hat: Tensor<2>,
+    gate: Tensor<2>,
+    epsilon: f64,
+) -> Tensor<D> {
+    let mut dims = x.dims();
+    let [d_in, d_out] = w_hat.dims();
+    let rows = dims[..D - 1].iter().product::<usize>();
+    if !fused::supported([rows, d_in, d_out], &x) {
+        return gated_nalu_generic(x, w_hat, m_hat, gate, epsilon);
+    }
+    dims[D - 1] = d_out;
+    let y = fused::gated_nalu(to_rank(x, [rows, d_in]), w_hat, m_hat, gate, epsilon);
+    to_rank(y, dims)
+}
+
+/// `t` reshaped to `dims`; a relabelling only when the rank does not change, since a reshape
+/// is an autodiff node (several µs) even when the shape stays the same.
+fn to_rank<const A: usize, const B: usize>(t: Tensor<A>, dims: [usize; B]) -> Tensor<B> {
+    if A == B {
+        Tensor::from_dispatch(t.into_dispatch())
+    } else {
+        t.reshape(dims)
+    }
+}
+
+/// [`gated_nalu`] as a composition of Burn ops: every backend, every size.
+pub fn gated_nalu_generic<const D: usize>(
+    x: Tensor<D>,
+    w_hat: Tensor<2>,
+    m_hat: Tensor<2>,
+    gate: Tensor<2>,
+    epsilon: f64,
+) -> Tensor<D> {
+    let weight = nac_weight(w_hat, m_hat);
+    let add = matmul_last(x.clone(), weight.clone());
+    let mul = log_space_matmul(x.clone(), weight, epsilon);
+    gated_mix(sigmoid(matmul_last(x, gate)), add, mul)
 }
 
 /// The NMU product, `z_j = Π_i (W_ij·x_i + 1 − W_ij)`: `[..., d_in] → [..., d_out]`.

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# burn-nalu against PyTorch (eager) and Keras 3 on TensorFlow, on this machine, in one run.
+#
+#   bench/compare.sh [--quick]
+#
+# Creates bench/.venv and installs torch, tensorflow-cpu and keras from the package index
+# (several GB and some minutes the first time; not part of CI), builds this crate's timing
+# binary (examples/timing.rs) with both CPU backends, runs every implementation and prints a
+# table. The toy training step runs on 1 thread everywhere, the large case on 2.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+quick=${1:-}
+venv=bench/.venv
+
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+"$venv/bin/pip" install --quiet --disable-pip-version-check torch tensorflow-cpu 'keras>=3' numpy
+
+cargo build --release --quiet --features ndarray --example timing
+timing=target/release/examples/timing
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+for backend in flex ndarray; do
+  BURN_DEVICE=$backend RAYON_NUM_THREADS=1 "$timing" --toy $quick >"$out/burn-$backend-toy.json"
+  BURN_DEVICE=$backend RAYON_NUM_THREADS=2 "$timing" --large $quick >"$out/burn-$backend-large.json"
+done
+"$venv/bin/python" bench/torch_nalu.py $quick >"$out/torch.json"
+BENCH_THREADS=1 "$venv/bin/python" bench/keras_nalu.py --toy $quick >"$out/keras-toy.json"
+BENCH_THREADS=2 "$venv/bin/python" bench/keras_nalu.py --large $quick >"$out/keras-large.json"
+
+"$venv/bin/python" bench/table.py "$out"
