@@ -88,6 +88,11 @@ pub fn gated_nalu<const D: usize>(
 /// is an autodiff node (several µs) even when the shape stays the same.
 fn to_rank<const A: usize, const B: usize>(t: Tensor<A>, dims: [usize; B]) -> Tensor<B> {
     if A == B {
+        debug_assert_eq!(
+            &t.dims()[..],
+            &dims[..],
+            "a same-rank reshape must keep the shape"
+        );
         Tensor::from_dispatch(t.into_dispatch())
     } else {
         t.reshape(dims)
