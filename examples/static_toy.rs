@@ -13,7 +13,8 @@ use burn::tensor::Device;
 use burn_nalu::RegularizerSchedule;
 use burn_nalu::experiments::report::{self, format_metric};
 use burn_nalu::experiments::{
-    ModelKind, Operation, OptimizerKind, ROWS, RunResult, StaticToyData, TrainConfig, train,
+    MadsenSpec, ModelKind, Operation, OptimizerKind, Protocol, ROWS, RunResult, StaticToyData,
+    TrainConfig, train,
 };
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -59,11 +60,27 @@ struct Cli {
     /// Run K seeds, from --seed on, and report per task the success rate and medians.
     #[arg(long, value_name = "K", default_value_t = 1, value_parser = at_least_one)]
     seeds: usize,
+    /// Data and success criterion: reference (the Keras reference's task) or madsen (Madsen &
+    /// Johansen 2020: overlapping subsets, U[1, 2] / U[2, 6], threshold from weights off by 1e-5).
+    #[arg(long, default_value = "reference", value_parser = ["reference", "madsen"])]
+    protocol: String,
+    /// With --protocol madsen: size of each subset as a fraction of the inputs.
+    #[arg(long, value_name = "F", value_parser = positive_f64)]
+    subset_ratio: Option<f64>,
+    /// With --protocol madsen: fraction of a subset that a and b share.
+    #[arg(long, value_name = "F", value_parser = non_negative_f64)]
+    overlap_ratio: Option<f64>,
+    /// With --protocol madsen: training inputs uniform in [LO, HI).
+    #[arg(long, value_name = "LO,HI", value_parser = parse_range)]
+    interpolation_range: Option<(f32, f32)>,
+    /// With --protocol madsen: extrapolation inputs uniform in [LO, HI).
+    #[arg(long, value_name = "LO,HI", value_parser = parse_range)]
+    extrapolation_range: Option<(f32, f32)>,
     /// Clip gradients to this global L2 norm (default: no clipping).
     #[arg(long, value_name = "F", value_parser = positive_f64)]
     clip_norm: Option<f64>,
-    /// Write results.json, results.csv, the best weights (TASK-seedS.bpk) and loss plots
-    /// (TASK-seedS.svg) into DIR.
+    /// Write results.json, results.csv, summary.json (per model and task), the best weights
+    /// (MODEL-TASK-seedS.bpk) and loss plots (MODEL-TASK-seedS.svg) into DIR.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Print only the results.
@@ -85,6 +102,46 @@ fn non_negative_f64(s: &str) -> Result<f64, String> {
         Ok(v) => Err(format!("must be a finite number of at least 0, got {v}")),
         Err(e) => Err(e.to_string()),
     }
+}
+
+fn parse_range(s: &str) -> Result<(f32, f32), String> {
+    let parsed = s.split_once(',').and_then(|(lo, hi)| {
+        let (lo, hi) = (
+            lo.trim().parse::<f32>().ok()?,
+            hi.trim().parse::<f32>().ok()?,
+        );
+        Some((lo, hi))
+    });
+    match parsed {
+        Some((lo, hi)) if lo.is_finite() && hi.is_finite() && lo < hi => Ok((lo, hi)),
+        _ => Err(format!("expected LO,HI with LO < HI, got '{s}'")),
+    }
+}
+
+/// The protocol the command line asks for, or a message naming the offending argument.
+fn protocol(cli: &Cli) -> Result<Protocol, String> {
+    let madsen_args = [
+        ("--subset-ratio", cli.subset_ratio.is_some()),
+        ("--overlap-ratio", cli.overlap_ratio.is_some()),
+        ("--interpolation-range", cli.interpolation_range.is_some()),
+        ("--extrapolation-range", cli.extrapolation_range.is_some()),
+    ];
+    if cli.protocol != "madsen" {
+        return match madsen_args.iter().find(|(_, given)| *given) {
+            Some((name, _)) => Err(format!("{name} needs --protocol madsen")),
+            None => Ok(Protocol::Reference),
+        };
+    }
+    let d = MadsenSpec::default();
+    let spec = MadsenSpec {
+        subset_ratio: cli.subset_ratio.unwrap_or(d.subset_ratio),
+        overlap_ratio: cli.overlap_ratio.unwrap_or(d.overlap_ratio),
+        interpolation: cli.interpolation_range.unwrap_or(d.interpolation),
+        extrapolation: cli.extrapolation_range.unwrap_or(d.extrapolation),
+    };
+    spec.validate()
+        .map_err(|e| format!("--protocol madsen: {e}"))?;
+    Ok(Protocol::Madsen(spec))
 }
 
 fn parse_models(s: &str) -> Result<Vec<ModelKind>, String> {
@@ -130,13 +187,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let protocol = match protocol(&cli) {
+        Ok(p) => p,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(2);
+        }
+    };
     if let Some(dir) = &cli.out
         && let Err(err) = check_writable(dir)
     {
         eprintln!("error: --out {}: cannot write there: {err}", dir.display());
         return ExitCode::from(2);
     }
-    match run(&cli) {
+    match run(&cli, &protocol) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err}");
@@ -145,7 +209,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
+fn run(cli: &Cli, protocol: &Protocol) -> Result<(), Box<dyn std::error::Error>> {
     let tasks = if cli.tasks.is_empty() {
         Operation::ALL.to_vec()
     } else {
@@ -161,7 +225,8 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     if !cli.quiet {
         println!(
-            "static toy: {} task(s) x {} seed(s) on {device:?}",
+            "static toy ({} protocol): {} task(s) x {} seed(s) on {device:?}",
+            report::protocol_name(protocol),
             tasks.len(),
             cli.seeds
         );
@@ -174,7 +239,7 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
     for (model, op) in runs {
         for seed in cli.seed..cli.seed + cli.seeds as u64 {
             let config = train_config(cli, model, op, seed);
-            let data = StaticToyData::generate(op, ROWS, seed);
+            let data = StaticToyData::for_protocol(protocol, op, ROWS, seed);
             let bar = progress_bar(show_progress, op, &config);
             let run = train(&data, &config, &device, &mut |m| {
                 bar.set_position(m.epoch as u64);
@@ -199,8 +264,8 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
     }
 
     println!("\n{}", report::results_table(&results));
+    let summaries = report::summarize(&results);
     if cli.seeds > 1 {
-        let summaries = report::summarize(&results);
         println!("{}", report::summary_table(&summaries));
         if models.len() > 1 {
             println!(
@@ -212,6 +277,7 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(dir) = &cli.out {
         report::write_json(&dir.join("results.json"), &results)?;
         report::write_csv(&dir.join("results.csv"), &results)?;
+        report::write_summary_json(&dir.join("summary.json"), &summaries)?;
     }
     if !cli.quiet {
         println!("total wall time {:.1} s", started.elapsed().as_secs_f64());
@@ -272,4 +338,25 @@ fn print_run(r: &RunResult) {
         line += &format!(" (kept the checkpoint of epoch {})", r.best_epoch);
     }
     println!("{line}");
+    let b = &r.readback;
+    match (&b.formula, &b.formula_error) {
+        (Some(f), _) => {
+            let vs_network = b.formula_mse_vs_network.unwrap_or(f64::NAN);
+            // A formula that does not reproduce the network is only what its weights round to.
+            let verb = if vs_network < r.success_threshold {
+                "learned"
+            } else {
+                "rounds to"
+            };
+            println!(
+                "{:>21} {verb} {f}  (sparsity error {}; formula vs network MSE {}, vs targets {})",
+                "",
+                format_metric(b.sparsity_error.unwrap_or(f64::NAN)),
+                format_metric(vs_network),
+                format_metric(b.formula_mse_vs_targets.unwrap_or(f64::NAN)),
+            )
+        }
+        (None, Some(err)) => println!("{:>21} {err}", ""),
+        (None, None) => {}
+    }
 }

@@ -72,6 +72,7 @@
 
 mod error;
 pub mod experiments;
+pub mod formula;
 pub mod inalu;
 pub mod nac;
 pub mod nalu;
@@ -79,6 +80,7 @@ pub mod nau;
 pub mod nmu;
 pub mod npu;
 pub mod ops;
+pub mod optim;
 mod schedule;
 mod unit;
 

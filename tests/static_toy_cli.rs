@@ -62,6 +62,67 @@ fn zero_epochs_are_refused() {
 }
 
 #[test]
+fn madsen_options_need_the_madsen_protocol_and_valid_values() {
+    assert_argument_error(
+        &["--subset-ratio", "0.1"],
+        "error: --subset-ratio needs --protocol madsen",
+    );
+    assert_argument_error(
+        &["--protocol", "madsen", "--overlap-ratio", "2"],
+        "error: --protocol madsen: overlap_ratio must be in [0, 1], got 2",
+    );
+    assert_argument_error(
+        &["--protocol", "madsen", "--extrapolation-range", "6,2"],
+        "'--extrapolation-range <LO,HI>': expected LO,HI with LO < HI, got '6,2'",
+    );
+}
+
+/// The Madsen protocol's table has the success rate's confidence interval, and `--out` gets a
+/// summary per model and task.
+#[test]
+fn madsen_protocol_reports_confidence_intervals() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().to_str().unwrap();
+    let out = run(&[
+        "--protocol",
+        "madsen",
+        "--model",
+        "nac",
+        "--task",
+        "add",
+        "--epochs",
+        "2",
+        "--seeds",
+        "2",
+        "--quiet",
+        "--out",
+        out_dir,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("| Success | 95% CI |"), "{stdout}");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("summary.json")).unwrap()).unwrap();
+    let s = &summary[0];
+    assert_eq!(
+        (s["model"].as_str(), s["task"].as_str()),
+        (Some("nac"), Some("add"))
+    );
+    assert_eq!(s["runs"], 2);
+    let ci = s["success_rate_ci"].as_array().unwrap();
+    let (lo, hi) = (ci[0].as_f64().unwrap(), ci[1].as_f64().unwrap());
+    assert!(0.0 <= lo && lo < hi && hi <= 1.0, "{ci:?}");
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("results.json")).unwrap()).unwrap();
+    assert_eq!(results[0]["protocol"]["name"], "madsen");
+    assert_eq!(results[0]["protocol"]["subset_ratio"], 0.25);
+}
+
+#[test]
 fn unknown_model_is_refused() {
     assert_argument_error(
         &["--model", "mlp"],
@@ -168,8 +229,15 @@ fn out_dir_receives_results_weights_and_plots() {
         "extrapolation_mse",
         "random_init_extrapolation_mse",
         "normalized_extrapolation_error",
+        "protocol",
         "success_threshold",
         "success",
+        "solved_at_step",
+        "formula",
+        "formula_error",
+        "sparsity_error",
+        "formula_mse_vs_network",
+        "formula_mse_vs_targets",
         "diverged",
         "restarts",
         "steps",
@@ -192,6 +260,7 @@ fn out_dir_receives_results_weights_and_plots() {
     }
     assert_eq!(runs[0]["model"], "nalu");
     assert_eq!(runs[0]["task"], "add");
+    assert_eq!(runs[0]["protocol"]["name"], "reference");
     assert_eq!(runs[3]["task"], "div");
     assert_eq!(runs[3]["seed"], 1);
 

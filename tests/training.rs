@@ -1,7 +1,7 @@
 //! Training behaviour of the experiments' loop, from fixed seeds.
 
 use burn::tensor::Device;
-use burn_nalu::experiments::{Operation, ROWS, StaticToyData, TrainConfig, train};
+use burn_nalu::experiments::{ModelKind, Operation, ROWS, StaticToyData, TrainConfig, train};
 
 /// The reference's `add` recipe (RMSProp, lr 0.1, batch 64) cut to 50 epochs: 800 steps.
 /// Seed 3 (7 of 10 seeds solve `add` with the full recipe) reaches an extrapolation MSE of
@@ -27,6 +27,24 @@ fn short_add_run_extrapolates() {
         r.extrapolation_mse
     );
     assert!(r.success && r.normalized_extrapolation_error < 1e-3);
+    let solved_at = r.solved_at_step.expect("solved during the run");
+    assert!(solved_at.is_multiple_of(16) && solved_at <= 800, "{solved_at}");
+}
+
+/// `Nac → Nac` learns `a − b` from seed 0 in 50 epochs (800 steps); the formula module reads it
+/// back as such, and the snapped formula meets the exact targets to rounding.
+#[test]
+fn nac_learns_subtraction_and_reads_it_back() {
+    let data = StaticToyData::generate(Operation::Sub, ROWS, 0);
+    let config = TrainConfig {
+        epochs: 50,
+        ..TrainConfig::recipe(ModelKind::Nac, Operation::Sub, 0)
+    };
+    let run = train(&data, &config, &Device::default(), &mut |_| {});
+    let b = &run.result.readback;
+    assert_eq!(b.formula.as_deref(), Some("a − b"), "{b:?}");
+    assert!(b.formula_mse_vs_targets.unwrap() < 1e-9, "{b:?}");
+    assert!(b.formula_mse_vs_network.unwrap() < run.result.success_threshold, "{b:?}");
 }
 
 /// A learning rate far too high turns the loss NaN: the run stops there, says where, and keeps

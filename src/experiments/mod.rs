@@ -17,12 +17,14 @@
 
 mod data;
 mod model;
+mod readback;
 pub mod report;
 mod task;
 mod train;
 
-pub use data::{N_FEATURES, ROWS, Split, StaticToyData};
+pub use data::{MADSEN_EPSILON, MadsenSpec, N_FEATURES, Protocol, ROWS, Split, StaticToyData};
 pub use model::{ModelKind, Stack, StaticToyModel, mse};
+pub use readback::Readback;
 pub use task::{Operation, Recipe};
 pub use train::{
     BASELINE_INITS, Divergence, EpochMetrics, OptimizerKind, RunResult, Step, ToyStep, TrainConfig,

@@ -9,6 +9,7 @@ use burn::tensor::{Device, Tensor};
 use serde::Serialize;
 
 use super::data::N_FEATURES;
+use crate::formula::{self, Formula, FormulaError, SnapOptions};
 use crate::{
     ArithmeticUnit, Inalu, InaluConfig, Nac, NacConfig, Nalu, NaluConfig, Nau, NauConfig, Nmu,
     NmuConfig, Npu, NpuConfig, RealNpu,
@@ -226,6 +227,20 @@ impl StaticToyModel {
     /// Clamps every layer's constrained parameters (after an optimizer step).
     pub fn project(self) -> Self {
         map_stack!(self, s => s.project())
+    }
+
+    /// The formula the stack computes, its weights snapped to discrete values (see
+    /// [`crate::formula`]); `x` is the data the gates are judged on. NALU, NAC and NAU → NMU
+    /// stacks only.
+    pub fn formula(&self, x: Tensor<2>, options: &SnapOptions) -> Result<Formula, FormulaError> {
+        match self {
+            Self::Nalu(s) => formula::extract(&[&s.hidden, &s.output], x, options),
+            Self::Nac(s) => formula::extract(&[&s.hidden, &s.output], x, options),
+            Self::NauNmu(s) => formula::extract(&[&s.hidden, &s.output], x, options),
+            Self::Inalu(_) => Err(FormulaError::Unsupported("iNALU")),
+            Self::Npu(_) => Err(FormulaError::Unsupported("NPU")),
+            Self::RealNpu(_) => Err(FormulaError::Unsupported("RealNPU")),
+        }
     }
 
     /// Restarts an iNALU stack from fresh weights (see [`Inalu::reinitialize`]); other stacks

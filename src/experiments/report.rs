@@ -9,7 +9,7 @@ use std::path::Path;
 use plotters::prelude::*;
 use serde::Serialize;
 
-use super::{EpochMetrics, ModelKind, Operation, RunResult};
+use super::{EpochMetrics, ModelKind, Operation, Protocol, RunResult};
 
 /// A metric as reports print it: `0` when exactly zero, otherwise three significant digits in
 /// scientific notation (`6.000e-3`), `NaN` or `inf`.
@@ -74,10 +74,45 @@ pub struct TaskSummary {
     pub successes: usize,
     /// Runs that diverged.
     pub diverged: usize,
+    /// Wilson 95% confidence interval of the success rate, `(lower, upper)`.
+    pub success_rate_ci: (f64, f64),
+    /// Median over the successful runs of the step at which each was first solved.
+    pub median_solved_at_step: Option<f64>,
+    /// Median sparsity error of the successful runs (where the units have one).
+    pub median_sparsity_error: Option<f64>,
     /// Median extrapolation MSE over the runs.
     pub median_extrapolation_mse: f64,
     /// Median normalised extrapolation error over the runs.
     pub median_normalized_error: f64,
+}
+
+/// `z` of a two-sided 95% interval of the normal distribution.
+pub const Z_95: f64 = 1.959_963_984_540_054;
+
+/// Wilson score interval of a success rate: `successes` of `n` trials, normal quantile `z`.
+///
+/// `(p + z²/2n ± z·√(p(1 − p)/n + z²/4n²)) / (1 + z²/n)` with `p = successes / n`; unlike the
+/// normal approximation it stays in [0, 1] and is not empty at 0 or n successes.
+pub fn wilson_interval(successes: usize, n: usize, z: f64) -> (f64, f64) {
+    if n == 0 {
+        return (0.0, 1.0);
+    }
+    let (k, n) = (successes as f64, n as f64);
+    let p = k / n;
+    let z2 = z * z;
+    let centre = p + z2 / (2.0 * n);
+    let half = z * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
+    let scale = 1.0 + z2 / n;
+    (
+        ((centre - half) / scale).max(0.0),
+        ((centre + half) / scale).min(1.0),
+    )
+}
+
+/// The median of the values present, `None` when there are none.
+fn median_of_some(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
+    let present: Vec<f64> = values.flatten().collect();
+    (!present.is_empty()).then(|| median(present.into_iter()))
 }
 
 /// Groups `results` by model and task (in order of first appearance) and summarises each group.
@@ -95,11 +130,19 @@ pub fn summarize(results: &[RunResult]) -> Vec<TaskSummary> {
                 .iter()
                 .filter(|r| (r.model, r.task) == (model, task))
                 .collect();
+            let successes: Vec<&&RunResult> = runs.iter().filter(|r| r.success).collect();
             TaskSummary {
                 model,
                 task,
                 runs: runs.len(),
-                successes: runs.iter().filter(|r| r.success).count(),
+                successes: successes.len(),
+                success_rate_ci: wilson_interval(successes.len(), runs.len(), Z_95),
+                median_solved_at_step: median_of_some(
+                    successes.iter().map(|r| r.solved_at_step.map(|s| s as f64)),
+                ),
+                median_sparsity_error: median_of_some(
+                    successes.iter().map(|r| r.readback.sparsity_error),
+                ),
                 diverged: runs.iter().filter(|r| r.diverged.is_some()).count(),
                 median_extrapolation_mse: median(runs.iter().map(|r| r.extrapolation_mse)),
                 median_normalized_error: median(
@@ -128,19 +171,24 @@ pub fn median(values: impl Iterator<Item = f64>) -> f64 {
 /// The per-task success table printed for several seeds.
 pub fn summary_table(summaries: &[TaskSummary]) -> String {
     let mut out = String::from(
-        "| Model | Operation | Success | Diverged | Median Extrapolated Test Loss | \
-         Median Norm. Error |\n\
-         |---|---|---|---|---|---|\n",
+        "| Model | Operation | Success | 95% CI | Diverged | Solved At (median step) | \
+         Sparsity Error (median) | Median Extrapolated Test Loss | Median Norm. Error |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
     );
+    let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
     for s in summaries {
         let _ = writeln!(
             out,
-            "| {} | {} | {}/{} | {} | {} | {:.3} |",
+            "| {} | {} | {}/{} | [{:.2}, {:.2}] | {} | {} | {} | {} | {:.3} |",
             s.model,
             s.task.formula(),
             s.successes,
             s.runs,
+            s.success_rate_ci.0,
+            s.success_rate_ci.1,
             s.diverged,
+            or_dash(s.median_solved_at_step.map(|v| format!("{v:.0}"))),
+            or_dash(s.median_sparsity_error.map(format_metric)),
             format_metric(s.median_extrapolation_mse),
             s.median_normalized_error,
         );
@@ -192,8 +240,8 @@ pub fn write_json(path: &Path, results: &[RunResult]) -> Result<(), Box<dyn Erro
 /// Column names of [`write_csv`].
 pub const CSV_HEADER: &str = "model,task,optimizer,seed,lr,batch_size,hidden,clip_norm,epochs_run,\
 best_epoch,train_mse,valid_mse,extrapolation_mse,random_init_extrapolation_mse,\
-normalized_extrapolation_error,success_threshold,success,diverged_epoch,diverged_step,restarts,\
-steps,wall_seconds,steps_per_second";
+normalized_extrapolation_error,protocol,success_threshold,success,solved_at_step,diverged_epoch,\
+diverged_step,restarts,steps,wall_seconds,steps_per_second,sparsity_error,formula";
 
 /// Writes `results` as CSV, one row per run (empty cells for absent values).
 pub fn write_csv(path: &Path, results: &[RunResult]) -> Result<(), Box<dyn Error>> {
@@ -203,7 +251,7 @@ pub fn write_csv(path: &Path, results: &[RunResult]) -> Result<(), Box<dyn Error
     for r in results {
         writeln!(
             file,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             r.model,
             r.task,
             r.optimizer,
@@ -219,17 +267,41 @@ pub fn write_csv(path: &Path, results: &[RunResult]) -> Result<(), Box<dyn Error
             r.extrapolation_mse,
             r.random_init_extrapolation_mse,
             r.normalized_extrapolation_error,
+            protocol_name(&r.protocol),
             r.success_threshold,
             r.success,
+            opt(r.solved_at_step.map(|s| s.to_string())),
             opt(r.diverged.map(|d| d.epoch.to_string())),
             opt(r.diverged.map(|d| d.step.to_string())),
             r.restarts,
             r.steps,
             r.wall_seconds,
             r.steps_per_second,
+            opt(r.readback.sparsity_error.map(|e| e.to_string())),
+            opt(r
+                .readback
+                .formula
+                .as_ref()
+                .map(|f| format!("\"{}\"", f.replace('"', "\"\"")))),
         )?;
     }
     file.flush()?;
+    Ok(())
+}
+
+/// `reference` or `madsen`.
+pub fn protocol_name(protocol: &Protocol) -> &'static str {
+    match protocol {
+        Protocol::Reference => "reference",
+        Protocol::Madsen(_) => "madsen",
+    }
+}
+
+/// Writes per-task summaries as a JSON array (fields of [`TaskSummary`]).
+pub fn write_summary_json(path: &Path, summaries: &[TaskSummary]) -> Result<(), Box<dyn Error>> {
+    let mut file = BufWriter::new(File::create(path)?);
+    serde_json::to_writer_pretty(&mut file, summaries)?;
+    writeln!(file)?;
     Ok(())
 }
 
@@ -305,6 +377,31 @@ mod tests {
         assert_eq!(format_metric(123456.0), "1.235e5");
         assert_eq!(format_metric(f64::NAN), "NaN");
         assert_eq!(format_metric(f64::INFINITY), "inf");
+    }
+
+    #[test]
+    fn wilson_interval_matches_hand_computed_values() {
+        // 5 of 10: centre (0.5 + z²/20)/(1 + z²/10) = 0.5, half-width
+        // z·√(0.025 + z²/400)/(1 + z²/10) = 0.26340 (z = 1.95996).
+        let (lo, hi) = wilson_interval(5, 10, Z_95);
+        assert!(
+            (lo - 0.23659).abs() < 1e-5 && (hi - 0.76341).abs() < 1e-5,
+            "{lo} {hi}"
+        );
+        // 0 of 10: [0, z²/(n + z²)] = [0, 3.84146/13.84146].
+        let (lo, hi) = wilson_interval(0, 10, Z_95);
+        assert!(lo == 0.0 && (hi - 0.27753).abs() < 1e-5, "{hi}");
+        let (lo, hi) = wilson_interval(10, 10, Z_95);
+        assert!(
+            (lo - 0.72247).abs() < 1e-5 && (hi - 1.0).abs() < 1e-12,
+            "{lo} {hi}"
+        );
+        // 1 of 4 at z = 1: p = 0.25, (0.25 + 0.125 ± √(0.046875 + 0.015625))/1.25 = 0.3 ± 0.2.
+        let (lo, hi) = wilson_interval(1, 4, 1.0);
+        assert!(
+            (lo - 0.1).abs() < 1e-12 && (hi - 0.5).abs() < 1e-12,
+            "{lo} {hi}"
+        );
     }
 
     #[test]

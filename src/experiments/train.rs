@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use burn::module::Module;
 use burn::optim::grad_clipping::GradientClippingConfig;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, RmsPropConfig};
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -14,8 +14,10 @@ use rand::seq::SliceRandom;
 use serde::Serialize;
 
 use super::model::{ModelKind, StaticToyModel, mse};
-use super::{Operation, StaticToyData};
+use super::readback::Readback;
+use super::{Operation, Protocol, StaticToyData};
 use crate::inalu::StallDetector;
+use crate::optim::FastRmsPropConfig;
 use crate::{ConfigError, RegularizerSchedule};
 
 /// The optimizer, with Keras's defaults (the reference's framework), not Burn's.
@@ -24,7 +26,7 @@ use crate::{ConfigError, RegularizerSchedule};
 pub enum OptimizerKind {
     /// Adam, betas 0.9 / 0.999, epsilon 1e-7.
     Adam,
-    /// RMSProp, rho 0.9, epsilon 1e-7, no momentum.
+    /// RMSProp, rho 0.9, epsilon 1e-7, no momentum ([`FastRmsProp`](crate::optim::FastRmsProp)).
     RmsProp,
 }
 
@@ -164,9 +166,8 @@ impl TrainConfig {
                 .with_epsilon(1e-7)
                 .with_grad_clipping(clip)
                 .init(),
-            OptimizerKind::RmsProp => RmsPropConfig::new()
-                .with_alpha(0.9)
-                .with_momentum(0.0)
+            OptimizerKind::RmsProp => FastRmsPropConfig::new()
+                .with_rho(0.9)
                 .with_epsilon(1e-7)
                 .with_grad_clipping(clip)
                 .init(),
@@ -233,10 +234,18 @@ pub struct RunResult {
     /// `100 × extrapolation_mse / random_init_extrapolation_mse` (the paper's Table 1 measure:
     /// 0 is perfect, 100 no better than a random network).
     pub normalized_extrapolation_error: f64,
-    /// Success threshold: `1e-3 ×` the variance of the extrapolation targets.
+    /// The data generator and success criterion.
+    pub protocol: Protocol,
+    /// Success threshold ([`StaticToyData::success_threshold`]).
     pub success_threshold: f64,
     /// Whether `extrapolation_mse < success_threshold`.
     pub success: bool,
+    /// The first step after which the extrapolation MSE was below the threshold (checked at
+    /// the end of every epoch), whether or not the kept checkpoint is from then.
+    pub solved_at_step: Option<usize>,
+    /// The learned formula and its errors.
+    #[serde(flatten)]
+    pub readback: Readback,
     /// Set when the loss turned NaN or infinite; training stopped there.
     pub diverged: Option<Divergence>,
     /// Restarts from fresh weights after a stalled loss (iNALU's strategy).
@@ -396,6 +405,12 @@ pub fn train(
 
     let (model, best_metrics) = best;
     let mut result = run_result(data, config, best_metrics, progress, device);
+    result.solved_at_step = result
+        .history
+        .iter()
+        .find(|m| m.extrapolation_mse < data.success_threshold)
+        .map(|m| m.epoch * steps_per_epoch);
+    result.readback = Readback::new(&model, data, device);
     result.wall_seconds = started.elapsed().as_secs_f64();
     TrainedRun { result, model }
 }
@@ -527,7 +542,7 @@ fn run_result(
     device: &Device,
 ) -> RunResult {
     let baseline = random_init_extrapolation_mse(data, config.model, config.hidden, device);
-    let success_threshold = 1e-3 * data.extrapolation.target_variance();
+    let success_threshold = data.success_threshold;
     RunResult {
         model: config.model,
         task: data.op,
@@ -544,8 +559,11 @@ fn run_result(
         extrapolation_mse: best.extrapolation_mse,
         random_init_extrapolation_mse: baseline,
         normalized_extrapolation_error: 100.0 * best.extrapolation_mse / baseline,
+        protocol: data.protocol,
         success_threshold,
         success: best.extrapolation_mse < success_threshold,
+        solved_at_step: None,
+        readback: Readback::default(),
         diverged: progress.diverged,
         restarts: progress.restarts,
         steps: progress.steps,

@@ -17,6 +17,8 @@ use burn::backend::{Autodiff, Backend, backend_extension};
 use burn::tensor::{DType, Tensor, TensorData};
 use num_traits::Float;
 
+use super::fast_ln::LogAbs;
+
 /// Largest `batch · d_input · d_output` the fused path takes; above it, the generic path's
 /// matrix multiplications (blocked, vectorised, threaded) win.
 pub const FUSED_MAX_WORK: usize = 1 << 18;
@@ -33,8 +35,9 @@ pub trait FusedNalu: Backend {
         epsilon: f64,
     ) -> FloatTensor<Self>;
 
-    /// [`FusedNalu::fused_nalu`] that also returns `log(|x| + ε)`, for the backward pass.
-    fn fused_nalu_keep_logs(
+    /// [`FusedNalu::fused_nalu`] that also returns what the backward pass reuses, as one flat
+    /// `[1, n]` tensor: `log(|x| + ε)`, then `x·W`, `log(|x| + ε)·W` and `x·G`.
+    fn fused_nalu_with_cache(
         x: FloatTensor<Self>,
         w_hat: FloatTensor<Self>,
         m_hat: FloatTensor<Self>,
@@ -43,12 +46,12 @@ pub trait FusedNalu: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
 
     /// The gradients `(dx, dŴ, dM̂, dG)` of the layer for the output gradient `dy`, given the
-    /// forward's `logs = log(|x| + ε)`; `dx` is all zeros unless `need_dx` (the input usually
+    /// forward's `cache`; `dx` is all zeros unless `need_dx` (the input usually
     /// is data, with no gradient to compute).
     #[allow(clippy::too_many_arguments)] // the layer's four inputs, its cache, ε, dy and a flag
     fn fused_nalu_backward(
         x: FloatTensor<Self>,
-        logs: FloatTensor<Self>,
+        cache: FloatTensor<Self>,
         w_hat: FloatTensor<Self>,
         m_hat: FloatTensor<Self>,
         gate: FloatTensor<Self>,
@@ -72,7 +75,7 @@ pub fn supported<const D: usize>([rows, d_in, d_out]: [usize; 3], x: &Tensor<D>)
 }
 
 #[cfg(feature = "flex")]
-fn on_flex(device: &burn::tensor::Device) -> bool {
+pub(crate) fn on_flex(device: &burn::tensor::Device) -> bool {
     matches!(
         device.clone().inner().as_dispatch(),
         burn::backend::DispatchDevice::Flex(_)
@@ -80,7 +83,7 @@ fn on_flex(device: &burn::tensor::Device) -> bool {
 }
 
 #[cfg(not(feature = "flex"))]
-fn on_flex(_device: &burn::tensor::Device) -> bool {
+pub(crate) fn on_flex(_device: &burn::tensor::Device) -> bool {
     false
 }
 
@@ -143,9 +146,13 @@ fn dot<F: Float>(a: &[F], b: &[F]) -> F {
 
 /// `[rows, cols]` row-major to `[cols, rows]` row-major.
 fn transpose<F: Float>(m: &[F], rows: usize, cols: usize) -> Vec<F> {
-    (0..cols * rows)
-        .map(|k| m[(k % rows) * cols + k / rows])
-        .collect()
+    let mut t = vec![F::zero(); rows * cols];
+    for (r, row) in m.chunks_exact(cols).enumerate() {
+        for (c, &v) in row.iter().enumerate() {
+            t[c * rows + r] = v;
+        }
+    }
+    t
 }
 
 /// The per-batch values both passes need: `log(|x| + ε)`, and per row and output
@@ -155,11 +162,6 @@ struct Sums<F> {
     a: Vec<F>,
     l: Vec<F>,
     z: Vec<F>,
-}
-
-/// `log(|x| + ε)` element by element.
-fn logs<F: Float>(x: &[F], eps: F) -> Vec<F> {
-    x.iter().map(|&v| (v.abs() + eps).ln()).collect()
 }
 
 fn sums<F: Float>(x: &[F], logs: Vec<F>, w: &[F], gate: &[F], d: Dims) -> Sums<F> {
@@ -184,8 +186,9 @@ fn sums<F: Float>(x: &[F], logs: Vec<F>, w: &[F], gate: &[F], d: Dims) -> Sums<F
     Sums { logs, a, l, z }
 }
 
-/// `(y, log(|x| + ε))`.
-fn forward<F: Float>(
+/// `(y, cache)`, where the cache holds what the backward pass needs: `log(|x| + ε)`
+/// (`batch · d_in` values) followed by `a`, `l` and `z` (`batch · d_out` each).
+fn forward<F: Float + LogAbs>(
     x: &[F],
     w_hat: &[F],
     m_hat: &[F],
@@ -194,22 +197,31 @@ fn forward<F: Float>(
     d: Dims,
 ) -> (Vec<F>, Vec<F>) {
     let (_, _, w) = nac_weight(w_hat, m_hat);
-    let s = sums(x, logs(x, eps), &w, gate, d);
+    let s = sums(x, F::log_abs(x, eps), &w, gate, d);
     let y = (0..d.batch * d.d_out)
         .map(|k| {
             let (g, m) = (sigmoid(s.z[k]), s.l[k].exp());
             g * s.a[k] + (F::one() - g) * m
         })
         .collect();
-    (y, s.logs)
+    let mut cache = s.logs;
+    cache.extend(s.a.iter().chain(&s.l).chain(&s.z));
+    (y, cache)
 }
 
-/// `(dx, dŴ, dM̂, dG)` by the chain rule through the forward pass above; `dx` is left empty
-/// unless `need_dx`.
+/// `y += a·x + b·v` over three slices of one length (vectorises; no reductions).
+fn axpy2<F: Float>(y: &mut [F], a: F, x: &[F], b: F, v: &[F]) {
+    for ((y, &x), &v) in y.iter_mut().zip(x).zip(v) {
+        *y = *y + a * x + b * v;
+    }
+}
+
+/// `(dx, dŴ, dM̂, dG)` by the chain rule through the forward pass above, from its cache; `dx`
+/// is left empty unless `need_dx`.
 #[allow(clippy::type_complexity, clippy::too_many_arguments)]
 fn backward<F: Float>(
     x: &[F],
-    logs: &[F],
+    cache: &[F],
     w_hat: &[F],
     m_hat: &[F],
     gate: &[F],
@@ -219,41 +231,37 @@ fn backward<F: Float>(
     need_dx: bool,
 ) -> (Vec<F>, Vec<F>, Vec<F>, Vec<F>) {
     let (t, sg, w) = nac_weight(w_hat, m_hat);
-    let s = sums(x, logs.to_vec(), &w, gate, d);
+    let n = d.batch * d.d_out;
+    let (logs, pre) = cache.split_at(d.batch * d.d_in);
+    let (a, l, z) = (&pre[..n], &pre[n..2 * n], &pre[2 * n..3 * n]);
     // Gradients at the pre-activations, [batch, d_out]: da = dy·g, dl = dy·(1 − g)·m
     // (through m = exp(l)), dz = dy·(a − m)·g·(1 − g).
-    let n = d.batch * d.d_out;
     let (mut da, mut dl, mut dz) = (
         Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
     );
     for (k, &grad) in dy.iter().enumerate().take(n) {
-        let (g, m) = (sigmoid(s.z[k]), s.l[k].exp());
+        let (g, m) = (sigmoid(z[k]), l[k].exp());
         da.push(grad * g);
         dl.push(grad * (F::one() - g) * m);
-        dz.push(grad * (s.a[k] - m) * g * (F::one() - g));
+        dz.push(grad * (a[k] - m) * g * (F::one() - g));
     }
-    // dW = xᵀ·da + logsᵀ·dl and dG = xᵀ·dz: dot products over the batch, by columns.
-    let (x_t, logs_t) = (
-        transpose(x, d.batch, d.d_in),
-        transpose(&s.logs, d.batch, d.d_in),
-    );
-    let (da_t, dl_t, dz_t) = (
-        transpose(&da, d.batch, d.d_out),
-        transpose(&dl, d.batch, d.d_out),
-        transpose(&dz, d.batch, d.d_out),
-    );
-    let mut dw = Vec::with_capacity(w.len());
-    let mut dg = Vec::with_capacity(w.len());
-    for (x_col, log_col) in x_t.chunks(d.batch).zip(logs_t.chunks(d.batch)) {
+    // dW = xᵀ·da + logsᵀ·dl and dG = xᵀ·dz, accumulated row by row into their transposes
+    // (`[d_out, d_in]`), so each update runs along a contiguous input row.
+    let mut dw_t = vec![F::zero(); w.len()];
+    let mut dg_t = vec![F::zero(); w.len()];
+    for (b, (x_row, log_row)) in x.chunks(d.d_in).zip(logs.chunks(d.d_in)).enumerate() {
         for j in 0..d.d_out {
-            let cols = j * d.batch..(j + 1) * d.batch;
-            let (da_j, dl_j, dz_j) = (&da_t[cols.clone()], &dl_t[cols.clone()], &dz_t[cols]);
-            dw.push(dot(x_col, da_j) + dot(log_col, dl_j));
-            dg.push(dot(x_col, dz_j));
+            let (k, cols) = (b * d.d_out + j, j * d.d_in..(j + 1) * d.d_in);
+            axpy2(&mut dw_t[cols.clone()], da[k], x_row, dl[k], log_row);
+            axpy2(&mut dg_t[cols], dz[k], x_row, F::zero(), x_row);
         }
     }
+    let (dw, dg) = (
+        transpose(&dw_t, d.d_out, d.d_in),
+        transpose(&dg_t, d.d_out, d.d_in),
+    );
     let dx = if need_dx {
         input_grad(x, &w, gate, eps, (&da, &dl, &dz), d)
     } else {
@@ -364,10 +372,10 @@ mod flex {
             gate: FlexTensor,
             epsilon: f64,
         ) -> FlexTensor {
-            Self::fused_nalu_keep_logs(x, w_hat, m_hat, gate, epsilon).0
+            Self::fused_nalu_with_cache(x, w_hat, m_hat, gate, epsilon).0
         }
 
-        fn fused_nalu_keep_logs(
+        fn fused_nalu_with_cache(
             x: FlexTensor,
             w_hat: FlexTensor,
             m_hat: FlexTensor,
@@ -378,14 +386,15 @@ mod flex {
             let [x, w_hat, m_hat, gate] = [x, w_hat, m_hat, gate].map(contiguous);
             by_dtype!(x.dtype(), F => {
                 let eps = <F as num_traits::NumCast>::from(epsilon).expect("epsilon fits the float type");
-                let (y, logs) = forward::<F>(values(&x), values(&w_hat), values(&m_hat), values(&gate), eps, d);
-                (tensor(y, [d.batch, d.d_out]), tensor(logs, [d.batch, d.d_in]))
+                let (y, cache) = forward::<F>(values(&x), values(&w_hat), values(&m_hat), values(&gate), eps, d);
+                let len = cache.len();
+                (tensor(y, [d.batch, d.d_out]), tensor(cache, [1, len]))
             })
         }
 
         fn fused_nalu_backward(
             x: FlexTensor,
-            logs: FlexTensor,
+            cache: FlexTensor,
             w_hat: FlexTensor,
             m_hat: FlexTensor,
             gate: FlexTensor,
@@ -394,12 +403,12 @@ mod flex {
             need_dx: bool,
         ) -> (FlexTensor, FlexTensor, FlexTensor, FlexTensor) {
             let d = dims(&x, &w_hat);
-            let [x, logs, w_hat, m_hat, gate, dy] =
-                [x, logs, w_hat, m_hat, gate, dy].map(contiguous);
+            let [x, cache, w_hat, m_hat, gate, dy] =
+                [x, cache, w_hat, m_hat, gate, dy].map(contiguous);
             by_dtype!(x.dtype(), F => {
                 let eps = <F as num_traits::NumCast>::from(epsilon).expect("epsilon fits the float type");
                 let (dx, dw, dm, dg) = backward::<F>(
-                    values(&x), values(&logs), values(&w_hat), values(&m_hat), values(&gate), eps, values(&dy), d, need_dx,
+                    values(&x), values(&cache), values(&w_hat), values(&m_hat), values(&gate), eps, values(&dy), d, need_dx,
                 );
                 let dx = if need_dx { dx } else { vec![0.0 as F; d.batch * d.d_in] };
                 let weights = [d.d_in, d.d_out];
@@ -414,15 +423,15 @@ mod flex {
 struct FusedNaluBackward;
 
 impl<B: Backend + FusedNalu> Backward<B, 4> for FusedNaluBackward {
-    /// The inputs, the forward's `log(|x| + ε)` and epsilon.
+    /// The inputs, the forward's cache and epsilon.
     type State = ([B::FloatTensorPrimitive; 4], B::FloatTensorPrimitive, f64);
 
     fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
         let dy = grads.consume::<B>(&ops.node);
-        let ([x, w_hat, m_hat, gate], logs, eps) = ops.state;
+        let ([x, w_hat, m_hat, gate], cache, eps) = ops.state;
         let need_dx = ops.parents[0].is_some();
         let (dx, dw, dm, dg) =
-            B::fused_nalu_backward(x, logs, w_hat, m_hat, gate, eps, dy, need_dx);
+            B::fused_nalu_backward(x, cache, w_hat, m_hat, gate, eps, dy, need_dx);
         for (parent, grad) in ops.parents.into_iter().zip([dx, dw, dm, dg]) {
             if let Some(node) = parent {
                 grads.register::<B>(node.id, grad);
@@ -447,26 +456,26 @@ impl<B: Backend + FusedNalu, C: CheckpointStrategy> FusedNalu for Autodiff<B, C>
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                let (y, logs) = B::fused_nalu_keep_logs(a, b, c, d, epsilon);
-                prep.finish((inputs, logs, epsilon), y)
+                let (y, cache) = B::fused_nalu_with_cache(a, b, c, d, epsilon);
+                prep.finish((inputs, cache, epsilon), y)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::fused_nalu(a, b, c, d, epsilon)),
         }
     }
 
-    fn fused_nalu_keep_logs(
+    fn fused_nalu_with_cache(
         _x: FloatTensor<Self>,
         _w_hat: FloatTensor<Self>,
         _m_hat: FloatTensor<Self>,
         _gate: FloatTensor<Self>,
         _epsilon: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        panic!("fused_nalu_keep_logs runs on the inner backend only");
+        panic!("fused_nalu_with_cache runs on the inner backend only");
     }
 
     fn fused_nalu_backward(
         _x: FloatTensor<Self>,
-        _logs: FloatTensor<Self>,
+        _cache: FloatTensor<Self>,
         _w_hat: FloatTensor<Self>,
         _m_hat: FloatTensor<Self>,
         _gate: FloatTensor<Self>,

@@ -3,6 +3,7 @@
 //! Every function here is generic over rank and backend: it takes and returns plain Burn tensors,
 //! so it records into the autodiff graph when the inputs live on an autodiff device.
 
+mod fast_ln;
 pub mod fused;
 
 use burn::module::{DisplaySettings, Param};
