@@ -18,6 +18,30 @@
 //!   `(x1 + x2)·x5`, `a / b`, `a^2`, `1 / (a·b)`;
 //! - the NALU's multiplicative path, `exp(log(|x| + ε)·W)`, sees magnitudes, and its factors are
 //!   written as such: `|a|·|b|`.
+//!
+//! ```
+//! use burn::module::Param;
+//! use burn::tensor::{Device, Tensor};
+//! use burn_nalu::formula::{Naming, SnapOptions, extract};
+//! use burn_nalu::{NauConfig, NmuConfig};
+//!
+//! let device = Device::default();
+//! // x0 + x1 and x2 + x3 in the first layer, their product in the second.
+//! let mut nau = NauConfig::new(4, 2).init(&device);
+//! nau.weight = Param::from_tensor(Tensor::from_floats(
+//!     [[0.99, 0.0], [1.0, 0.01], [0.0, 1.0], [0.02, 0.98]],
+//!     &device,
+//! ));
+//! let mut nmu = NmuConfig::new(2, 1).init(&device);
+//! nmu.weight = Param::from_tensor(Tensor::from_floats([[1.0], [0.97]], &device));
+//!
+//! let x = Tensor::<2>::ones([1, 4], &device);
+//! let formula = extract(&[&nau, &nmu], x, &SnapOptions::default()).unwrap();
+//! let names = Naming::new().with_group("a", &[0, 1]).with_group("b", &[2, 3]);
+//! assert_eq!(formula.render(&names), "a·b");
+//! assert_eq!(formula.render(&Naming::new()), "(x0 + x1)·(x2 + x3)");
+//! assert!((formula.sparsity_error - 0.03).abs() < 1e-6);
+//! ```
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -21,8 +21,12 @@
 //! [`RegularizerSchedule`], and a projection after each optimizer step (`clamp_weights`);
 //! [`ArithmeticUnit`] gives all units one interface. The math the units share (the NAC weight
 //! transform, the log-space product, the NMU product, the gate mix) lives in [`ops`].
-//! [`experiments`] holds the static-toy experiments of the NALU paper (data, training loop,
-//! reports) that `examples/static_toy.rs` runs.
+//! [`formula`] reads a trained stack back as the arithmetic it computes (`a + b`, `a·b`), after
+//! snapping its weights to discrete values, or says which weights stand in the way.
+//! [`optim::FastRmsProp`] is RMSProp (Keras's variant) with a one-pass update for small
+//! parameters. [`experiments`] holds the static-toy experiments of the NALU paper and of Madsen &
+//! Johansen 2020 (data, training loop, success statistics, reports) that
+//! `examples/static_toy.rs` runs.
 //!
 //! # A two-layer model
 //!

@@ -28,7 +28,10 @@ fn short_add_run_extrapolates() {
     );
     assert!(r.success && r.normalized_extrapolation_error < 1e-3);
     let solved_at = r.solved_at_step.expect("solved during the run");
-    assert!(solved_at.is_multiple_of(16) && solved_at <= 800, "{solved_at}");
+    assert!(
+        solved_at.is_multiple_of(16) && solved_at <= 800,
+        "{solved_at}"
+    );
 }
 
 /// `Nac → Nac` learns `a − b` from seed 0 in 50 epochs (800 steps); the formula module reads it
@@ -44,7 +47,10 @@ fn nac_learns_subtraction_and_reads_it_back() {
     let b = &run.result.readback;
     assert_eq!(b.formula.as_deref(), Some("a − b"), "{b:?}");
     assert!(b.formula_mse_vs_targets.unwrap() < 1e-9, "{b:?}");
-    assert!(b.formula_mse_vs_network.unwrap() < run.result.success_threshold, "{b:?}");
+    assert!(
+        b.formula_mse_vs_network.unwrap() < run.result.success_threshold,
+        "{b:?}"
+    );
 }
 
 /// A learning rate far too high turns the loss NaN: the run stops there, says where, and keeps

@@ -27,6 +27,6 @@ pub use model::{ModelKind, Stack, StaticToyModel, mse};
 pub use readback::Readback;
 pub use task::{Operation, Recipe};
 pub use train::{
-    BASELINE_INITS, Divergence, EpochMetrics, OptimizerKind, RunResult, Step, ToyStep, TrainConfig,
-    TrainedRun, random_init_extrapolation_mse, train, train_step,
+    BASELINE_INITS, Divergence, EpochMetrics, OptimizerKind, RunOptimizer, RunResult, Step,
+    ToyStep, TrainConfig, TrainedRun, random_init_extrapolation_mse, train, train_step,
 };

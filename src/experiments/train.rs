@@ -17,7 +17,7 @@ use super::model::{ModelKind, StaticToyModel, mse};
 use super::readback::Readback;
 use super::{Operation, Protocol, StaticToyData};
 use crate::inalu::StallDetector;
-use crate::optim::FastRmsPropConfig;
+use crate::optim::{FastRmsProp, FastRmsPropConfig};
 use crate::{ConfigError, RegularizerSchedule};
 
 /// The optimizer, with Keras's defaults (the reference's framework), not Burn's.
@@ -157,20 +157,42 @@ impl TrainConfig {
 
     /// The optimizer this config describes, with Keras's defaults (see [`OptimizerKind`]) and
     /// the configured gradient clipping.
-    pub fn optimizer(&self) -> ModuleOptimizer {
+    pub fn optimizer(&self) -> RunOptimizer {
         let clip = self.clip_norm.map(GradientClippingConfig::Norm);
         match self.optimizer {
-            OptimizerKind::Adam => AdamConfig::new()
-                .with_beta_1(0.9)
-                .with_beta_2(0.999)
-                .with_epsilon(1e-7)
-                .with_grad_clipping(clip)
-                .init(),
-            OptimizerKind::RmsProp => FastRmsPropConfig::new()
-                .with_rho(0.9)
-                .with_epsilon(1e-7)
-                .with_grad_clipping(clip)
-                .init(),
+            OptimizerKind::Adam => RunOptimizer::Burn(
+                AdamConfig::new()
+                    .with_beta_1(0.9)
+                    .with_beta_2(0.999)
+                    .with_epsilon(1e-7)
+                    .with_grad_clipping(clip)
+                    .init(),
+            ),
+            OptimizerKind::RmsProp => RunOptimizer::RmsProp(
+                FastRmsPropConfig::new()
+                    .with_rho(0.9)
+                    .with_epsilon(1e-7)
+                    .with_grad_clipping(clip)
+                    .init(),
+            ),
+        }
+    }
+}
+
+/// The optimizer of a run: Burn's `ModuleOptimizer` (Adam) or [`FastRmsProp`].
+pub enum RunOptimizer {
+    /// A Burn optimizer.
+    Burn(ModuleOptimizer),
+    /// This crate's RMSProp.
+    RmsProp(FastRmsProp),
+}
+
+impl RunOptimizer {
+    /// One update of `module` from `grads` with learning rate `lr`.
+    pub fn step<M: Module>(&mut self, lr: f64, module: M, grads: GradientsParams) -> M {
+        match self {
+            RunOptimizer::Burn(optim) => optim.step(lr, module, grads),
+            RunOptimizer::RmsProp(optim) => optim.step(lr, module, grads),
         }
     }
 }
@@ -420,7 +442,7 @@ pub fn train(
 /// Stops before the update at the first loss that is NaN or infinite, and returns that loss.
 fn train_epoch(
     mut model: StaticToyModel,
-    optim: &mut ModuleOptimizer,
+    optim: &mut RunOptimizer,
     xs: Tensor<2>,
     ys: Tensor<2>,
     config: &TrainConfig,
@@ -463,7 +485,7 @@ pub struct Step {
 /// rate `lr`, and the units' clamps. A loss that is NaN or infinite skips the update.
 pub fn train_step(
     model: StaticToyModel,
-    optim: &mut ModuleOptimizer,
+    optim: &mut RunOptimizer,
     x: Tensor<2>,
     y: Tensor<2>,
     lr: f64,
@@ -498,7 +520,7 @@ pub fn train_step(
 /// each [`ToyStep::step`] is one [`train_step`], the step [`train`] runs.
 pub struct ToyStep {
     model: Option<StaticToyModel>,
-    optim: ModuleOptimizer,
+    optim: RunOptimizer,
     x: Tensor<2>,
     y: Tensor<2>,
 }

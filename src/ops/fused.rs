@@ -48,12 +48,9 @@ pub trait FusedNalu: Backend {
     /// The gradients `(dx, dŴ, dM̂, dG)` of the layer for the output gradient `dy`, given the
     /// forward's `cache`; `dx` is all zeros unless `need_dx` (the input usually
     /// is data, with no gradient to compute).
-    #[allow(clippy::too_many_arguments)] // the layer's four inputs, its cache, ε, dy and a flag
     fn fused_nalu_backward(
         x: FloatTensor<Self>,
         cache: FloatTensor<Self>,
-        w_hat: FloatTensor<Self>,
-        m_hat: FloatTensor<Self>,
         gate: FloatTensor<Self>,
         epsilon: f64,
         dy: FloatTensor<Self>,
@@ -187,7 +184,8 @@ fn sums<F: Float>(x: &[F], logs: Vec<F>, w: &[F], gate: &[F], d: Dims) -> Sums<F
 }
 
 /// `(y, cache)`, where the cache holds what the backward pass needs: `log(|x| + ε)`
-/// (`batch · d_in` values) followed by `a`, `l` and `z` (`batch · d_out` each).
+/// (`batch · d_in` values), `a`, `l` and `z` (`batch · d_out` each), then `tanh(Ŵ)` and
+/// `σ(M̂)` (`d_in · d_out` each).
 fn forward<F: Float + LogAbs>(
     x: &[F],
     w_hat: &[F],
@@ -196,7 +194,7 @@ fn forward<F: Float + LogAbs>(
     eps: F,
     d: Dims,
 ) -> (Vec<F>, Vec<F>) {
-    let (_, _, w) = nac_weight(w_hat, m_hat);
+    let (t, sg, w) = nac_weight(w_hat, m_hat);
     let s = sums(x, F::log_abs(x, eps), &w, gate, d);
     let y = (0..d.batch * d.d_out)
         .map(|k| {
@@ -205,7 +203,7 @@ fn forward<F: Float + LogAbs>(
         })
         .collect();
     let mut cache = s.logs;
-    cache.extend(s.a.iter().chain(&s.l).chain(&s.z));
+    cache.extend(s.a.iter().chain(&s.l).chain(&s.z).chain(&t).chain(&sg));
     (y, cache)
 }
 
@@ -222,18 +220,17 @@ fn axpy2<F: Float>(y: &mut [F], a: F, x: &[F], b: F, v: &[F]) {
 fn backward<F: Float>(
     x: &[F],
     cache: &[F],
-    w_hat: &[F],
-    m_hat: &[F],
     gate: &[F],
     eps: F,
     dy: &[F],
     d: Dims,
     need_dx: bool,
 ) -> (Vec<F>, Vec<F>, Vec<F>, Vec<F>) {
-    let (t, sg, w) = nac_weight(w_hat, m_hat);
-    let n = d.batch * d.d_out;
+    let (n, k) = (d.batch * d.d_out, d.d_in * d.d_out);
     let (logs, pre) = cache.split_at(d.batch * d.d_in);
     let (a, l, z) = (&pre[..n], &pre[n..2 * n], &pre[2 * n..3 * n]);
+    let (t, sg) = (&pre[3 * n..3 * n + k], &pre[3 * n + k..3 * n + 2 * k]);
+    let w: Vec<F> = t.iter().zip(sg).map(|(&t, &s)| t * s).collect();
     // Gradients at the pre-activations, [batch, d_out]: da = dy·g, dl = dy·(1 − g)·m
     // (through m = exp(l)), dz = dy·(a − m)·g·(1 − g).
     let (mut da, mut dl, mut dz) = (
@@ -395,20 +392,17 @@ mod flex {
         fn fused_nalu_backward(
             x: FlexTensor,
             cache: FlexTensor,
-            w_hat: FlexTensor,
-            m_hat: FlexTensor,
             gate: FlexTensor,
             epsilon: f64,
             dy: FlexTensor,
             need_dx: bool,
         ) -> (FlexTensor, FlexTensor, FlexTensor, FlexTensor) {
-            let d = dims(&x, &w_hat);
-            let [x, cache, w_hat, m_hat, gate, dy] =
-                [x, cache, w_hat, m_hat, gate, dy].map(contiguous);
+            let d = dims(&x, &gate);
+            let [x, cache, gate, dy] = [x, cache, gate, dy].map(contiguous);
             by_dtype!(x.dtype(), F => {
                 let eps = <F as num_traits::NumCast>::from(epsilon).expect("epsilon fits the float type");
                 let (dx, dw, dm, dg) = backward::<F>(
-                    values(&x), values(&cache), values(&w_hat), values(&m_hat), values(&gate), eps, values(&dy), d, need_dx,
+                    values(&x), values(&cache), values(&gate), eps, values(&dy), d, need_dx,
                 );
                 let dx = if need_dx { dx } else { vec![0.0 as F; d.batch * d.d_in] };
                 let weights = [d.d_in, d.d_out];
@@ -423,15 +417,19 @@ mod flex {
 struct FusedNaluBackward;
 
 impl<B: Backend + FusedNalu> Backward<B, 4> for FusedNaluBackward {
-    /// The inputs, the forward's cache and epsilon.
-    type State = ([B::FloatTensorPrimitive; 4], B::FloatTensorPrimitive, f64);
+    /// The input `x`, the gate weights, the forward's cache and epsilon.
+    type State = (
+        B::FloatTensorPrimitive,
+        B::FloatTensorPrimitive,
+        B::FloatTensorPrimitive,
+        f64,
+    );
 
     fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
         let dy = grads.consume::<B>(&ops.node);
-        let ([x, w_hat, m_hat, gate], cache, eps) = ops.state;
+        let (x, gate, cache, eps) = ops.state;
         let need_dx = ops.parents[0].is_some();
-        let (dx, dw, dm, dg) =
-            B::fused_nalu_backward(x, cache, w_hat, m_hat, gate, eps, dy, need_dx);
+        let (dx, dw, dm, dg) = B::fused_nalu_backward(x, cache, gate, eps, dy, need_dx);
         for (parent, grad) in ops.parents.into_iter().zip([dx, dw, dm, dg]) {
             if let Some(node) = parent {
                 grads.register::<B>(node.id, grad);
@@ -448,16 +446,16 @@ impl<B: Backend + FusedNalu, C: CheckpointStrategy> FusedNalu for Autodiff<B, C>
         gate: FloatTensor<Self>,
         epsilon: f64,
     ) -> FloatTensor<Self> {
-        let inputs = [&x, &w_hat, &m_hat, &gate].map(|t| t.primitive().clone());
-        let [a, b, c, d] = inputs.clone();
+        let [a, b, c, d] = [&x, &w_hat, &m_hat, &gate].map(|t| t.primitive().clone());
         match FusedNaluBackward
             .prepare::<C>([x.node(), w_hat.node(), m_hat.node(), gate.node()])
             .compute_bound()
             .stateful()
         {
             OpsKind::Tracked(prep) => {
+                let (x, gate) = (a.clone(), d.clone());
                 let (y, cache) = B::fused_nalu_with_cache(a, b, c, d, epsilon);
-                prep.finish((inputs, cache, epsilon), y)
+                prep.finish((x, gate, cache, epsilon), y)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::fused_nalu(a, b, c, d, epsilon)),
         }
@@ -476,8 +474,6 @@ impl<B: Backend + FusedNalu, C: CheckpointStrategy> FusedNalu for Autodiff<B, C>
     fn fused_nalu_backward(
         _x: FloatTensor<Self>,
         _cache: FloatTensor<Self>,
-        _w_hat: FloatTensor<Self>,
-        _m_hat: FloatTensor<Self>,
         _gate: FloatTensor<Self>,
         _epsilon: f64,
         _dy: FloatTensor<Self>,
