@@ -172,31 +172,26 @@ trait HostFloat: Float + Element {
     fn slot(state: &mut SquareAvg) -> Option<&mut Vec<Self>>;
 }
 
-impl HostFloat for f32 {
-    fn wrap(values: Vec<f32>) -> SquareAvg {
-        SquareAvg::F32(values)
-    }
+/// `HostFloat` for a float type and the `SquareAvg` variant that holds it.
+macro_rules! host_float {
+    ($float:ty, $variant:ident) => {
+        impl HostFloat for $float {
+            fn wrap(values: Vec<$float>) -> SquareAvg {
+                SquareAvg::$variant(values)
+            }
 
-    fn slot(state: &mut SquareAvg) -> Option<&mut Vec<f32>> {
-        match state {
-            SquareAvg::F32(v) => Some(v),
-            _ => None,
+            fn slot(state: &mut SquareAvg) -> Option<&mut Vec<$float>> {
+                match state {
+                    SquareAvg::$variant(v) => Some(v),
+                    _ => None,
+                }
+            }
         }
-    }
+    };
 }
 
-impl HostFloat for f64 {
-    fn wrap(values: Vec<f64>) -> SquareAvg {
-        SquareAvg::F64(values)
-    }
-
-    fn slot(state: &mut SquareAvg) -> Option<&mut Vec<f64>> {
-        match state {
-            SquareAvg::F64(v) => Some(v),
-            _ => None,
-        }
-    }
-}
+host_float!(f32, F32);
+host_float!(f64, F64);
 
 /// Walks a module, replacing each parameter that has a gradient by its update.
 struct Updater<'a> {

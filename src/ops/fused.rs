@@ -36,7 +36,7 @@ pub trait FusedNalu: Backend {
     ) -> FloatTensor<Self>;
 
     /// [`FusedNalu::fused_nalu`] that also returns what the backward pass reuses, as one flat
-    /// `[1, n]` tensor: `log(|x| + ε)`, then `x·W`, `log(|x| + ε)·W` and `x·G`.
+    /// `[1, n]` tensor: `log(|x| + ε)`, `x·W`, `log(|x| + ε)·W`, `x·G`, `tanh(Ŵ)` and `σ(M̂)`.
     fn fused_nalu_with_cache(
         x: FloatTensor<Self>,
         w_hat: FloatTensor<Self>,
@@ -216,7 +216,7 @@ fn axpy2<F: Float>(y: &mut [F], a: F, x: &[F], b: F, v: &[F]) {
 
 /// `(dx, dŴ, dM̂, dG)` by the chain rule through the forward pass above, from its cache; `dx`
 /// is left empty unless `need_dx`.
-#[allow(clippy::type_complexity, clippy::too_many_arguments)]
+#[allow(clippy::type_complexity)]
 fn backward<F: Float>(
     x: &[F],
     cache: &[F],
