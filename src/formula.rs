@@ -712,11 +712,13 @@ pub fn extract(
     let mut exprs: Vec<Expr> = (0..d_input).map(Expr::input).collect();
     let mut snaps = Vec::with_capacity(layers.len());
     let mut h = x;
-    for layer in layers {
+    for (k, layer) in layers.iter().enumerate() {
         let snap = layer.discretize(&exprs, &h, options);
         exprs = snap.outputs.clone();
         snaps.push(snap);
-        h = layer.forward_2d(h);
+        if k + 1 < layers.len() {
+            h = layer.forward_2d(h);
+        }
     }
     let sparsity_error = snaps.iter().map(|s| s.sparsity_error).fold(0.0, f64::max);
     let obstacles = live_obstacles(snaps);
