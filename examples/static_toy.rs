@@ -277,7 +277,7 @@ fn run(cli: &Cli, protocol: &Protocol) -> Result<(), Box<dyn std::error::Error>>
     if let Some(dir) = &cli.out {
         report::write_json(&dir.join("results.json"), &results)?;
         report::write_csv(&dir.join("results.csv"), &results)?;
-        report::write_summary_json(&dir.join("summary.json"), &summaries)?;
+        report::write_json(&dir.join("summary.json"), &summaries)?;
     }
     if !cli.quiet {
         println!("total wall time {:.1} s", started.elapsed().as_secs_f64());

@@ -229,10 +229,11 @@ pub fn success_matrix(summaries: &[TaskSummary]) -> String {
     out
 }
 
-/// Writes `results` as a JSON array, one object per run with the fields of [`RunResult`].
-pub fn write_json(path: &Path, results: &[RunResult]) -> Result<(), Box<dyn Error>> {
+/// Writes `value` as pretty-printed JSON: the runs ([`RunResult`] fields, one object per run)
+/// or the per-task summaries ([`TaskSummary`]).
+pub fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<(), Box<dyn Error>> {
     let mut file = BufWriter::new(File::create(path)?);
-    serde_json::to_writer_pretty(&mut file, results)?;
+    serde_json::to_writer_pretty(&mut file, value)?;
     writeln!(file)?;
     Ok(())
 }
@@ -295,14 +296,6 @@ pub fn protocol_name(protocol: &Protocol) -> &'static str {
         Protocol::Reference => "reference",
         Protocol::Madsen(_) => "madsen",
     }
-}
-
-/// Writes per-task summaries as a JSON array (fields of [`TaskSummary`]).
-pub fn write_summary_json(path: &Path, summaries: &[TaskSummary]) -> Result<(), Box<dyn Error>> {
-    let mut file = BufWriter::new(File::create(path)?);
-    serde_json::to_writer_pretty(&mut file, summaries)?;
-    writeln!(file)?;
-    Ok(())
 }
 
 /// Plots train, validation and extrapolation MSE per epoch on a log scale, as SVG.
