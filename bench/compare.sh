@@ -6,7 +6,8 @@
 # Creates bench/.venv and installs torch, tensorflow-cpu and keras from the package index
 # (several GB and some minutes the first time; not part of CI), builds this crate's timing
 # binary (examples/timing.rs) with both CPU backends, runs every implementation and prints a
-# table. The toy training step runs on 1 thread everywhere, the large case on 2.
+# table. The toy training step runs on 1 thread everywhere, the large case on 2; each number is
+# the median over ten blocks of iterations (bench/blocks.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 quick=${1:-}

@@ -7,7 +7,6 @@ with weight gradients inside a `tf.function`. Prints one JSON object.
 import json
 import os
 import sys
-import time
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -16,6 +15,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import keras  # noqa: E402
 from keras import ops  # noqa: E402
+
+from blocks import median_seconds  # noqa: E402
 
 
 class Nalu(keras.layers.Layer):
@@ -38,21 +39,16 @@ class Nalu(keras.layers.Layer):
         return g * a + (1 - g) * m
 
 
-def toy_step_seconds(steps, warmup):
+def toy_step_seconds(per_block, warmup):
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((100,)), Nalu(2), Nalu(1)])
     model.compile(optimizer=keras.optimizers.RMSprop(0.01, rho=0.9, epsilon=1e-7), loss="mse")
     x = np.random.rand(64, 100).astype("float32")
     y = x.sum(axis=1, keepdims=True)
-    for _ in range(warmup):
-        model.train_on_batch(x, y)
-    start = time.perf_counter()
-    for _ in range(steps):
-        model.train_on_batch(x, y)
-    return (time.perf_counter() - start) / steps
+    return median_seconds(lambda: model.train_on_batch(x, y), per_block, warmup)
 
 
-def large_seconds(iters, warmup):
+def large_seconds(warmup):
     keras.utils.set_random_seed(0)
     layer = Nalu(1024)
     x = tf.constant(np.random.rand(4096, 1024).astype("float32"))
@@ -64,12 +60,7 @@ def large_seconds(iters, warmup):
             loss = tf.reduce_sum(layer(x))
         return tape.gradient(loss, layer.trainable_variables)
 
-    for _ in range(warmup):
-        fwd_bwd()
-    start = time.perf_counter()
-    for _ in range(iters):
-        [g.numpy() for g in fwd_bwd()]
-    return (time.perf_counter() - start) / iters
+    return median_seconds(lambda: [g.numpy() for g in fwd_bwd()], 1, warmup)
 
 
 if __name__ == "__main__":
@@ -78,8 +69,8 @@ if __name__ == "__main__":
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
     if "--large" in sys.argv:
-        result = {"large_fwd_bwd_s": large_seconds(2 if quick else 10, 1 if quick else 2)}
+        result = {"large_fwd_bwd_s": large_seconds(1 if quick else 2)}
     else:
-        result = {"toy_step_s": toy_step_seconds(200 if quick else 2000, 50 if quick else 200)}
+        result = {"toy_step_s": toy_step_seconds(20 if quick else 200, 50 if quick else 200)}
     result["framework"] = f"Keras {keras.__version__} / TensorFlow {tf.__version__}"
     print(json.dumps(result))

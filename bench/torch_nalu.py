@@ -7,9 +7,10 @@ Prints one JSON object with seconds per toy training step and per large forward+
 """
 import json
 import sys
-import time
 
 import torch
+
+from blocks import median_seconds
 
 
 class Nalu(torch.nn.Module):
@@ -30,7 +31,7 @@ class Nalu(torch.nn.Module):
         return g * a + (1 - g) * m
 
 
-def toy_step_seconds(steps, warmup):
+def toy_step_seconds(per_block, warmup):
     torch.set_num_threads(1)
     torch.manual_seed(0)
     model = torch.nn.Sequential(Nalu(100, 2), Nalu(2, 1))
@@ -46,15 +47,10 @@ def toy_step_seconds(steps, warmup):
         opt.step()
         return loss
 
-    for _ in range(warmup):
-        step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return (time.perf_counter() - start) / steps
+    return median_seconds(step, per_block, warmup)
 
 
-def large_seconds(iters, warmup, threads):
+def large_seconds(warmup, threads):
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     layer = Nalu(1024, 1024)
@@ -65,18 +61,13 @@ def large_seconds(iters, warmup, threads):
             p.grad = None
         layer(x).sum().backward()
 
-    for _ in range(warmup):
-        fwd_bwd()
-    start = time.perf_counter()
-    for _ in range(iters):
-        fwd_bwd()
-    return (time.perf_counter() - start) / iters
+    return median_seconds(fwd_bwd, 1, warmup)
 
 
 if __name__ == "__main__":
     quick = "--quick" in sys.argv
     print(json.dumps({
         "framework": f"PyTorch {torch.__version__} eager",
-        "toy_step_s": toy_step_seconds(200 if quick else 3000, 50 if quick else 300),
-        "large_fwd_bwd_s": large_seconds(2 if quick else 10, 1 if quick else 2, threads=2),
+        "toy_step_s": toy_step_seconds(20 if quick else 300, 50 if quick else 300),
+        "large_fwd_bwd_s": large_seconds(1 if quick else 2, threads=2),
     }))

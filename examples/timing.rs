@@ -1,12 +1,15 @@
 //! Times the two benchmark cases on the default device and prints one JSON line, for
 //! `bench/compare.sh` (which sets the thread counts). `cargo bench` has the criterion version.
+//! Each time is the median over ten blocks of iterations (after a warm-up), as in the
+//! PyTorch and Keras scripts (`bench/blocks.py`): a median shrugs off the bursts of a shared
+//! machine.
 //!
 //! - `toy_step_s`: one static-toy training step (`Nalu(100→2)`, `Nalu(2→1)`, batch 64: forward,
 //!   MSE, backward, RMSProp, reading the loss), the step `experiments::train` runs.
 //! - `large_fwd_bwd_s`: forward and backward with weight gradients of `Nalu(1024→1024)` on a
 //!   batch of 4096.
 //!
-//! `--quick` runs few iterations (for tests); `--toy` or `--large` runs only that case.
+//! `--quick` runs few iterations (a smoke test); `--toy` or `--large` runs only that case.
 
 use std::time::Instant;
 
@@ -14,19 +17,33 @@ use burn::tensor::{Device, Distribution, Tensor};
 use burn_nalu::NaluConfig;
 use burn_nalu::experiments::ToyStep;
 
-fn toy_step_seconds(device: &Device, steps: usize, warmup: usize) -> f64 {
-    let mut toy = ToyStep::new(device);
-    (0..warmup).for_each(|_| {
-        toy.step();
-    });
-    let start = Instant::now();
-    (0..steps).for_each(|_| {
-        toy.step();
-    });
-    start.elapsed().as_secs_f64() / steps as f64
+/// Median over ten blocks of the mean time of one call of `f`, `per_block` calls a block.
+fn median_seconds(mut f: impl FnMut(), per_block: usize, warmup: usize) -> f64 {
+    const BLOCKS: usize = 10;
+    (0..warmup).for_each(|_| f());
+    let mut blocks: Vec<f64> = (0..BLOCKS)
+        .map(|_| {
+            let start = Instant::now();
+            (0..per_block).for_each(|_| f());
+            start.elapsed().as_secs_f64() / per_block as f64
+        })
+        .collect();
+    blocks.sort_by(f64::total_cmp);
+    (blocks[BLOCKS / 2 - 1] + blocks[BLOCKS / 2]) / 2.0
 }
 
-fn large_seconds(device: &Device, iters: usize, warmup: usize) -> f64 {
+fn toy_step_seconds(device: &Device, per_block: usize, warmup: usize) -> f64 {
+    let mut toy = ToyStep::new(device);
+    median_seconds(
+        || {
+            toy.step();
+        },
+        per_block,
+        warmup,
+    )
+}
+
+fn large_seconds(device: &Device, warmup: usize) -> f64 {
     let ad = device.clone().autodiff();
     ad.seed(0);
     let layer = NaluConfig::new(1024, 1024).init(&ad);
@@ -45,10 +62,7 @@ fn large_seconds(device: &Device, iters: usize, warmup: usize) -> f64 {
                 .into_scalar::<f32>();
         }
     };
-    (0..warmup).for_each(|_| fwd_bwd());
-    let start = Instant::now();
-    (0..iters).for_each(|_| fwd_bwd());
-    start.elapsed().as_secs_f64() / iters as f64
+    median_seconds(fwd_bwd, 1, warmup)
 }
 
 fn main() {
@@ -62,12 +76,12 @@ fn main() {
     let device = Device::default();
     let mut result = serde_json::json!({ "framework": format!("burn-nalu ({device:?})") });
     if toy {
-        let (steps, warmup) = if quick { (50, 10) } else { (5000, 500) };
-        result["toy_step_s"] = toy_step_seconds(&device, steps, warmup).into();
+        let (per_block, warmup) = if quick { (5, 10) } else { (500, 500) };
+        result["toy_step_s"] = toy_step_seconds(&device, per_block, warmup).into();
     }
     if large {
-        let (iters, warmup) = if quick { (1, 0) } else { (10, 2) };
-        result["large_fwd_bwd_s"] = large_seconds(&device, iters, warmup).into();
+        let warmup = if quick { 0 } else { 2 };
+        result["large_fwd_bwd_s"] = large_seconds(&device, warmup).into();
     }
     println!("{result}");
 }

@@ -70,7 +70,9 @@
 //!
 //! The crate features `flex` (default) and `ndarray` choose which Burn CPU backend is compiled
 //! in for the tests, examples and benchmarks; `BURN_DEVICE=ndarray` selects it at run time when
-//! both are enabled.
+//! both are enabled. On flex the gated NALU layer runs as one fused op with a hand-written
+//! backward ([`ops::fused`]); every other backend composes Burn ops, with the same results to
+//! rounding.
 
 #![warn(missing_docs)]
 

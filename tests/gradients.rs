@@ -229,13 +229,19 @@ fn eval(case: &Case, params: &[Values], x: &Values, device: &Device) -> f64 {
 }
 
 /// Checks the autodiff gradient of every parameter element and input element of `case`.
-/// Inputs have both signs and stay at least 0.2 away from zero, where `|x|` has no derivative.
 fn check(case: &Case) {
+    check_entries(case, [BATCH, D_IN], 1);
+}
+
+/// Checks the autodiff gradient of every `stride`-th parameter element and input element of
+/// `case` for an input of `[rows, cols]`. Inputs have both signs and stay at least 0.2 away
+/// from zero, where `|x|` has no derivative.
+fn check_entries(case: &Case, [rows, cols]: [usize; 2], stride: usize) {
     let device = f64_device();
     let ad = device.clone().autodiff();
     let x = Values {
-        shape: vec![BATCH, D_IN],
-        data: inputs(BATCH, D_IN, 7),
+        shape: vec![rows, cols],
+        data: inputs(rows, cols, 7),
     };
     let leaves: Vec<Leaf> = case
         .params
@@ -257,7 +263,7 @@ fn check(case: &Case) {
         let analytic = leaf
             .grad(&grads)
             .unwrap_or_else(|| panic!("{what}: no gradient"));
-        for (i, &a) in analytic.iter().enumerate() {
+        for (i, &a) in analytic.iter().enumerate().step_by(stride) {
             let at = |delta: f64| {
                 let (mut params, mut x) = (case.params.clone(), x.clone());
                 match params.get_mut(which) {
@@ -281,6 +287,30 @@ fn every_unit_matches_finite_differences() {
     for case in cases() {
         check(&case);
     }
+}
+
+#[test]
+fn large_gated_nalu_matches_finite_differences() {
+    // Above the fused layer's DIRECT_MAX_WORK (2^18 multiply-adds per product), so on flex its
+    // GEMM kernels run; every 97th entry of each parameter and of the input is checked.
+    let (batch, d_in, d_out) = (70, 64, 60);
+    assert!(batch * d_in * d_out > burn_nalu::ops::fused::DIRECT_MAX_WORK);
+    let weights = |seed, scale| Values {
+        shape: vec![d_in, d_out],
+        data: values(d_in * d_out, seed, scale),
+    };
+    let case = Case {
+        name: "large nalu (gated)",
+        params: vec![weights(3, 1.5), weights(4, 1.5), weights(5, 1.0)],
+        build: |p, device| {
+            let [d_in, d_out] = p[0].matrix().dims();
+            let mut unit = NaluConfig::new(d_in, d_out).init(device);
+            unit.nac = nac(p);
+            unit.gate = Some(p[2].matrix());
+            Box::new(move |x| unit.forward(x))
+        },
+    };
+    check_entries(&case, [batch, d_in], 97);
 }
 
 #[test]
