@@ -9,7 +9,8 @@
 //! blocked, threaded kernels above, vectorised `exp`/`tanh`/`ln` (in `ops::fast_math`) for
 //! the element-wise parts. It runs on flex in f32 or f64; other backends take the generic path
 //! in [`super`], whose results it matches to rounding (the tests check both against each
-//! other and against finite differences).
+//! other and against finite differences). Layers whose cache passes 1 MiB keep up to four such
+//! buffers between steps, to skip the page faults of fresh memory.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
