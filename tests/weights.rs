@@ -51,7 +51,7 @@ fn committed_weights_reproduce_reported_extrapolation_mse() {
         let data = StaticToyData::generate(op, ROWS, seed);
         let (x, y) = data.extrapolation.tensors(&device);
         // Reported on flex, which reproduces them exactly. Other backends take the generic
-        // (unfused) path, whose rounding moves the tiny MSE of a + b (7.7e-7) by 1.6e-3.
+        // (unfused) path, whose rounding moves a tiny MSE (7.7e-7, of a solved a + b) by 1.6e-3.
         let tolerance = if fused::supported(&x) { 1e-9 } else { 1e-2 };
         let got = mse(&model, x, y);
         let want = run["extrapolation_mse"].as_f64().unwrap();
