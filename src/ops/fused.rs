@@ -107,9 +107,10 @@ struct Dims {
 
 #[cfg(feature = "flex")]
 impl Dims {
-    /// Multiply-adds in one of the layer's matrix products.
-    fn work(&self) -> usize {
-        self.batch * self.d_in * self.d_out
+    /// Whether the matrix products go through GEMM: above [`DIRECT_MAX_WORK`] multiply-adds
+    /// each, where the dot-product loops lose.
+    fn use_gemm(&self) -> bool {
+        self.batch * self.d_in * self.d_out > DIRECT_MAX_WORK
     }
 }
 
@@ -376,7 +377,7 @@ mod kernels {
         l: &mut [F],
         z: &mut [F],
     ) {
-        if d.work() > super::DIRECT_MAX_WORK {
+        if d.use_gemm() {
             let (x, logs) = (
                 View::new(x, d.batch, d.d_in),
                 View::new(logs, d.batch, d.d_in),
@@ -480,7 +481,7 @@ mod kernels {
     ) -> (Vec<F>, Vec<F>) {
         let mut dw = vec![F::zero(); d.d_in * d.d_out];
         let mut dg = vec![F::zero(); d.d_in * d.d_out];
-        if d.work() > super::DIRECT_MAX_WORK {
+        if d.use_gemm() {
             let (x, logs) = (
                 View::new(x, d.batch, d.d_in),
                 View::new(logs, d.batch, d.d_in),
@@ -529,7 +530,7 @@ mod kernels {
     ) -> Vec<F> {
         let dlog = |xi: F| xi.signum_or_zero() / (xi.abs() + eps);
         let mut dx = vec![F::zero(); x.len()];
-        if d.work() > super::DIRECT_MAX_WORK {
+        if d.use_gemm() {
             let (w, gate) = (
                 View::new(w, d.d_in, d.d_out),
                 View::new(gate, d.d_in, d.d_out),
