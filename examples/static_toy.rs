@@ -187,13 +187,17 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let protocol = match protocol(&cli) {
+    let protocol = match protocol(&cli).and_then(|p| check_combinations(&cli).map(|()| p)) {
         Ok(p) => p,
         Err(err) => {
             eprintln!("error: {err}");
             return ExitCode::from(2);
         }
     };
+    if let Err(err) = burn_nalu::simd_level() {
+        eprintln!("error: {err}");
+        return ExitCode::from(2);
+    }
     if let Some(dir) = &cli.out
         && let Err(err) = check_writable(dir)
     {
@@ -209,7 +213,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: &Cli, protocol: &Protocol) -> Result<(), Box<dyn std::error::Error>> {
+/// The tasks and models the command line asks for (defaults: all six tasks, NALU).
+fn selection(cli: &Cli) -> (Vec<Operation>, Vec<ModelKind>) {
     let tasks = if cli.tasks.is_empty() {
         Operation::ALL.to_vec()
     } else {
@@ -220,6 +225,58 @@ fn run(cli: &Cli, protocol: &Protocol) -> Result<(), Box<dyn std::error::Error>>
         models.push(ModelKind::Nalu);
     }
     models.dedup();
+    (tasks, models)
+}
+
+/// Refuses arguments that contradict each other or the chosen models' recipes, naming both.
+fn check_combinations(cli: &Cli) -> Result<(), String> {
+    let (tasks, models) = selection(cli);
+    let reg_flags = [
+        ("--reg-lambda", cli.reg_lambda.is_some()),
+        ("--reg-start", cli.reg_start.is_some()),
+        ("--reg-end", cli.reg_end.is_some()),
+    ];
+    let reg_flag = reg_flags.iter().find(|(_, given)| *given).map(|(f, _)| *f);
+    if let (Some(flag), Some(model)) = (reg_flag, models.iter().find(|m| !m.has_regularizer())) {
+        return Err(format!(
+            "{flag} contradicts --model {model}, which has no regulariser"
+        ));
+    }
+    if cli.reg_lambda == Some(0.0)
+        && let Some((flag, _)) = reg_flags[1..].iter().find(|(_, given)| *given)
+    {
+        return Err(format!(
+            "{flag} contradicts --reg-lambda 0, which turns the regulariser off"
+        ));
+    }
+    for &model in &models {
+        for &op in &tasks {
+            let Some(r) = train_config(cli, model, op, 0).regularizer else {
+                continue;
+            };
+            if r.end >= r.start {
+                continue;
+            }
+            return Err(match (cli.reg_start, cli.reg_end) {
+                (Some(s), Some(e)) => format!("--reg-end {e} is before --reg-start {s}"),
+                (Some(s), None) => format!(
+                    "--reg-start {s} is after --reg-end {} of the {model} recipe for {op} \
+                     (give --reg-end too)",
+                    r.end
+                ),
+                _ => format!(
+                    "--reg-end {} is before --reg-start {} of the {model} recipe for {op} \
+                     (give --reg-start too)",
+                    r.end, r.start
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn run(cli: &Cli, protocol: &Protocol) -> Result<(), Box<dyn std::error::Error>> {
+    let (tasks, models) = selection(cli);
     let device = Device::default();
     let show_progress = !cli.quiet && std::io::stdout().is_terminal();
     let started = Instant::now();

@@ -1,12 +1,13 @@
-//! Errors reported for invalid layer configurations.
+//! The one error type for invalid settings: layer and training configs, environment variables.
 
 use core::fmt;
 
-/// An invalid value in a layer configuration.
+/// An invalid value in a configuration or an environment variable.
 ///
 /// Returned by the `validate` method of every config in this crate (and carried by the panic of
 /// its `init`). The message names the config, the field and the value that was refused, for
-/// example `NaluConfig.epsilon must be finite and greater than 0, got -0.001`.
+/// example `NaluConfig.epsilon must be finite and greater than 0, got -0.001`; for an
+/// environment variable it names the variable (`BURN_NALU_SIMD must be one of …`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     config: &'static str,
@@ -15,12 +16,12 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    /// The name of the config type, such as `"NaluConfig"`.
+    /// The name of the config type, such as `"NaluConfig"` (empty for an environment variable).
     pub fn config(&self) -> &'static str {
         self.config
     }
 
-    /// The name of the refused field, such as `"epsilon"`.
+    /// The name of the refused field, such as `"epsilon"`, or of the environment variable.
     pub fn field(&self) -> &'static str {
         self.field
     }
@@ -32,6 +33,11 @@ impl ConfigError {
             field,
             reason,
         }
+    }
+
+    /// An error for the environment variable `var`.
+    pub(crate) fn env(var: &'static str, reason: String) -> Self {
+        Self::new("", var, reason)
     }
 
     /// Refuses a layer size of zero.
@@ -62,7 +68,10 @@ impl ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{} {}", self.config, self.field, self.reason)
+        match self.config {
+            "" => write!(f, "{} {}", self.field, self.reason),
+            config => write!(f, "{config}.{} {}", self.field, self.reason),
+        }
     }
 }
 

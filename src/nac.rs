@@ -168,7 +168,10 @@ mod tests {
         let x = Tensor::<3>::random([2, 5, 4], burn::tensor::Distribution::Default, &device);
         let y3 = nac.forward(x.clone()).reshape([10, 3]);
         let y2 = nac.forward(x.reshape([10, 4]));
-        y3.into_data().assert_eq(&y2.into_data(), true);
+        // A backend may sum the 4 terms in another order for rank 3: at most 3 roundings of
+        // sums below 4·1·1 (|x| < 1, |W| < 1), 3·2⁻²⁴·4 < 1e-6.
+        y3.into_data()
+            .assert_approx_eq::<f32>(&y2.into_data(), Tolerance::absolute(1e-6));
     }
 
     #[test]

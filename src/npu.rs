@@ -237,6 +237,8 @@ mod tests {
         layer
     }
 
+    /// Within 1e-4 relative: `exp(log r·W)` rounds logs of inputs below 10 and their sum by a
+    /// few ulp, about 1e-6 in the exponent and hence relatively in the result.
     fn assert_rel(got: Tensor<2>, expected: impl Iterator<Item = f32>) {
         let got = got.into_data().try_to_vec::<f32>().unwrap();
         for (g, e) in got.iter().zip(expected) {
@@ -303,6 +305,7 @@ mod tests {
         );
         // W_re = [0.5, 1.5]: distances 0.5 and 0.5 → 0.5; gates [1, 0.6]: mean(1 − ĝ) = 0.2.
         let between = reg(real([[0.5], [1.5]], [1.0, 0.6], &device).regularizer());
+        // Means of two values, summed: a few roundings of numbers below 1 (< 1e-6).
         assert!((between - 0.7).abs() < 1e-6, "{between}");
         // W_im = [0.2, −0.4] adds mean(|W_im|) = 0.3.
         let mut npu = complex([[1.0], [0.0]], [1.0, 1.0], &device);

@@ -139,6 +139,51 @@ fn negative_regularizer_weight_is_refused() {
 }
 
 #[test]
+fn contradictory_regularizer_arguments_are_refused_naming_both() {
+    assert_argument_error(
+        &["--model", "nau-nmu", "--reg-start", "10", "--reg-end", "5"],
+        "error: --reg-end 5 is before --reg-start 10",
+    );
+    assert_argument_error(
+        &["--model", "nau-nmu", "--reg-end", "100"],
+        "error: --reg-end 100 is before --reg-start 4000 of the nau-nmu recipe for add \
+         (give --reg-start too)",
+    );
+    assert_argument_error(
+        &["--model", "nau-nmu", "--reg-start", "9000"],
+        "error: --reg-start 9000 is after --reg-end 8000 of the nau-nmu recipe for add \
+         (give --reg-end too)",
+    );
+    assert_argument_error(
+        &["--model", "nau-nmu", "--reg-lambda", "0", "--reg-end", "50"],
+        "error: --reg-end contradicts --reg-lambda 0, which turns the regulariser off",
+    );
+    assert_argument_error(
+        &["--reg-lambda", "0.1"],
+        "error: --reg-lambda contradicts --model nalu, which has no regulariser",
+    );
+    assert_argument_error(
+        &["--model", "all", "--reg-start", "5"],
+        "error: --reg-start contradicts --model nalu, which has no regulariser",
+    );
+}
+
+#[test]
+fn an_unknown_simd_level_is_refused() {
+    let out = Command::new(example())
+        .args(["--task", "add", "--epochs", "1"])
+        .env("BURN_NALU_SIMD", "mmx")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        "error: BURN_NALU_SIMD must be one of scalar, avx2 or avx512, got 'mmx'"
+    );
+}
+
+#[test]
 fn unknown_optimizer_is_refused() {
     assert_argument_error(
         &["--optimizer", "sgd"],

@@ -56,9 +56,10 @@ impl FastFloat for f32 {
 }
 
 /// Defines `fn name<F: FastFloat>(…)` whose body runs in a copy compiled with AVX-512 (or AVX2
-/// and FMA) when the CPU has them, so that its loops over [`FastFloat`] functions use the
-/// widest vectors. Without FMA hardware the polynomials' `mul_add` become library calls:
-/// slower, same results. (A closure cannot carry this: it would compile outside the copy.)
+/// and FMA), whichever [`crate::simd`] selects (the widest the CPU has, or the level that
+/// `BURN_NALU_SIMD` pins), so that its loops over [`FastFloat`] functions use the widest
+/// vectors. Without FMA hardware the polynomials' `mul_add` become library calls: slower, the
+/// same bits (both round once). (A closure cannot carry this: it would compile outside the copy.)
 macro_rules! simd_fn {
     (
         $(#[$attr:meta])*
@@ -80,12 +81,11 @@ macro_rules! simd_fn {
                 unsafe fn avx2<$F: FastFloat>($($arg: $ty),*) $(-> $ret)? {
                     body($($arg),*)
                 }
-                use std::arch::is_x86_feature_detected as has;
-                // SAFETY (both calls): the CPU has the features that copy was compiled for.
-                if has!("avx512f") {
-                    return unsafe { avx512($($arg),*) };
-                } else if has!("avx2") && has!("fma") {
-                    return unsafe { avx2($($arg),*) };
+                // SAFETY (both calls): `active` only returns levels the CPU supports.
+                match $crate::simd::active() {
+                    $crate::simd::SimdLevel::Avx512 => return unsafe { avx512($($arg),*) },
+                    $crate::simd::SimdLevel::Avx2 => return unsafe { avx2($($arg),*) },
+                    $crate::simd::SimdLevel::Scalar => {}
                 }
             }
             body($($arg),*)
@@ -218,64 +218,67 @@ pub fn ln_f32(x: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::simd::{SimdLevel, pinned};
+
+    /// The functions under test, applied through a `simd_fn!` loop so that each check runs the
+    /// copy compiled for the level in force (`BURN_NALU_SIMD`, or `pinned`).
+    #[derive(Clone, Copy, Debug)]
+    enum Fun {
+        Exp,
+        Tanh,
+        Ln,
+        Sigmoid,
+    }
+
+    simd_fn! {
+        fn apply<F: FastFloat>(fun: Fun, x: &[F], out: &mut [F]) {
+            let pairs = out.iter_mut().zip(x);
+            match fun {
+                Fun::Exp => pairs.for_each(|(o, &v)| *o = v.exp_fast()),
+                Fun::Tanh => pairs.for_each(|(o, &v)| *o = v.tanh_fast()),
+                Fun::Ln => pairs.for_each(|(o, &v)| *o = v.ln_fast()),
+                Fun::Sigmoid => pairs.for_each(|(o, &v)| *o = v.sigmoid_fast()),
+            }
+        }
+    }
+
+    /// Every level this CPU supports; scalar is always among them.
+    fn levels() -> impl Iterator<Item = SimdLevel> {
+        SimdLevel::ALL.into_iter().filter(|l| l.is_supported())
+    }
+
+    /// `fun` on `x` at every supported level; all levels must agree bit for bit.
+    fn at_every_level(fun: Fun, x: &[f32]) -> Vec<f32> {
+        let run = |level| {
+            pinned(level, || {
+                let mut out = vec![0.0; x.len()];
+                apply(fun, x, &mut out);
+                out
+            })
+        };
+        let scalar = run(SimdLevel::Scalar);
+        for level in levels() {
+            let got = run(level);
+            let same = got
+                .iter()
+                .zip(&scalar)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "{fun:?}: {level} differs from scalar");
+        }
+        scalar
+    }
 
     /// Distance in units in the last place between two finite f32 of the same sign.
     fn ulps(a: f32, b: f32) -> u32 {
         (a.to_bits() as i64 - b.to_bits() as i64).unsigned_abs() as u32
     }
 
-    #[test]
-    fn ln_f32_is_within_two_ulps_of_the_correctly_rounded_log() {
-        // Every 97th f32 from the smallest subnormal to the largest finite value: about 22
-        // million inputs, covering all exponents and mantissa patterns.
+    /// Worst ulp error of `fun` against the f64 function `exact` over the inputs `x`.
+    fn worst_ulps(fun: Fun, exact: fn(f64) -> f64, x: &[f32]) -> (u32, f32) {
+        let got = at_every_level(fun, x);
         let mut worst = (0, 0.0f32);
-        for bits in (1u32..0x7f80_0000).step_by(97) {
-            let x = f32::from_bits(bits);
-            let exact = (x as f64).ln() as f32;
-            let err = ulps(ln_f32(x), exact);
-            if err > worst.0 {
-                worst = (err, x);
-            }
-        }
-        assert!(worst.0 <= 2, "{} ulps at x = {:e}", worst.0, worst.1);
-    }
-
-    #[test]
-    fn ln_f32_special_values() {
-        assert_eq!(ln_f32(1.0), 0.0);
-        assert_eq!(ln_f32(0.0), f32::NEG_INFINITY);
-        assert_eq!(ln_f32(-0.0), f32::NEG_INFINITY);
-        assert_eq!(ln_f32(f32::INFINITY), f32::INFINITY);
-        assert!(ln_f32(-1.0).is_nan() && ln_f32(f32::NAN).is_nan());
-        assert!(ln_f32(f32::NEG_INFINITY).is_nan());
-    }
-
-    #[test]
-    fn log_abs_matches_the_scalar_formula() {
-        let x: Vec<f32> = (-500..500).map(|i| i as f32 * 0.37).collect();
-        let mut got = vec![0.0; x.len()];
-        log_abs(&x, 1e-7, &mut got);
-        for (&v, &l) in x.iter().zip(&got) {
-            let exact = ((v.abs() + 1e-7) as f64).ln() as f32;
-            assert!(
-                ulps(l, exact) <= 2 || (l - exact).abs() < 1e-7,
-                "x = {v}: {l} vs {exact}"
-            );
-        }
-    }
-
-    /// Worst ulp error of `f` against the f64 function over `n` evenly spaced points of [lo, hi].
-    fn worst_ulps(
-        f: fn(f32) -> f32,
-        exact: fn(f64) -> f64,
-        lo: f32,
-        hi: f32,
-        n: usize,
-    ) -> (u32, f32) {
-        let mut worst = (0, 0.0f32);
-        for i in 0..=n {
-            let x = lo + (hi - lo) * (i as f32 / n as f32);
-            let err = ulps(f(x), exact(x as f64) as f32);
+        for (&x, &y) in x.iter().zip(&got) {
+            let err = ulps(y, exact(x as f64) as f32);
             if err > worst.0 {
                 worst = (err, x);
             }
@@ -283,40 +286,100 @@ mod tests {
         worst
     }
 
+    /// `n + 1` evenly spaced points of `[lo, hi]`.
+    fn grid(lo: f32, hi: f32, n: usize) -> Vec<f32> {
+        (0..=n)
+            .map(|i| lo + (hi - lo) * (i as f32 / n as f32))
+            .collect()
+    }
+
+    #[test]
+    fn ln_f32_is_within_two_ulps_of_the_correctly_rounded_log() {
+        // Every 97th f32 from the smallest subnormal to the largest finite value: about 22
+        // million inputs, covering all exponents and mantissa patterns.
+        let all: Vec<f32> = (1u32..0x7f80_0000)
+            .step_by(97)
+            .map(f32::from_bits)
+            .collect();
+        for chunk in all.chunks(1 << 22) {
+            let (err, x) = worst_ulps(Fun::Ln, f64::ln, chunk);
+            assert!(err <= 2, "{err} ulps at x = {x:e}");
+        }
+    }
+
+    #[test]
+    fn ln_f32_special_values() {
+        let x = [
+            1.0,
+            0.0,
+            -0.0,
+            f32::INFINITY,
+            -1.0,
+            f32::NAN,
+            f32::NEG_INFINITY,
+        ];
+        let y = at_every_level(Fun::Ln, &x);
+        assert_eq!(
+            y[..4],
+            [0.0, f32::NEG_INFINITY, f32::NEG_INFINITY, f32::INFINITY]
+        );
+        assert!(y[4..].iter().all(|v| v.is_nan()), "{y:?}");
+    }
+
+    #[test]
+    fn log_abs_matches_the_scalar_formula() {
+        let x: Vec<f32> = (-500..500).map(|i| i as f32 * 0.37).collect();
+        for level in levels() {
+            let mut got = vec![0.0; x.len()];
+            pinned(level, || log_abs(&x, 1e-7, &mut got));
+            for (&v, &l) in x.iter().zip(&got) {
+                let exact = ((v.abs() + 1e-7) as f64).ln() as f32;
+                assert!(
+                    ulps(l, exact) <= 2 || (l - exact).abs() < 1e-7,
+                    "{level}, x = {v}: {l} vs {exact}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn exp_f32_is_within_two_ulps() {
         // The whole range, normal and subnormal results, and a fine sweep near 0.
         for (lo, hi) in [(-103.9, 88.7), (-2.0, 2.0), (-1e-3, 1e-3)] {
-            let (err, x) = worst_ulps(exp_f32, f64::exp, lo, hi, 2_000_000);
+            let (err, x) = worst_ulps(Fun::Exp, f64::exp, &grid(lo, hi, 2_000_000));
             assert!(err <= 2, "{err} ulps at x = {x:e}");
         }
     }
 
     #[test]
     fn exp_f32_special_values() {
-        assert_eq!(exp_f32(0.0), 1.0);
-        assert_eq!(exp_f32(89.0), f32::INFINITY);
-        assert_eq!(exp_f32(f32::INFINITY), f32::INFINITY);
-        assert_eq!(exp_f32(-104.0), 0.0);
-        assert_eq!(exp_f32(f32::NEG_INFINITY), 0.0);
-        assert!(exp_f32(f32::NAN).is_nan());
+        let x = [
+            0.0,
+            89.0,
+            f32::INFINITY,
+            -104.0,
+            f32::NEG_INFINITY,
+            f32::NAN,
+        ];
+        let y = at_every_level(Fun::Exp, &x);
+        assert_eq!(y[..5], [1.0, f32::INFINITY, f32::INFINITY, 0.0, 0.0]);
+        assert!(y[5].is_nan());
     }
 
     #[test]
     fn tanh_and_sigmoid_are_within_two_ulps() {
         for (lo, hi) in [(-12.0, 12.0), (-0.7, 0.7), (-1e-3, 1e-3)] {
-            let (err, x) = worst_ulps(tanh_f32, f64::tanh, lo, hi, 2_000_000);
+            let (err, x) = worst_ulps(Fun::Tanh, f64::tanh, &grid(lo, hi, 2_000_000));
             assert!(err <= 2, "tanh: {err} ulps at x = {x:e}");
         }
         let sigmoid = |x: f64| 1.0 / (1.0 + (-x).exp());
         // Down to where σ leaves the normal range (its subnormal values are not compared).
-        let (err, x) = worst_ulps(f32::sigmoid_fast, sigmoid, -87.0, 30.0, 2_000_000);
+        let (err, x) = worst_ulps(Fun::Sigmoid, sigmoid, &grid(-87.0, 30.0, 2_000_000));
         assert!(err <= 3, "sigmoid: {err} ulps at x = {x:e}");
-        assert_eq!(tanh_f32(0.0), 0.0);
-        assert_eq!(tanh_f32(-30.0), -1.0);
-        assert_eq!(tanh_f32(f32::INFINITY), 1.0);
-        assert!(tanh_f32(f32::NAN).is_nan());
-        assert_eq!(f32::sigmoid_fast(-200.0), 0.0);
-        assert_eq!(f32::sigmoid_fast(200.0), 1.0);
+        let tanh = at_every_level(Fun::Tanh, &[0.0, -30.0, f32::INFINITY, f32::NAN]);
+        assert_eq!(tanh[..3], [0.0, -1.0, 1.0]);
+        assert!(tanh[3].is_nan());
+        let sigmoid = at_every_level(Fun::Sigmoid, &[-200.0, 200.0]);
+        assert_eq!(sigmoid, [0.0, 1.0]);
     }
 }

@@ -67,7 +67,7 @@ pub fn gated_mix<const D: usize>(gate: Tensor<D>, add: Tensor<D>, mul: Tensor<D>
 /// `g = σ(x·G)` and `W = tanh(Ŵ) ⊙ σ(M̂)`, over the last axis of `x`.
 ///
 /// On the flex backend the layer runs as one fused op ([`fused`]); elsewhere as the composition
-/// in [`gated_nalu_generic`].
+/// in [`gated_nalu_reference`].
 pub fn gated_nalu<const D: usize>(
     x: Tensor<D>,
     w_hat: Tensor<2>,
@@ -78,8 +78,8 @@ pub fn gated_nalu<const D: usize>(
     let mut dims = x.dims();
     let [d_in, d_out] = w_hat.dims();
     let rows = dims[..D - 1].iter().product::<usize>();
-    if !fused::supported(&x) {
-        return gated_nalu_generic(x, w_hat, m_hat, gate, epsilon);
+    if !crate::backend::takes_fused_path(&x) {
+        return gated_nalu_reference(x, w_hat, m_hat, gate, epsilon);
     }
     dims[D - 1] = d_out;
     let y = fused::gated_nalu(to_rank(x, [rows, d_in]), w_hat, m_hat, gate, epsilon);
@@ -101,8 +101,9 @@ fn to_rank<const A: usize, const B: usize>(t: Tensor<A>, dims: [usize; B]) -> Te
     }
 }
 
-/// [`gated_nalu`] as a composition of Burn ops: every backend, every size.
-pub fn gated_nalu_generic<const D: usize>(
+/// [`gated_nalu`] as a plain composition of Burn ops, on every backend: the reference twin the
+/// fused kernels are tested against, and the path of backends without them.
+pub fn gated_nalu_reference<const D: usize>(
     x: Tensor<D>,
     w_hat: Tensor<2>,
     m_hat: Tensor<2>,

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: deterministic weights and hand-built layers.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod bound;
+
 use burn::module::Param;
 use burn::tensor::{Device, Tensor, TensorData};
 use burn_nalu::{Nac, Nalu, NaluConfig};
