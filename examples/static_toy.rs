@@ -1,11 +1,15 @@
-//! The static toy experiments of Trask et al. 2018 (Table 1), as the Keras reference ran them.
+//! The static arithmetic experiments: the NALU paper's static toy task (Trask et al. 2018,
+//! Table 1, as the Keras reference ran it) and Madsen & Johansen 2020's.
 //!
 //! `cargo run --release --example static_toy -- --help` lists the options. A thin command line
-//! over `burn_nalu::experiments`.
+//! over `burn_nalu::experiments`: the seeds of each model and task train as one population,
+//! `--jobs` populations at a time; results are written as each population finishes.
 
+use std::collections::{BTreeMap, VecDeque};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::{Mutex, mpsc};
 use std::time::Instant;
 
 use burn::module::Module;
@@ -13,32 +17,62 @@ use burn::tensor::Device;
 use burn_nalu::RegularizerSchedule;
 use burn_nalu::experiments::report::{self, format_metric};
 use burn_nalu::experiments::{
-    MadsenSpec, ModelKind, Operation, OptimizerKind, Protocol, ROWS, RunResult, StaticToyData,
-    TrainConfig, train,
+    Budget, MadsenSpec, MadsenTask, ModelKind, Operation, OptimizerKind, ReferenceTask, RunResult,
+    Task, TrainConfig, TrainedRun, train_population,
 };
-use clap::Parser;
-use indicatif::{ProgressBar, ProgressStyle};
+use clap::{Parser, ValueEnum};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-/// Train two-layer stacks of arithmetic units on the static toy tasks and report train and
-/// extrapolation loss.
+/// Train two-layer stacks of arithmetic units on the static arithmetic tasks and report train
+/// and extrapolation loss, success rates and the learned formulas.
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Cli {
     /// Task to run: add, sub, mul, div, square or sqrt (repeatable; default: all six).
     #[arg(long = "task", value_name = "NAME")]
     tasks: Vec<Operation>,
-    /// Model: nalu, nac, nau-nmu, inalu, npu, realnpu, or all (repeatable; default: nalu).
+    /// Model: nalu, nac, nac-mul, nau, nau-nmu, inalu, npu, realnpu, or all (repeatable;
+    /// default: nalu).
     #[arg(long = "model", value_name = "NAME", value_parser = parse_models)]
     models: Vec<Vec<ModelKind>>,
+    /// Data and success criterion: reference (the Keras reference's task) or madsen (Madsen &
+    /// Johansen 2020: overlapping subsets, fresh batches from U[1, 2), extrapolation U[2, 6),
+    /// threshold from weights off by 1e-5, their recipes).
+    #[arg(long, value_enum, default_value_t = ProtocolName::Reference)]
+    protocol: ProtocolName,
+    /// With --protocol madsen: size of each subset as a fraction of the inputs.
+    #[arg(long, value_name = "F", value_parser = positive_f64)]
+    subset_ratio: Option<f64>,
+    /// With --protocol madsen: fraction of a subset that a and b share.
+    #[arg(long, value_name = "F", value_parser = non_negative_f64)]
+    overlap_ratio: Option<f64>,
+    /// With --protocol madsen: training and validation inputs uniform in [LO, HI).
+    #[arg(long, value_name = "LO,HI", value_parser = parse_range)]
+    interpolation_range: Option<(f32, f32)>,
+    /// With --protocol madsen: extrapolation inputs uniform in [LO, HI).
+    #[arg(long, value_name = "LO,HI", value_parser = parse_range)]
+    extrapolation_range: Option<(f32, f32)>,
+    /// With --protocol madsen: rows of the validation and of the extrapolation split.
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
+    eval_rows: Option<usize>,
     /// Optimizer: adam or rmsprop, with Keras's defaults (default: the model's recipe).
     #[arg(long)]
     optimizer: Option<OptimizerKind>,
-    /// Learning rate (default: the model's per-task recipe).
+    /// Learning rate (default: the model's recipe).
     #[arg(long, value_parser = positive_f64)]
     lr: Option<f64>,
-    /// Epochs (default: the model's per-task recipe).
+    /// Epochs over the training rows (reference protocol; default: the model's recipe).
     #[arg(long, value_parser = at_least_one)]
     epochs: Option<usize>,
+    /// Optimizer steps (default: the model's recipe).
+    #[arg(long, value_parser = at_least_one)]
+    steps: Option<usize>,
+    /// Evaluate every N steps (default: every epoch, or the recipe's period).
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
+    eval_every: Option<usize>,
+    /// Train the whole budget, without the madsen recipes' early stop.
+    #[arg(long)]
+    no_early_stop: bool,
     /// Final weight of the sparsity regulariser (default: the model's recipe; 0 turns it off).
     #[arg(long, value_name = "F", value_parser = non_negative_f64)]
     reg_lambda: Option<f64>,
@@ -48,44 +82,46 @@ struct Cli {
     /// Step at which the regulariser reaches its final weight (default: the model's recipe).
     #[arg(long, value_name = "STEP")]
     reg_end: Option<usize>,
-    /// Mini-batch size.
-    #[arg(long, default_value_t = 64, value_parser = at_least_one)]
-    batch_size: usize,
-    /// Width of the hidden NALU layer.
+    /// Mini-batch size (default: the recipe's, 64 reference, 128 madsen).
+    #[arg(long, value_parser = at_least_one)]
+    batch_size: Option<usize>,
+    /// Width of the hidden layer.
     #[arg(long, default_value_t = 2, value_parser = at_least_one)]
     hidden: usize,
-    /// Seed of the data, the initial weights and the shuffling.
+    /// Clip each parameter's gradient to this L2 norm (default: no clipping).
+    #[arg(long, value_name = "F", value_parser = positive_f64)]
+    clip_norm: Option<f64>,
+    /// The first seed of the data, the initial weights and the shuffling.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Run K seeds, from --seed on, and report per task the success rate and medians.
     #[arg(long, value_name = "K", default_value_t = 1, value_parser = at_least_one)]
     seeds: usize,
-    /// Data and success criterion: reference (the Keras reference's task) or madsen (Madsen &
-    /// Johansen 2020: overlapping subsets, U[1, 2] / U[2, 6], threshold from weights off by 1e-5).
-    #[arg(long, default_value = "reference", value_parser = ["reference", "madsen"])]
-    protocol: String,
-    /// With --protocol madsen: size of each subset as a fraction of the inputs.
-    #[arg(long, value_name = "F", value_parser = positive_f64)]
-    subset_ratio: Option<f64>,
-    /// With --protocol madsen: fraction of a subset that a and b share.
-    #[arg(long, value_name = "F", value_parser = non_negative_f64)]
-    overlap_ratio: Option<f64>,
-    /// With --protocol madsen: training inputs uniform in [LO, HI).
-    #[arg(long, value_name = "LO,HI", value_parser = parse_range)]
-    interpolation_range: Option<(f32, f32)>,
-    /// With --protocol madsen: extrapolation inputs uniform in [LO, HI).
-    #[arg(long, value_name = "LO,HI", value_parser = parse_range)]
-    extrapolation_range: Option<(f32, f32)>,
-    /// Clip gradients to this global L2 norm (default: no clipping).
-    #[arg(long, value_name = "F", value_parser = positive_f64)]
-    clip_norm: Option<f64>,
-    /// Write results.json, results.csv, summary.json (per model and task), the best weights
-    /// (MODEL-TASK-seedS.bpk) and loss plots (MODEL-TASK-seedS.svg) into DIR.
+    /// Train at most N seeds as one population (default: all of a model's seeds of a task).
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
+    population: Option<usize>,
+    /// Train N populations at a time, on N threads.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = at_least_one)]
+    jobs: usize,
+    /// Write results.json, results.csv, summary.json and run.json (the settings) into DIR as
+    /// each population finishes, with the best weights (MODEL-TASK-seedS.bpk) and loss plots
+    /// (MODEL-TASK-seedS.svg) of each run.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Continue the run in --out DIR: skip the populations whose results it holds; refuse if
+    /// DIR was made with other settings.
+    #[arg(long)]
+    resume: bool,
     /// Print only the results.
     #[arg(long)]
     quiet: bool,
+}
+
+/// The task families `--protocol` offers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ProtocolName {
+    Reference,
+    Madsen,
 }
 
 fn positive_f64(s: &str) -> Result<f64, String> {
@@ -104,44 +140,25 @@ fn non_negative_f64(s: &str) -> Result<f64, String> {
     }
 }
 
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1, got 0".into()),
+        Ok(v) => Ok(v),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 fn parse_range(s: &str) -> Result<(f32, f32), String> {
     let parsed = s.split_once(',').and_then(|(lo, hi)| {
-        let (lo, hi) = (
+        Some((
             lo.trim().parse::<f32>().ok()?,
             hi.trim().parse::<f32>().ok()?,
-        );
-        Some((lo, hi))
+        ))
     });
     match parsed {
         Some((lo, hi)) if lo.is_finite() && hi.is_finite() && lo < hi => Ok((lo, hi)),
         _ => Err(format!("expected LO,HI with LO < HI, got '{s}'")),
     }
-}
-
-/// The protocol the command line asks for, or a message naming the offending argument.
-fn protocol(cli: &Cli) -> Result<Protocol, String> {
-    let madsen_args = [
-        ("--subset-ratio", cli.subset_ratio.is_some()),
-        ("--overlap-ratio", cli.overlap_ratio.is_some()),
-        ("--interpolation-range", cli.interpolation_range.is_some()),
-        ("--extrapolation-range", cli.extrapolation_range.is_some()),
-    ];
-    if cli.protocol != "madsen" {
-        return match madsen_args.iter().find(|(_, given)| *given) {
-            Some((name, _)) => Err(format!("{name} needs --protocol madsen")),
-            None => Ok(Protocol::Reference),
-        };
-    }
-    let d = MadsenSpec::default();
-    let spec = MadsenSpec {
-        subset_ratio: cli.subset_ratio.unwrap_or(d.subset_ratio),
-        overlap_ratio: cli.overlap_ratio.unwrap_or(d.overlap_ratio),
-        interpolation: cli.interpolation_range.unwrap_or(d.interpolation),
-        extrapolation: cli.extrapolation_range.unwrap_or(d.extrapolation),
-    };
-    spec.validate()
-        .map_err(|e| format!("--protocol madsen: {e}"))?;
-    Ok(Protocol::Madsen(spec))
 }
 
 fn parse_models(s: &str) -> Result<Vec<ModelKind>, String> {
@@ -151,11 +168,218 @@ fn parse_models(s: &str) -> Result<Vec<ModelKind>, String> {
     }
 }
 
-fn at_least_one(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(0) => Err("must be at least 1, got 0".into()),
-        Ok(v) => Ok(v),
-        Err(e) => Err(e.to_string()),
+impl Cli {
+    /// The tasks and models asked for (defaults: all six tasks, NALU).
+    fn selection(&self) -> (Vec<Operation>, Vec<ModelKind>) {
+        let tasks = match self.tasks.is_empty() {
+            true => Operation::ALL.to_vec(),
+            false => self.tasks.clone(),
+        };
+        let mut models: Vec<ModelKind> = self.models.iter().flatten().copied().collect();
+        if models.is_empty() {
+            models.push(ModelKind::Nalu);
+        }
+        models.dedup();
+        (tasks, models)
+    }
+
+    /// The task `--protocol` and its options describe, or a message naming the argument.
+    fn task(&self) -> Result<Box<dyn Task>, String> {
+        let madsen_args = [
+            ("--subset-ratio", self.subset_ratio.is_some()),
+            ("--overlap-ratio", self.overlap_ratio.is_some()),
+            ("--interpolation-range", self.interpolation_range.is_some()),
+            ("--extrapolation-range", self.extrapolation_range.is_some()),
+            ("--eval-rows", self.eval_rows.is_some()),
+            ("--no-early-stop", self.no_early_stop),
+        ];
+        if self.protocol == ProtocolName::Reference {
+            if let Some((name, _)) = madsen_args.iter().find(|(_, given)| *given) {
+                return Err(format!("{name} needs --protocol madsen"));
+            }
+            return Ok(Box::new(ReferenceTask::default()));
+        }
+        let d = MadsenSpec::default();
+        let spec = MadsenSpec {
+            subset_ratio: self.subset_ratio.unwrap_or(d.subset_ratio),
+            overlap_ratio: self.overlap_ratio.unwrap_or(d.overlap_ratio),
+            interpolation: self.interpolation_range.unwrap_or(d.interpolation),
+            extrapolation: self.extrapolation_range.unwrap_or(d.extrapolation),
+            eval_rows: self.eval_rows.unwrap_or(d.eval_rows),
+        };
+        spec.validate()
+            .map_err(|e| format!("--protocol madsen: {e}"))?;
+        Ok(Box::new(MadsenTask::new(spec)))
+    }
+
+    /// The model's recipe for `op` under `--protocol`, with what the command line overrides.
+    fn config(&self, model: ModelKind, op: Operation) -> TrainConfig {
+        let recipe = match self.protocol {
+            ProtocolName::Reference => TrainConfig::recipe(model, op),
+            ProtocolName::Madsen => TrainConfig::madsen(model),
+        };
+        let schedule = recipe.regularizer.unwrap_or(RegularizerSchedule {
+            lambda: 0.0,
+            start: 0,
+            end: 0,
+        });
+        let regularizer = RegularizerSchedule {
+            lambda: self.reg_lambda.unwrap_or(schedule.lambda),
+            start: self.reg_start.unwrap_or(schedule.start),
+            end: self.reg_end.unwrap_or(schedule.end),
+        };
+        let budget = match (self.epochs, self.steps) {
+            (Some(e), _) => Budget::Epochs(e),
+            (_, Some(s)) => Budget::Steps(s),
+            _ => recipe.budget,
+        };
+        TrainConfig {
+            optimizer: self.optimizer.unwrap_or(recipe.optimizer),
+            lr: self.lr.unwrap_or(recipe.lr),
+            budget,
+            batch_size: self.batch_size.unwrap_or(recipe.batch_size),
+            hidden: self.hidden,
+            clip_norm: self.clip_norm.map(|c| c as f32),
+            regularizer: (regularizer.lambda > 0.0).then_some(regularizer),
+            eval_every: self.eval_every.or(recipe.eval_every),
+            early_stop_patience: recipe.early_stop_patience.filter(|_| !self.no_early_stop),
+            ..recipe
+        }
+    }
+
+    /// Refuses arguments that contradict each other or the chosen models' recipes, naming both.
+    fn check_combinations(&self) -> Result<(), String> {
+        if self.epochs.is_some() && self.steps.is_some() {
+            return Err("--epochs contradicts --steps: give one budget".into());
+        }
+        if self.epochs.is_some() && self.protocol == ProtocolName::Madsen {
+            return Err(
+                "--epochs contradicts --protocol madsen, which draws a fresh batch \
+                        every step (use --steps)"
+                    .into(),
+            );
+        }
+        if self.resume && self.out.is_none() {
+            return Err("--resume needs --out DIR, the run to continue".into());
+        }
+        let (tasks, models) = self.selection();
+        let reg_flags = [
+            ("--reg-lambda", self.reg_lambda.is_some()),
+            ("--reg-start", self.reg_start.is_some()),
+            ("--reg-end", self.reg_end.is_some()),
+        ];
+        let reg_flag = reg_flags.iter().find(|(_, given)| *given).map(|(f, _)| *f);
+        if let (Some(flag), Some(model)) = (reg_flag, models.iter().find(|m| !m.has_regularizer()))
+        {
+            return Err(format!(
+                "{flag} contradicts --model {model}, which has no regulariser"
+            ));
+        }
+        if self.reg_lambda == Some(0.0)
+            && let Some((flag, _)) = reg_flags[1..].iter().find(|(_, given)| *given)
+        {
+            return Err(format!(
+                "{flag} contradicts --reg-lambda 0, which turns the regulariser off"
+            ));
+        }
+        for &model in &models {
+            for &op in &tasks {
+                let Some(r) = self.config(model, op).regularizer else {
+                    continue;
+                };
+                if r.end >= r.start {
+                    continue;
+                }
+                return Err(match (self.reg_start, self.reg_end) {
+                    (Some(s), Some(e)) => format!("--reg-end {e} is before --reg-start {s}"),
+                    (Some(s), None) => format!(
+                        "--reg-start {s} is after --reg-end {} of the {model} recipe for {op} \
+                         (give --reg-end too)",
+                        r.end
+                    ),
+                    _ => format!(
+                        "--reg-end {} is before --reg-start {} of the {model} recipe for {op} \
+                         (give --reg-start too)",
+                        r.end, r.start
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One population to train: a model, a task and a range of seeds.
+#[derive(Clone, Debug)]
+struct Work {
+    model: ModelKind,
+    op: Operation,
+    seeds: Vec<u64>,
+}
+
+/// The populations of the run, in report order: per model, per task, seeds in chunks.
+fn plan(cli: &Cli) -> Vec<Work> {
+    let (tasks, models) = cli.selection();
+    let seeds: Vec<u64> = (cli.seed..cli.seed + cli.seeds as u64).collect();
+    let chunk = cli.population.unwrap_or(cli.seeds);
+    let mut work = Vec::new();
+    for &model in &models {
+        for &op in &tasks {
+            for part in seeds.chunks(chunk) {
+                work.push(Work {
+                    model,
+                    op,
+                    seeds: part.to_vec(),
+                });
+            }
+        }
+    }
+    work
+}
+
+/// The settings that decide the results of a run in `--out DIR` (written to run.json): the
+/// task and every model's configuration for every task.
+fn settings(cli: &Cli, task: &dyn Task) -> serde_json::Value {
+    let (tasks, models) = cli.selection();
+    let mut configs = BTreeMap::new();
+    for &model in &models {
+        for &op in &tasks {
+            configs.insert(format!("{model}/{op}"), cli.config(model, op));
+        }
+    }
+    serde_json::json!({ "protocol": task.settings(), "configs": configs })
+}
+
+/// The results a resumed run keeps, after checking that DIR's settings agree with this run's.
+fn resumed(dir: &Path, settings: &serde_json::Value) -> Result<Vec<RunResult>, String> {
+    let manifest = dir.join("run.json");
+    if !manifest.exists() {
+        return Ok(Vec::new());
+    }
+    let old: serde_json::Value = report::read_json(&manifest)
+        .map_err(|e| format!("--resume: {}: {e}", manifest.display()))?;
+    if old["protocol"] != settings["protocol"] {
+        return Err(format!(
+            "--resume: {} holds a run of another task ({} here, {} there)",
+            dir.display(),
+            settings["protocol"],
+            old["protocol"]
+        ));
+    }
+    for (cell, config) in settings["configs"].as_object().into_iter().flatten() {
+        let before = &old["configs"][cell];
+        if !before.is_null() && before != config {
+            return Err(format!(
+                "--resume: {} trained {cell} with other settings ({before} there, {config} \
+                 here)",
+                dir.display()
+            ));
+        }
+    }
+    let results = dir.join("results.json");
+    match results.exists() {
+        true => report::read_json(&results).map_err(|e| format!("--resume: {e}")),
+        false => Ok(Vec::new()),
     }
 }
 
@@ -177,18 +401,17 @@ fn main() -> ExitCode {
         Err(err) => {
             // One line that names the argument; clap's usage hint adds nothing here.
             let rendered = err.render().to_string();
-            eprintln!(
-                "{}",
-                rendered
-                    .lines()
-                    .next()
-                    .unwrap_or("error: invalid arguments")
-            );
+            let first = rendered
+                .lines()
+                .next()
+                .unwrap_or("error: invalid arguments");
+            eprintln!("{first}");
             return ExitCode::from(2);
         }
     };
-    let protocol = match protocol(&cli).and_then(|p| check_combinations(&cli).map(|()| p)) {
-        Ok(p) => p,
+    let checked = cli.check_combinations().and_then(|()| cli.task());
+    let task = match checked {
+        Ok(task) => task,
         Err(err) => {
             eprintln!("error: {err}");
             return ExitCode::from(2);
@@ -198,13 +421,24 @@ fn main() -> ExitCode {
         eprintln!("error: {err}");
         return ExitCode::from(2);
     }
-    if let Some(dir) = &cli.out
-        && let Err(err) = check_writable(dir)
-    {
-        eprintln!("error: --out {}: cannot write there: {err}", dir.display());
-        return ExitCode::from(2);
+    let settings = settings(&cli, task.as_ref());
+    let mut kept = Vec::new();
+    if let Some(dir) = &cli.out {
+        if let Err(err) = check_writable(dir) {
+            eprintln!("error: --out {}: cannot write there: {err}", dir.display());
+            return ExitCode::from(2);
+        }
+        if cli.resume {
+            match resumed(dir, &settings) {
+                Ok(results) => kept = results,
+                Err(err) => {
+                    eprintln!("error: {err}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
     }
-    match run(&cli, &protocol) {
+    match run(&cli, task.as_ref(), &settings, kept) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err}");
@@ -213,128 +447,98 @@ fn main() -> ExitCode {
     }
 }
 
-/// The tasks and models the command line asks for (defaults: all six tasks, NALU).
-fn selection(cli: &Cli) -> (Vec<Operation>, Vec<ModelKind>) {
-    let tasks = if cli.tasks.is_empty() {
-        Operation::ALL.to_vec()
-    } else {
-        cli.tasks.clone()
-    };
-    let mut models: Vec<ModelKind> = cli.models.iter().flatten().copied().collect();
-    if models.is_empty() {
-        models.push(ModelKind::Nalu);
-    }
-    models.dedup();
-    (tasks, models)
-}
+/// A finished population, sent from a worker to the main thread.
+type Finished = (usize, Vec<TrainedRun>);
 
-/// Refuses arguments that contradict each other or the chosen models' recipes, naming both.
-fn check_combinations(cli: &Cli) -> Result<(), String> {
-    let (tasks, models) = selection(cli);
-    let reg_flags = [
-        ("--reg-lambda", cli.reg_lambda.is_some()),
-        ("--reg-start", cli.reg_start.is_some()),
-        ("--reg-end", cli.reg_end.is_some()),
-    ];
-    let reg_flag = reg_flags.iter().find(|(_, given)| *given).map(|(f, _)| *f);
-    if let (Some(flag), Some(model)) = (reg_flag, models.iter().find(|m| !m.has_regularizer())) {
-        return Err(format!(
-            "{flag} contradicts --model {model}, which has no regulariser"
-        ));
-    }
-    if cli.reg_lambda == Some(0.0)
-        && let Some((flag, _)) = reg_flags[1..].iter().find(|(_, given)| *given)
-    {
-        return Err(format!(
-            "{flag} contradicts --reg-lambda 0, which turns the regulariser off"
-        ));
-    }
-    for &model in &models {
-        for &op in &tasks {
-            let Some(r) = train_config(cli, model, op, 0).regularizer else {
-                continue;
-            };
-            if r.end >= r.start {
-                continue;
-            }
-            return Err(match (cli.reg_start, cli.reg_end) {
-                (Some(s), Some(e)) => format!("--reg-end {e} is before --reg-start {s}"),
-                (Some(s), None) => format!(
-                    "--reg-start {s} is after --reg-end {} of the {model} recipe for {op} \
-                     (give --reg-end too)",
-                    r.end
-                ),
-                _ => format!(
-                    "--reg-end {} is before --reg-start {} of the {model} recipe for {op} \
-                     (give --reg-start too)",
-                    r.end, r.start
-                ),
-            });
-        }
-    }
-    Ok(())
-}
-
-fn run(cli: &Cli, protocol: &Protocol) -> Result<(), Box<dyn std::error::Error>> {
-    let (tasks, models) = selection(cli);
-    let device = Device::default();
-    let show_progress = !cli.quiet && std::io::stdout().is_terminal();
+fn run(
+    cli: &Cli,
+    task: &dyn Task,
+    settings: &serde_json::Value,
+    kept: Vec<RunResult>,
+) -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
+    let device = Device::default();
+    let work = plan(cli);
+    let done = |w: &Work| {
+        w.seeds.iter().all(|&s| {
+            kept.iter().any(|r| {
+                (r.model.as_str(), r.task.as_str(), r.seed) == (w.model.name(), w.op.name(), s)
+            })
+        })
+    };
+    let todo: VecDeque<(usize, Work)> = work
+        .iter()
+        .cloned()
+        .enumerate()
+        .filter(|(_, w)| !done(w))
+        .collect();
     if !cli.quiet {
         println!(
-            "static toy ({} protocol): {} task(s) x {} seed(s) on {device:?}",
-            report::protocol_name(protocol),
-            tasks.len(),
-            cli.seeds
+            "static toy ({} protocol): {} population(s) of up to {} seed(s) to train ({} kept) \
+             on {device:?}, {} at a time",
+            task.name(),
+            todo.len(),
+            cli.population.unwrap_or(cli.seeds),
+            work.len() - todo.len(),
+            cli.jobs
         );
     }
-
-    let mut results = Vec::new();
-    let runs = models
-        .iter()
-        .flat_map(|&m| tasks.iter().map(move |&op| (m, op)));
-    for (model, op) in runs {
-        for seed in cli.seed..cli.seed + cli.seeds as u64 {
-            let config = train_config(cli, model, op, seed);
-            let data = StaticToyData::for_protocol(protocol, op, ROWS, seed);
-            let bar = progress_bar(show_progress, op, &config);
-            let run = train(&data, &config, &device, &mut |m| {
-                bar.set_position(m.epoch as u64);
-                bar.set_message(format!("valid MSE {}", format_metric(m.valid_mse)));
-            });
-            bar.finish_and_clear();
-            if !cli.quiet {
-                print_run(&run.result);
-            }
-            if let Some(dir) = &cli.out {
-                let stem = format!("{model}-{op}-seed{seed}");
-                run.model.save_file(dir.join(format!("{stem}.bpk")))?;
-                let title = format!("{model}, {} (seed {seed}): MSE per epoch", op.formula());
-                report::plot_history(
-                    &dir.join(format!("{stem}.svg")),
-                    &title,
-                    &run.result.history,
-                )?;
-            }
-            results.push(run.result);
+    let mut results: Vec<Option<Vec<RunResult>>> = vec![None; work.len()];
+    for (k, w) in work.iter().enumerate() {
+        if done(w) {
+            let mine = |r: &&RunResult| {
+                (r.model.as_str(), r.task.as_str()) == (w.model.name(), w.op.name())
+                    && w.seeds.contains(&r.seed)
+            };
+            results[k] = Some(kept.iter().filter(mine).cloned().collect());
         }
     }
+    let bars = MultiProgress::new();
+    if cli.quiet || !std::io::stdout().is_terminal() {
+        bars.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let queue = Mutex::new(todo);
+    let (send, receive) = mpsc::channel::<Finished>();
+    std::thread::scope(|scope| -> Result<(), Box<dyn std::error::Error>> {
+        for _ in 0..cli.jobs {
+            let (queue, send, bars, device) = (&queue, send.clone(), &bars, &device);
+            scope.spawn(move || {
+                while let Some((k, w)) = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front()
+                {
+                    let runs = train_work(cli, task, &w, device, bars);
+                    if send.send((k, runs)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(send);
+        for (k, runs) in receive {
+            save_population(cli, &runs)?;
+            if !cli.quiet {
+                print_population(&runs, &bars);
+            }
+            results[k] = Some(runs.into_iter().map(|r| r.result).collect());
+            if let Some(dir) = &cli.out {
+                write_results(dir, settings, &results)?;
+            }
+        }
+        Ok(())
+    })?;
 
-    println!("\n{}", report::results_table(&results));
-    let summaries = report::summarize(&results);
+    let all: Vec<RunResult> = results.into_iter().flatten().flatten().collect();
+    if all.len() <= 60 {
+        println!("\n{}", report::results_table(&all));
+    }
+    let summaries = report::summarize(&all);
     if cli.seeds > 1 {
         println!("{}", report::summary_table(&summaries));
-        if models.len() > 1 {
+        if cli.selection().1.len() > 1 {
             println!(
                 "Successes per task and model:\n\n{}",
                 report::success_matrix(&summaries)
             );
         }
-    }
-    if let Some(dir) = &cli.out {
-        report::write_json(&dir.join("results.json"), &results)?;
-        report::write_csv(&dir.join("results.csv"), &results)?;
-        report::write_json(&dir.join("summary.json"), &summaries)?;
     }
     if !cli.quiet {
         println!("total wall time {:.1} s", started.elapsed().as_secs_f64());
@@ -342,78 +546,132 @@ fn run(cli: &Cli, protocol: &Protocol) -> Result<(), Box<dyn std::error::Error>>
     Ok(())
 }
 
-/// The model's recipe for `op`, with whatever the command line overrides.
-fn train_config(cli: &Cli, model: ModelKind, op: Operation, seed: u64) -> TrainConfig {
-    let recipe = TrainConfig::recipe(model, op, seed);
-    let schedule = recipe.regularizer.unwrap_or(RegularizerSchedule {
-        lambda: 0.0,
-        start: 0,
-        end: 0,
-    });
-    let regularizer = RegularizerSchedule {
-        lambda: cli.reg_lambda.unwrap_or(schedule.lambda),
-        start: cli.reg_start.unwrap_or(schedule.start),
-        end: cli.reg_end.unwrap_or(schedule.end),
-    };
-    TrainConfig {
-        optimizer: cli.optimizer.unwrap_or(recipe.optimizer),
-        lr: cli.lr.unwrap_or(recipe.lr),
-        epochs: cli.epochs.unwrap_or(recipe.epochs),
-        batch_size: cli.batch_size,
-        hidden: cli.hidden,
-        clip_norm: cli.clip_norm.map(|c| c as f32),
-        regularizer: (regularizer.lambda > 0.0).then_some(regularizer),
-        ..recipe
-    }
-}
-
-fn progress_bar(show: bool, op: Operation, config: &TrainConfig) -> ProgressBar {
-    if !show {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(config.epochs as u64);
-    let style = ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} epochs {msg}")
+/// Trains one population, with a progress bar.
+fn train_work(
+    cli: &Cli,
+    task: &dyn Task,
+    w: &Work,
+    device: &Device,
+    bars: &MultiProgress,
+) -> Vec<TrainedRun> {
+    let data = w.seeds.iter().map(|&seed| task.data(w.op, seed)).collect();
+    let config = cli.config(w.model, w.op);
+    let bar = bars.add(ProgressBar::new(1));
+    let style = ProgressStyle::with_template("{prefix:>28} [{bar:30}] {pos}/{len} steps {msg}")
         .expect("valid template")
         .progress_chars("=> ");
     bar.set_style(style);
-    bar.set_prefix(format!("{} {op} seed {}", config.model, config.seed));
-    bar
+    let (first, last) = (w.seeds[0], w.seeds[w.seeds.len() - 1]);
+    bar.set_prefix(format!("{} {} seeds {first}..={last}", w.model, w.op));
+    let runs = train_population(data, &config, device, &mut |p| {
+        bar.set_length(p.steps as u64);
+        bar.set_position(p.step as u64);
+        bar.set_message(format!(
+            "{}/{} training, best valid MSE {}",
+            p.active,
+            p.members,
+            format_metric(p.best_valid_mse)
+        ));
+    });
+    bar.finish_and_clear();
+    runs
 }
 
-fn print_run(r: &RunResult) {
-    let mut line = format!(
+/// Saves each run's best weights and loss plot into `--out`.
+fn save_population(cli: &Cli, runs: &[TrainedRun]) -> Result<(), Box<dyn std::error::Error>> {
+    let Some(dir) = &cli.out else {
+        return Ok(());
+    };
+    for run in runs {
+        let r = &run.result;
+        let stem = format!("{}-{}-seed{}", r.model, r.task, r.seed);
+        run.model
+            .clone()
+            .save_file(dir.join(format!("{stem}.bpk")))?;
+        let title = format!("{}, {} (seed {}): MSE per step", r.model, r.task, r.seed);
+        report::plot_history(&dir.join(format!("{stem}.svg")), &title, &run.history)?;
+    }
+    Ok(())
+}
+
+/// Rewrites the results of every finished population (in report order) and the settings.
+fn write_results(
+    dir: &Path,
+    settings: &serde_json::Value,
+    results: &[Option<Vec<RunResult>>],
+) -> Result<(), Box<dyn std::error::Error>> {
+    let all: Vec<RunResult> = results.iter().flatten().flatten().cloned().collect();
+    report::write_json(&dir.join("run.json"), settings)?;
+    report::write_json(&dir.join("results.json"), &all)?;
+    report::write_csv(&dir.join("results.csv"), &all)?;
+    report::write_json(&dir.join("summary.json"), &report::summarize(&all))?;
+    Ok(())
+}
+
+/// One line per run for small populations; one line for the population otherwise.
+fn print_population(runs: &[TrainedRun], bars: &MultiProgress) {
+    let lines: Vec<String> = match runs.len() {
+        0..=10 => runs.iter().flat_map(|r| run_lines(&r.result)).collect(),
+        n => {
+            let r = &runs[0].result;
+            let solved = runs.iter().filter(|r| r.result.success).count();
+            let diverged = runs
+                .iter()
+                .filter(|r| r.result.diverged_step.is_some())
+                .count();
+            vec![format!(
+                "{:>7} {:>6} seeds {}..={}: {solved}/{n} solved, {diverged} diverged, {:.1} s \
+                 ({:.0} seed-steps/s)",
+                r.model,
+                r.task,
+                r.seed,
+                runs[n - 1].result.seed,
+                r.wall_seconds,
+                r.steps_per_second * n as f64
+            )]
+        }
+    };
+    for line in lines {
+        let _ = bars.println(&line);
+        if bars.is_hidden() {
+            println!("{line}");
+        }
+    }
+}
+
+fn run_lines(r: &RunResult) -> Vec<String> {
+    let mut first = format!(
         "{:>7} {:>6} seed {:<3} extrapolation MSE {:>10}  train MSE {:>10}  {:.1} s  {}",
-        r.model.name(),
-        r.task.name(),
+        r.model,
+        r.task,
         r.seed,
         format_metric(r.extrapolation_mse),
         format_metric(r.train_mse),
         r.wall_seconds,
-        report::status(r),
+        r.status(),
     );
-    if r.diverged.is_some() {
-        line += &format!(" (kept the checkpoint of epoch {})", r.best_epoch);
+    if r.diverged_step.is_some() {
+        first += &format!(" (kept the checkpoint of step {})", r.best_step);
     }
-    println!("{line}");
-    let b = &r.readback;
-    match (&b.formula, &b.formula_error) {
+    let second = match (&r.formula, &r.formula_error) {
         (Some(f), _) => {
-            let vs_network = b.formula_mse_vs_network.unwrap_or(f64::NAN);
+            let vs_network = r.formula_mse_vs_network.unwrap_or(f64::NAN);
             // A formula that does not reproduce the network is only what its weights round to.
             let verb = if vs_network < r.success_threshold {
                 "learned"
             } else {
                 "rounds to"
             };
-            println!(
+            Some(format!(
                 "{:>21} {verb} {f}  (sparsity error {}; formula vs network MSE {}, vs targets {})",
                 "",
-                format_metric(b.sparsity_error.unwrap_or(f64::NAN)),
+                format_metric(r.sparsity_error.unwrap_or(f64::NAN)),
                 format_metric(vs_network),
-                format_metric(b.formula_mse_vs_targets.unwrap_or(f64::NAN)),
-            )
+                format_metric(r.formula_mse_vs_targets.unwrap_or(f64::NAN)),
+            ))
         }
-        (None, Some(err)) => println!("{:>21} {err}", ""),
-        (None, None) => {}
-    }
+        (None, Some(err)) => Some(format!("{:>21} {err}", "")),
+        (None, None) => None,
+    };
+    std::iter::once(first).chain(second).collect()
 }

@@ -5,17 +5,26 @@
 //! machine.
 //!
 //! - `toy_step_s`: one static-toy training step (`Nalu(100→2)`, `Nalu(2→1)`, batch 64: forward,
-//!   MSE, backward, RMSProp, reading the loss), the step `experiments::train` runs.
+//!   MSE, backward, RMSProp, reading the loss), the step `experiments::Trainer` runs.
+//! - `population_step_s`: the same step for a population of `population` seeds (100) trained as
+//!   one model; `population / population_step_s` is its seed-steps per second, against
+//!   `1 / toy_step_s` for seeds trained one after another.
 //! - `large_fwd_bwd_s`: forward and backward with weight gradients of `Nalu(1024→1024)` on a
 //!   batch of 4096.
 //!
-//! `--quick` runs few iterations (a smoke test); `--toy` or `--large` runs only that case.
+//! `--quick` runs few iterations (a smoke test); `--toy`, `--population` or `--large` runs
+//! only those cases.
 
 use std::time::Instant;
 
 use burn::tensor::{Device, Distribution, Tensor};
 use burn_nalu::NaluConfig;
-use burn_nalu::experiments::ToyStep;
+
+#[path = "../benches/toy.rs"]
+mod toy;
+
+/// Seeds in the population case.
+const POPULATION: usize = 100;
 
 /// Median over ten blocks of the mean time of one call of `f`, `per_block` calls a block.
 fn median_seconds(mut f: impl FnMut(), per_block: usize, warmup: usize) -> f64 {
@@ -32,8 +41,8 @@ fn median_seconds(mut f: impl FnMut(), per_block: usize, warmup: usize) -> f64 {
     (blocks[BLOCKS / 2 - 1] + blocks[BLOCKS / 2]) / 2.0
 }
 
-fn toy_step_seconds(device: &Device, per_block: usize, warmup: usize) -> f64 {
-    let mut toy = ToyStep::new(device);
+fn toy_step_seconds(device: &Device, members: usize, per_block: usize, warmup: usize) -> f64 {
+    let mut toy = toy::toy_trainer(members, device);
     median_seconds(
         || {
             toy.step();
@@ -69,15 +78,21 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let has = |flag: &str| args.iter().any(|a| a == flag);
     let quick = has("--quick");
-    let (toy, large) = match (has("--toy"), has("--large")) {
-        (false, false) => (true, true),
-        flags => flags,
-    };
+    let (mut toy, mut population, mut large) = (has("--toy"), has("--population"), has("--large"));
+    if !(toy || population || large) {
+        (toy, population, large) = (true, true, true);
+    }
     let device = Device::default();
     let mut result = serde_json::json!({ "framework": format!("burn-nalu ({device:?})") });
     if toy {
         let (per_block, warmup) = if quick { (5, 10) } else { (500, 500) };
-        result["toy_step_s"] = toy_step_seconds(&device, per_block, warmup).into();
+        result["toy_step_s"] = toy_step_seconds(&device, 1, per_block, warmup).into();
+    }
+    if population {
+        let (per_block, warmup) = if quick { (2, 2) } else { (50, 50) };
+        let seconds = toy_step_seconds(&device, POPULATION, per_block, warmup);
+        result["population_step_s"] = seconds.into();
+        result["population"] = POPULATION.into();
     }
     if large {
         let warmup = if quick { 0 } else { 2 };

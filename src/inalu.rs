@@ -8,7 +8,7 @@ use burn::tensor::{Device, Distribution, Tensor};
 
 use crate::error::ConfigError;
 use crate::nac::Nac;
-use crate::ops;
+use crate::{ArithmeticUnit, ops};
 
 /// Magnitude from which the iNALU regulariser stops pushing a parameter outwards.
 pub const REGULARIZER_THRESHOLD: f64 = 20.0;
@@ -104,32 +104,21 @@ impl Inalu {
     ///
     /// If the last axis of `input` is not `d_input`; the message names the layer and both sizes.
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        ops::check_input_features("Inalu", &input.dims(), self.d_input());
-        let w_m = self.mul.weight();
-        let add = ops::matmul_last(input.clone(), self.add.weight());
-        let log = input.clone().abs().clamp_min(self.epsilon).log();
-        let mul = ops::matmul_last(log, w_m.clone())
-            .clamp_max(self.omega)
-            .exp();
-        let sign = ops::gated_product(input.sign(), w_m.abs()).clamp(-1.0, 1.0);
-        let gate = ops::sigmoid(self.gate.val()).unsqueeze::<D>();
-        ops::gated_mix(gate, add, mul.mul(sign))
+        self.forward_members(input, 1)
     }
 
     /// The sparsity regulariser `Σ_p mean(max(t − |p|, 0)) / t` over `Ŵ_a, M̂_a, Ŵ_m, M̂_m, G`,
     /// with `t` = [`REGULARIZER_THRESHOLD`]: 0 once every parameter is saturated (`|p| ≥ t`),
     /// where the weights are exactly −1, 0 or 1 and the gate exactly 0 or 1.
     pub fn regularizer(&self) -> Tensor<1> {
+        self.regularizer_members(1)
+    }
+
+    fn regularizer_members(&self, members: usize) -> Tensor<1> {
         let t = REGULARIZER_THRESHOLD;
-        let term = |p: Tensor<1>| {
-            p.abs()
-                .neg()
-                .add_scalar(t)
-                .clamp_min(0.0)
-                .mean()
-                .div_scalar(t)
-        };
-        let flat = |p: &Param<Tensor<2>>| p.val().flatten::<1>(0, 1);
+        let inside = |p: Tensor<2>| p.abs().neg().add_scalar(t).clamp_min(0.0);
+        let term = |p: &Param<Tensor<2>>| ops::member_mean(inside(p.val()), members);
+        let gate = self.gate.val().unsqueeze_dim::<2>(1);
         [
             &self.add.w_hat,
             &self.add.m_hat,
@@ -137,8 +126,9 @@ impl Inalu {
             &self.mul.m_hat,
         ]
         .into_iter()
-        .map(|p| term(flat(p)))
-        .fold(term(self.gate.val()), Tensor::add)
+        .map(term)
+        .fold(ops::member_mean(inside(gate), members), Tensor::add)
+        .div_scalar(t)
     }
 
     /// Draws every parameter afresh, uniform in [−2, 2] (the authors' restart), from the
@@ -177,6 +167,28 @@ impl Inalu {
     /// The size of the output features.
     pub fn d_output(&self) -> usize {
         self.add.d_output()
+    }
+}
+
+impl ArithmeticUnit for Inalu {
+    const REGULARIZED: bool = true;
+
+    fn forward_members<const D: usize>(&self, input: Tensor<D>, members: usize) -> Tensor<D> {
+        let d_in = self.add.d_input_of(members);
+        ops::check_input("Inalu", &input.dims(), d_in, members);
+        let w_m = self.mul.weight();
+        let add = ops::matmul_members(input.clone(), self.add.weight(), members);
+        let log = input.clone().abs().clamp_min(self.epsilon).log();
+        let mul = ops::matmul_members(log, w_m.clone(), members)
+            .clamp_max(self.omega)
+            .exp();
+        let sign = ops::gated_product(input.sign(), w_m.abs(), members).clamp(-1.0, 1.0);
+        let gate = ops::per_feature::<D>(ops::sigmoid(self.gate.val()), members);
+        ops::gated_mix(gate, add, mul.mul(sign))
+    }
+
+    fn regularizer_members(&self, members: usize) -> Option<Tensor<1>> {
+        Some(self.regularizer_members(members))
     }
 }
 

@@ -78,27 +78,32 @@
 
 pub mod backend;
 mod error;
+#[cfg(feature = "experiments")]
 pub mod experiments;
 pub mod formula;
-pub mod inalu;
-pub mod nac;
-pub mod nalu;
-pub mod nau;
-pub mod nmu;
-pub mod npu;
+mod inalu;
+mod nac;
+mod nac_mul;
+mod nalu;
+mod nau;
+mod nmu;
+mod npu;
 pub mod ops;
 pub mod optim;
+mod population;
 mod schedule;
 mod simd;
 mod unit;
 
 pub use error::ConfigError;
-pub use inalu::{Inalu, InaluConfig};
+pub use inalu::{Inalu, InaluConfig, StallDetector};
 pub use nac::{Nac, NacConfig};
+pub use nac_mul::{NacMul, NacMulConfig};
 pub use nalu::{Nalu, NaluConfig};
 pub use nau::{Nau, NauConfig};
 pub use nmu::{Nmu, NmuConfig};
 pub use npu::{Npu, NpuConfig, RealNpu};
+pub use population::Population;
 pub use schedule::RegularizerSchedule;
 pub use simd::{SIMD_ENV, SimdLevel, simd_level};
 pub use unit::ArithmeticUnit;

@@ -6,7 +6,7 @@ use burn::nn::Initializer;
 use burn::tensor::{Device, Tensor};
 
 use crate::error::ConfigError;
-use crate::ops;
+use crate::{ArithmeticUnit, ops};
 
 /// Configuration to create a [`Nac`] layer using the [init function](NacConfig::init).
 #[derive(Config, Debug)]
@@ -86,8 +86,7 @@ impl Nac {
     ///
     /// If the last axis of `input` is not `d_input`; the message names the layer and both sizes.
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        ops::check_input_features("Nac", &input.dims(), self.d_input());
-        ops::matmul_last(input, self.weight())
+        self.forward_members(input, 1)
     }
 
     /// The size of the input features.
@@ -95,9 +94,25 @@ impl Nac {
         self.w_hat.lazy_shape()[0]
     }
 
+    /// The input size of each of `members` stacked copies.
+    pub(crate) fn d_input_of(&self, members: usize) -> usize {
+        self.d_input() / members
+    }
+
     /// The size of the output features.
     pub fn d_output(&self) -> usize {
         self.w_hat.lazy_shape()[1]
+    }
+}
+
+impl ArithmeticUnit for Nac {
+    fn forward_members<const D: usize>(&self, input: Tensor<D>, members: usize) -> Tensor<D> {
+        ops::check_input("Nac", &input.dims(), self.d_input_of(members), members);
+        ops::matmul_members(input, self.weight(), members)
+    }
+
+    fn as_formula_layer(&self) -> Option<&dyn crate::formula::Discretize> {
+        Some(self)
     }
 }
 

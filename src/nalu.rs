@@ -7,7 +7,7 @@ use burn::tensor::{Device, Tensor};
 
 use crate::error::ConfigError;
 use crate::nac::{Nac, NacConfig, init_matrix};
-use crate::ops;
+use crate::{ArithmeticUnit, ops};
 
 /// Configuration to create a [`Nalu`] layer using the [init function](NaluConfig::init).
 #[derive(Config, Debug)]
@@ -27,6 +27,9 @@ pub struct NaluConfig {
     /// reference's `glorot_uniform`.
     #[config(default = "Initializer::XavierUniform { gain: 1.0 }")]
     pub initializer: Initializer,
+    /// How `G` is initialised when it should differ from `Ŵ` and `M̂` (`None`: as they are).
+    #[config(default = "None")]
+    pub gate_initializer: Option<Initializer>,
 }
 
 /// Neural arithmetic logic unit: a [`Nac`] applied once in linear space (addition,
@@ -72,9 +75,10 @@ impl NaluConfig {
         let nac = NacConfig::new(self.d_input, self.d_output)
             .with_initializer(self.initializer.clone())
             .init(device);
+        let gate_init = self.gate_initializer.as_ref().unwrap_or(&self.initializer);
         let gate = self
             .use_gating
-            .then(|| init_matrix(&self.initializer, self.d_input, self.d_output, device));
+            .then(|| init_matrix(gate_init, self.d_input, self.d_output, device));
         Nalu {
             nac,
             gate,
@@ -98,16 +102,7 @@ impl Nalu {
     ///
     /// If the last axis of `input` is not `d_input`; the message names the layer and both sizes.
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        ops::check_input_features("Nalu", &input.dims(), self.d_input());
-        let (w_hat, m_hat) = (self.nac.w_hat.val(), self.nac.m_hat.val());
-        match &self.gate {
-            Some(gate) => ops::gated_nalu(input, w_hat, m_hat, gate.val(), self.epsilon),
-            None => {
-                let weight = ops::nac_weight(w_hat, m_hat);
-                let add = ops::matmul_last(input.clone(), weight.clone());
-                add.add(ops::log_space_matmul(input, weight, self.epsilon))
-            }
-        }
+        self.forward_members(input, 1)
     }
 
     /// The shared effective weight `W = tanh(Ŵ) ⊙ σ(M̂)`.
@@ -133,6 +128,27 @@ impl Nalu {
     /// The size of the output features.
     pub fn d_output(&self) -> usize {
         self.nac.d_output()
+    }
+}
+
+impl ArithmeticUnit for Nalu {
+    fn forward_members<const D: usize>(&self, input: Tensor<D>, members: usize) -> Tensor<D> {
+        let d_in = self.nac.d_input_of(members);
+        ops::check_input("Nalu", &input.dims(), d_in, members);
+        let (w_hat, m_hat) = (self.nac.w_hat.val(), self.nac.m_hat.val());
+        let eps = self.epsilon;
+        match &self.gate {
+            Some(g) => ops::gated_nalu_members(input, w_hat, m_hat, g.val(), eps, members),
+            None => {
+                let weight = ops::nac_weight(w_hat, m_hat);
+                let add = ops::matmul_members(input.clone(), weight.clone(), members);
+                add.add(ops::log_space_matmul(input, weight, eps, members))
+            }
+        }
+    }
+
+    fn as_formula_layer(&self) -> Option<&dyn crate::formula::Discretize> {
+        Some(self)
     }
 }
 

@@ -6,7 +6,7 @@ use burn::nn::Initializer;
 use burn::tensor::{Device, Tensor};
 
 use crate::error::ConfigError;
-use crate::ops;
+use crate::{ArithmeticUnit, ops};
 
 /// Configuration to create a [`Nau`] layer using the [init function](NauConfig::init).
 #[derive(Config, Debug)]
@@ -69,13 +69,12 @@ impl Nau {
     ///
     /// If the last axis of `input` is not `d_input`; the message names the layer and both sizes.
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        ops::check_input_features("Nau", &input.dims(), self.d_input());
-        ops::matmul_last(input, self.weight.val())
+        self.forward_members(input, 1)
     }
 
     /// The sparsity regulariser `mean(min(|W|, 1 − |W|))`: 0 when every weight is −1, 0 or 1.
     pub fn regularizer(&self) -> Tensor<1> {
-        ops::sparsity_to_signed_unit(self.weight.val()).mean()
+        ops::member_mean(ops::sparsity_to_signed_unit(self.weight.val()), 1)
     }
 
     /// Clamps `W` to [−1, 1]; call after every optimizer step.
@@ -93,6 +92,29 @@ impl Nau {
     /// The size of the output features.
     pub fn d_output(&self) -> usize {
         self.weight.lazy_shape()[1]
+    }
+}
+
+impl ArithmeticUnit for Nau {
+    const REGULARIZED: bool = true;
+
+    fn forward_members<const D: usize>(&self, input: Tensor<D>, members: usize) -> Tensor<D> {
+        let d_in = self.d_input() / members;
+        ops::check_input("Nau", &input.dims(), d_in, members);
+        ops::matmul_members(input, self.weight.val(), members)
+    }
+
+    fn regularizer_members(&self, members: usize) -> Option<Tensor<1>> {
+        let distance = ops::sparsity_to_signed_unit(self.weight.val());
+        Some(ops::member_mean(distance, members))
+    }
+
+    fn clamp_weights(self) -> Self {
+        self.clamp_weights()
+    }
+
+    fn as_formula_layer(&self) -> Option<&dyn crate::formula::Discretize> {
+        Some(self)
     }
 }
 

@@ -6,7 +6,7 @@ use burn::nn::Initializer;
 use burn::tensor::{Device, Tensor};
 
 use crate::error::ConfigError;
-use crate::ops;
+use crate::{ArithmeticUnit, ops};
 
 /// Configuration to create a [`Nmu`] layer using the [init function](NmuConfig::init).
 #[derive(Config, Debug)]
@@ -71,13 +71,12 @@ impl Nmu {
     ///
     /// If the last axis of `input` is not `d_input`; the message names the layer and both sizes.
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        ops::check_input_features("Nmu", &input.dims(), self.d_input());
-        ops::gated_product(input, self.weight.val())
+        self.forward_members(input, 1)
     }
 
     /// The sparsity regulariser `mean(min(W, 1 − W))`: 0 when every weight is 0 or 1.
     pub fn regularizer(&self) -> Tensor<1> {
-        ops::sparsity_to_unit(self.weight.val()).mean()
+        ops::member_mean(ops::sparsity_to_unit(self.weight.val()), 1)
     }
 
     /// Clamps `W` to [0, 1]; call after every optimizer step.
@@ -95,6 +94,29 @@ impl Nmu {
     /// The size of the output features.
     pub fn d_output(&self) -> usize {
         self.weight.lazy_shape()[1]
+    }
+}
+
+impl ArithmeticUnit for Nmu {
+    const REGULARIZED: bool = true;
+
+    fn forward_members<const D: usize>(&self, input: Tensor<D>, members: usize) -> Tensor<D> {
+        let d_in = self.d_input() / members;
+        ops::check_input("Nmu", &input.dims(), d_in, members);
+        ops::gated_product(input, self.weight.val(), members)
+    }
+
+    fn regularizer_members(&self, members: usize) -> Option<Tensor<1>> {
+        let distance = ops::sparsity_to_unit(self.weight.val());
+        Some(ops::member_mean(distance, members))
+    }
+
+    fn clamp_weights(self) -> Self {
+        self.clamp_weights()
+    }
+
+    fn as_formula_layer(&self) -> Option<&dyn crate::formula::Discretize> {
+        Some(self)
     }
 }
 

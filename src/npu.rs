@@ -9,7 +9,7 @@ use burn::nn::Initializer;
 use burn::tensor::{Device, Tensor};
 
 use crate::error::ConfigError;
-use crate::ops;
+use crate::{ArithmeticUnit, ops};
 
 /// Configuration to create an [`Npu`] or a [`RealNpu`] ([`NpuConfig::init`],
 /// [`NpuConfig::init_real`]).
@@ -120,26 +120,27 @@ impl Npu {
     ///
     /// If the last axis of `input` is not `d_input`; the message names the layer and both sizes.
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        ops::check_input_features("Npu", &input.dims(), self.d_input());
-        let (log_r, k) = ops::npu_polar(input, self.gate.val(), self.epsilon);
-        let (w_re, w_im) = (self.w_re.val(), self.w_im.val());
-        let magnitude = ops::matmul_last(log_r.clone(), w_re.clone())
-            .sub(ops::matmul_last(k.clone(), w_im.clone()))
-            .exp();
-        let phase = ops::matmul_last(log_r, w_im).add(ops::matmul_last(k, w_re));
-        magnitude.mul(phase.cos())
+        self.forward_members(input, 1)
     }
 
-    /// `mean(min(|W_re|, 1 − |W_re|)) + mean(|W_im|) + mean(min(ĝ, 1 − ĝ))`: 0 when `W_re` is
-    /// in {−1, 0, 1}, `W_im` is 0 and every gate is 0 or 1.
+    /// `mean(min(|W_re|, |1 − |W_re||)) + mean(|W_im|) + mean(1 − ĝ)`: 0 when `W_re` is in
+    /// {−1, 0, 1}, `W_im` is 0 and every gate is open.
     ///
-    /// Fractional powers (`W_re = ½` for a square root) are penalised: train those with a
-    /// small or zero weight on this term.
+    /// Gates are pulled open, not towards 0 or 1: an input drops out of the product through
+    /// `W_re = 0` (factor `r⁰ = 1`), which the first term favours, so a gate has nothing to
+    /// decide in a discrete solution. Left free, gates close on inputs the unit still needs
+    /// (ĝ ≈ 0.01 in RealNPU runs on `a / b`), and a closed gate turns `a^w` into a
+    /// linearisation around 1 that fits the training range and nothing else. Fractional powers
+    /// (`W_re = ½` for a square root) are penalised: train those with a small or zero weight on
+    /// this term.
     pub fn regularizer(&self) -> Tensor<1> {
-        let w_re = ops::sparsity_to_signed_unit(self.w_re.val()).mean();
-        let w_im = self.w_im.val().abs().mean();
-        w_re.add(w_im)
-            .add(ops::sparsity_to_unit(self.gate.val()).mean())
+        self.regularizer_members(1)
+    }
+
+    fn regularizer_members(&self, members: usize) -> Tensor<1> {
+        let w_re = ops::member_mean(ops::sparsity_to_signed_unit(self.w_re.val()), members);
+        let w_im = ops::member_mean(self.w_im.val().abs(), members);
+        w_re.add(w_im).add(gate_closure(self.gate.val(), members))
     }
 
     /// Clamps the gate `ĝ` to [0, 1]; call after every optimizer step.
@@ -178,18 +179,18 @@ impl RealNpu {
     ///
     /// If the last axis of `input` is not `d_input`; the message names the layer and both sizes.
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        ops::check_input_features("RealNpu", &input.dims(), self.d_input());
-        let (log_r, k) = ops::npu_polar(input, self.gate.val(), self.epsilon);
-        let w_re = self.w_re.val();
-        let magnitude = ops::matmul_last(log_r, w_re.clone()).exp();
-        magnitude.mul(ops::matmul_last(k, w_re).cos())
+        self.forward_members(input, 1)
     }
 
     /// `mean(min(|W_re|, |1 − |W_re||)) + mean(1 − ĝ)`: 0 when `W_re` is in {−1, 0, 1} and every
     /// gate is open (see [`Npu::regularizer`] for why gates are pulled open).
     pub fn regularizer(&self) -> Tensor<1> {
-        let w_re = ops::sparsity_to_signed_unit(self.w_re.val()).mean();
-        w_re.add(ops::gate_closure(self.gate.val()))
+        self.regularizer_members(1)
+    }
+
+    fn regularizer_members(&self, members: usize) -> Tensor<1> {
+        let w_re = ops::member_mean(ops::sparsity_to_signed_unit(self.w_re.val()), members);
+        w_re.add(gate_closure(self.gate.val(), members))
     }
 
     /// Clamps the gate `ĝ` to [0, 1]; call after every optimizer step.
@@ -215,6 +216,64 @@ impl RealNpu {
         self.w_re.lazy_shape()[1]
     }
 }
+
+/// `mean(1 − ĝ)` per member: how far, on average, the relevance gates are from open.
+fn gate_closure(gate: Tensor<1>, members: usize) -> Tensor<1> {
+    ops::member_mean(ops::one_minus(gate), members)
+}
+
+/// The NPU forward pass, `exp(log r·W_re − k·W_im) ⊙ cos(log r·W_im + k·W_re)`; RealNPU's is the
+/// same with `W_im = 0`, written without its products.
+fn npu_forward<const D: usize>(
+    input: Tensor<D>,
+    w_re: Tensor<2>,
+    w_im: Option<Tensor<2>>,
+    gate: Tensor<1>,
+    epsilon: f64,
+    members: usize,
+) -> Tensor<D> {
+    let (log_r, k) = ops::npu_polar(input, gate, epsilon, members);
+    let mm = |a: Tensor<D>, w: Tensor<2>| ops::matmul_members(a, w, members);
+    match w_im {
+        Some(w_im) => {
+            let magnitude = mm(log_r.clone(), w_re.clone()).sub(mm(k.clone(), w_im.clone()));
+            let phase = mm(log_r, w_im).add(mm(k, w_re));
+            magnitude.exp().mul(phase.cos())
+        }
+        None => mm(log_r, w_re.clone()).exp().mul(mm(k, w_re).cos()),
+    }
+}
+
+/// `Npu` and `RealNpu` as arithmetic units; `$w_im` reads the imaginary weights, if any.
+macro_rules! npu_unit {
+    ($unit:ty, $name:literal, |$s:ident| $w_im:expr) => {
+        impl ArithmeticUnit for $unit {
+            const REGULARIZED: bool = true;
+
+            fn forward_members<const D: usize>(
+                &self,
+                input: Tensor<D>,
+                members: usize,
+            ) -> Tensor<D> {
+                ops::check_input($name, &input.dims(), self.d_input() / members, members);
+                let $s = self;
+                let (w_re, gate) = ($s.w_re.val(), $s.gate.val());
+                npu_forward(input, w_re, $w_im, gate, $s.epsilon, members)
+            }
+
+            fn regularizer_members(&self, members: usize) -> Option<Tensor<1>> {
+                Some(self.regularizer_members(members))
+            }
+
+            fn clamp_weights(self) -> Self {
+                self.clamp_weights()
+            }
+        }
+    };
+}
+
+npu_unit!(Npu, "Npu", |s| Some(s.w_im.val()));
+npu_unit!(RealNpu, "RealNpu", |_s| None);
 
 #[cfg(test)]
 mod tests {

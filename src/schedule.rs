@@ -1,13 +1,12 @@
 //! The warm-up schedule of the sparsity regularisers.
 
-use serde::Serialize;
-
 /// How strongly a sparsity regulariser counts at each training step:
 /// `λ(t) = λ̂ · clip((t − start) / (end − start), 0, 1)`.
 ///
 /// Off before `start`, ramping linearly to `λ̂` at `end`, constant after: the units first fit
 /// the data, then are pushed to discrete weights (Madsen & Johansen 2020).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "experiments", derive(serde::Serialize, serde::Deserialize))]
 pub struct RegularizerSchedule {
     /// `λ̂`, the final weight.
     pub lambda: f64,

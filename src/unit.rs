@@ -3,70 +3,52 @@
 use burn::module::{Content, DisplaySettings, Module, ModuleDisplay};
 use burn::tensor::Tensor;
 
+use crate::formula::Discretize;
 use crate::ops;
-
-use crate::{Inalu, Nac, Nalu, Nau, Nmu, Npu, RealNpu};
+use crate::{Nac, NacMul, Nau, Nmu, Npu, RealNpu};
 
 /// An arithmetic unit as a training loop sees it: a forward pass, an optional sparsity
 /// regulariser to add to the loss, and a projection to apply after each optimizer step.
 ///
-/// Lets generic code (stacks of units, training loops) treat every unit alike; each method
-/// forwards to the unit's own (`Nau::forward`, `Nau::regularizer`, `Nau::clamp_weights`, …).
-pub trait ArithmeticUnit: Module + Sized {
-    /// The unit's forward pass over the last axis.
-    fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D>;
+/// Each method takes `members`, the number of independent copies whose parameters are stacked
+/// along each parameter's first axis (see [`Population`](crate::Population)); a plain unit is
+/// one member, and its own `forward`, `regularizer` and `clamp_weights` call these with 1.
+/// Written with the members-aware math of `ops`, a unit has its population form for free.
+/// Each unit implements this trait in its own file, beside its config and module.
+pub trait ArithmeticUnit: Module + ModuleDisplay + Sized {
+    /// Whether the unit has a sparsity regulariser ([`regularizer_members`] returns `Some`).
+    ///
+    /// [`regularizer_members`]: ArithmeticUnit::regularizer_members
+    const REGULARIZED: bool = false;
 
-    /// The unit's sparsity regulariser, or `None` when the paper defines none (NAC, NALU).
-    fn regularization(&self) -> Option<Tensor<1>> {
+    /// The forward pass over the last axis: `[..., d_in] → [..., d_out]` for one member,
+    /// `[members, batch, d_in] → [members, batch, d_out]` for more, member by member.
+    fn forward_members<const D: usize>(&self, input: Tensor<D>, members: usize) -> Tensor<D>;
+
+    /// Each member's sparsity regulariser, `[members]`, or `None` when the unit has none (NAC,
+    /// NALU).
+    fn regularizer_members(&self, _members: usize) -> Option<Tensor<1>> {
         None
     }
 
     /// Clamps the parameters that must stay in a range (identity for units without one).
-    fn project(self) -> Self {
+    fn clamp_weights(self) -> Self {
         self
     }
-}
 
-impl ArithmeticUnit for Nac {
+    /// The forward pass of a plain unit (one member): `[..., d_in] → [..., d_out]`.
     fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        self.forward(input)
-    }
-}
-
-impl ArithmeticUnit for Nalu {
-    fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        self.forward(input)
-    }
-}
-
-/// Units with a regulariser and a clamp of their own.
-macro_rules! regularized_unit {
-    ($($unit:ty),*) => {$(
-        impl ArithmeticUnit for $unit {
-            fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-                self.forward(input)
-            }
-
-            fn regularization(&self) -> Option<Tensor<1>> {
-                Some(self.regularizer())
-            }
-
-            fn project(self) -> Self {
-                self.clamp_weights()
-            }
-        }
-    )*};
-}
-
-regularized_unit!(Nau, Nmu, Npu, RealNpu);
-
-impl ArithmeticUnit for Inalu {
-    fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        self.forward(input)
+        self.forward_members(input, 1)
     }
 
-    fn regularization(&self) -> Option<Tensor<1>> {
-        Some(self.regularizer())
+    /// The sparsity regulariser of a plain unit, or `None` when the unit has none.
+    fn regularizer(&self) -> Option<Tensor<1>> {
+        self.regularizer_members(1)
+    }
+
+    /// The unit as a layer [`formula::extract`](crate::formula::extract) can read, if it is one.
+    fn as_formula_layer(&self) -> Option<&dyn Discretize> {
+        None
     }
 }
 
@@ -89,4 +71,4 @@ macro_rules! sized_display {
     )*};
 }
 
-sized_display!(Nac, Nau, Nmu, Npu, RealNpu);
+sized_display!(Nac, NacMul, Nau, Nmu, Npu, RealNpu);

@@ -69,16 +69,37 @@ fn madsen_options_need_the_madsen_protocol_and_valid_values() {
     );
     assert_argument_error(
         &["--protocol", "madsen", "--overlap-ratio", "2"],
-        "error: --protocol madsen: overlap_ratio must be in [0, 1], got 2",
+        "error: --protocol madsen: MadsenSpec.overlap_ratio must be in [0, 1], got 2",
     );
     assert_argument_error(
         &["--protocol", "madsen", "--extrapolation-range", "6,2"],
         "'--extrapolation-range <LO,HI>': expected LO,HI with LO < HI, got '6,2'",
     );
+    assert_argument_error(
+        &["--no-early-stop"],
+        "error: --no-early-stop needs --protocol madsen",
+    );
 }
 
-/// The Madsen protocol's table has the success rate's confidence interval, and `--out` gets a
-/// summary per model and task.
+#[test]
+fn contradictory_budgets_and_a_resume_without_a_directory_are_refused() {
+    assert_argument_error(
+        &["--epochs", "2", "--steps", "10"],
+        "error: --epochs contradicts --steps: give one budget",
+    );
+    assert_argument_error(
+        &["--protocol", "madsen", "--epochs", "2"],
+        "error: --epochs contradicts --protocol madsen, which draws a fresh batch every step \
+         (use --steps)",
+    );
+    assert_argument_error(
+        &["--resume"],
+        "error: --resume needs --out DIR, the run to continue",
+    );
+}
+
+/// Madsen & Johansen's protocol: fresh batches, their recipe, the success rate's confidence
+/// interval, and a summary per model and task under `--out`.
 #[test]
 fn madsen_protocol_reports_confidence_intervals() {
     let dir = tempfile::tempdir().unwrap();
@@ -87,11 +108,15 @@ fn madsen_protocol_reports_confidence_intervals() {
         "--protocol",
         "madsen",
         "--model",
-        "nac",
+        "nau",
         "--task",
         "add",
-        "--epochs",
-        "2",
+        "--steps",
+        "20",
+        "--eval-every",
+        "10",
+        "--eval-rows",
+        "50",
         "--seeds",
         "2",
         "--quiet",
@@ -110,7 +135,7 @@ fn madsen_protocol_reports_confidence_intervals() {
     let s = &summary[0];
     assert_eq!(
         (s["model"].as_str(), s["task"].as_str()),
-        (Some("nac"), Some("add"))
+        (Some("nau"), Some("add"))
     );
     assert_eq!(s["runs"], 2);
     let ci = s["success_rate_ci"].as_array().unwrap();
@@ -118,15 +143,27 @@ fn madsen_protocol_reports_confidence_intervals() {
     assert!(0.0 <= lo && lo < hi && hi <= 1.0, "{ci:?}");
     let results: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("results.json")).unwrap()).unwrap();
-    assert_eq!(results[0]["protocol"]["name"], "madsen");
-    assert_eq!(results[0]["protocol"]["subset_ratio"], 0.25);
+    let r = &results[0];
+    assert_eq!(
+        (r["protocol"].as_str(), r["steps"].as_u64()),
+        (Some("madsen"), Some(20))
+    );
+    assert_eq!(
+        (r["optimizer"].as_str(), r["batch_size"].as_u64()),
+        (Some("adam"), Some(128))
+    );
+    assert_eq!(
+        r["population"], 2,
+        "the two seeds trained as one population"
+    );
 }
 
 #[test]
 fn unknown_model_is_refused() {
     assert_argument_error(
         &["--model", "mlp"],
-        "unknown model 'mlp' (expected one of nalu, nac, nau-nmu, inalu, npu, realnpu)",
+        "unknown model 'mlp' (expected one of nalu, nac, nac-mul, nau, nau-nmu, inalu, npu, \
+         realnpu)",
     );
 }
 
@@ -205,7 +242,7 @@ fn unwritable_out_is_refused() {
 fn several_models_print_a_success_matrix() {
     let out = run(&[
         "--model", "nau-nmu", "--model", "realnpu", "--task", "add", "--epochs", "1", "--seeds",
-        "2", "--quiet",
+        "2", "--jobs", "2", "--quiet",
     ]);
     assert!(
         out.status.success(),
@@ -222,6 +259,41 @@ fn several_models_print_a_success_matrix() {
         "one epoch solves nothing: {stdout}"
     );
 }
+
+/// The fields of every run, in JSON and CSV alike.
+const FIELDS: [&str; 31] = [
+    "model",
+    "task",
+    "protocol",
+    "seed",
+    "optimizer",
+    "lr",
+    "batch_size",
+    "hidden",
+    "clip_norm",
+    "steps",
+    "best_step",
+    "train_mse",
+    "valid_mse",
+    "extrapolation_mse",
+    "random_init_extrapolation_mse",
+    "normalized_extrapolation_error",
+    "success_threshold",
+    "success",
+    "solved_at_step",
+    "formula",
+    "formula_error",
+    "sparsity_error",
+    "formula_mse_vs_network",
+    "formula_mse_vs_targets",
+    "diverged_step",
+    "diverged_loss",
+    "stopped_at_step",
+    "restarts",
+    "population",
+    "wall_seconds",
+    "steps_per_second",
+];
 
 #[test]
 fn out_dir_receives_results_weights_and_plots() {
@@ -258,45 +330,13 @@ fn out_dir_receives_results_weights_and_plots() {
         serde_json::from_slice(&std::fs::read(dir.path().join("results.json")).unwrap()).unwrap();
     let runs = json.as_array().unwrap();
     assert_eq!(runs.len(), 4, "one object per task and seed");
-    let fields = [
-        "model",
-        "task",
-        "optimizer",
-        "seed",
-        "lr",
-        "batch_size",
-        "hidden",
-        "clip_norm",
-        "epochs_run",
-        "best_epoch",
-        "train_mse",
-        "valid_mse",
-        "extrapolation_mse",
-        "random_init_extrapolation_mse",
-        "normalized_extrapolation_error",
-        "protocol",
-        "success_threshold",
-        "success",
-        "solved_at_step",
-        "formula",
-        "formula_error",
-        "sparsity_error",
-        "formula_mse_vs_network",
-        "formula_mse_vs_targets",
-        "diverged",
-        "restarts",
-        "steps",
-        "wall_seconds",
-        "steps_per_second",
-    ];
     for run in runs {
         let obj = run.as_object().unwrap();
         let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
         keys.sort();
-        let mut expected = fields.to_vec();
+        let mut expected = FIELDS.to_vec();
         expected.sort();
         assert_eq!(keys, expected);
-        assert_eq!(obj["epochs_run"], 2);
         assert_eq!(
             obj["steps"],
             2 * 16,
@@ -305,16 +345,13 @@ fn out_dir_receives_results_weights_and_plots() {
     }
     assert_eq!(runs[0]["model"], "nalu");
     assert_eq!(runs[0]["task"], "add");
-    assert_eq!(runs[0]["protocol"]["name"], "reference");
+    assert_eq!(runs[0]["protocol"], "reference");
     assert_eq!(runs[3]["task"], "div");
     assert_eq!(runs[3]["seed"], 1);
 
-    let csv = std::fs::read_to_string(dir.path().join("results.csv")).unwrap();
-    assert_eq!(csv.lines().count(), 5, "header and four rows");
-    let columns = csv.lines().next().unwrap().split(',').count();
-    for row in csv.lines() {
-        assert_eq!(row.split(',').count(), columns, "{row}");
-    }
+    let mut csv = csv::Reader::from_path(dir.path().join("results.csv")).unwrap();
+    assert_eq!(csv.headers().unwrap().iter().collect::<Vec<_>>(), FIELDS);
+    assert_eq!(csv.records().count(), 4);
     for stem in [
         "nalu-add-seed0",
         "nalu-add-seed1",
@@ -325,4 +362,78 @@ fn out_dir_receives_results_weights_and_plots() {
         let svg = std::fs::read_to_string(dir.path().join(format!("{stem}.svg"))).unwrap();
         assert!(svg.starts_with("<svg"), "{stem}");
     }
+    let settings: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("run.json")).unwrap()).unwrap();
+    assert_eq!(settings["protocol"]["name"], "reference");
+}
+
+/// Results are written as each population finishes; `--resume` trains only what is missing and
+/// refuses a directory made with other settings.
+#[test]
+fn resume_continues_a_run_and_refuses_other_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().to_str().unwrap();
+    let base = [
+        "--model",
+        "nac",
+        "--epochs",
+        "2",
+        "--seeds",
+        "2",
+        "--population",
+        "1",
+    ];
+    let first = run(&[&base[..], &["--task", "add", "--quiet", "--out", out_dir]].concat());
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let read = || -> Vec<serde_json::Value> {
+        let json = std::fs::read(dir.path().join("results.json")).unwrap();
+        serde_json::from_slice::<serde_json::Value>(&json)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let before = read();
+    assert_eq!(before.len(), 2);
+    // Now add and sub: the two add runs are kept, not retrained; sub's two are trained.
+    let args = [
+        &base[..],
+        &[
+            "--task", "add", "--task", "sub", "--resume", "--out", out_dir,
+        ],
+    ];
+    let second = run(&args.concat());
+    assert!(
+        second.status.success(),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&second.stdout);
+    assert!(
+        stdout.contains("2 population(s) of up to 1 seed(s) to train (2 kept)"),
+        "{stdout}"
+    );
+    let after = read();
+    assert_eq!(after.len(), 4);
+    assert_eq!(after[..2], before[..], "kept runs are not retrained");
+    assert_eq!(
+        (after[2]["task"].as_str(), after[3]["task"].as_str()),
+        (Some("sub"), Some("sub"))
+    );
+    // Another learning rate is another run.
+    let other = [
+        &base[..],
+        &["--task", "add", "--lr", "0.5", "--resume", "--out", out_dir],
+    ];
+    let refused = run(&other.concat());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("trained nac/add with other settings"),
+        "{stderr}"
+    );
 }

@@ -30,13 +30,13 @@ where
             Distribution::Uniform(range.0, range.1),
             device,
         );
-        let err = unit.forward(x.clone()).sub(target(x));
+        let err = ArithmeticUnit::forward(&unit, x.clone()).sub(target(x));
         let mut loss = err.clone().mul(err).mean();
-        if let Some(reg) = unit.regularization() {
+        if let Some(reg) = ArithmeticUnit::regularizer(&unit) {
             loss = loss.add(reg.mul_scalar(schedule.weight(step)));
         }
         let grads = GradientsParams::from_grads(loss.backward(), &unit);
-        unit = optim.step(0.05, unit, grads).project();
+        unit = optim.step(0.05, unit, grads).clamp_weights();
     }
     unit
 }

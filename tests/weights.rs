@@ -11,7 +11,7 @@ use burn::tensor::{Device, Tensor};
 use burn_nalu::Nalu;
 use burn_nalu::experiments::report::format_metric;
 use burn_nalu::experiments::{
-    ModelKind, Operation, ROWS, Split, StaticToyData, StaticToyModel, mse,
+    InitScheme, ModelKind, Operation, ReferenceTask, Split, StaticToyModel, Task,
 };
 use common::bound::{Bounded, NaluParams, U32, U64};
 use common::to_f64;
@@ -122,18 +122,17 @@ fn committed_weights_reproduce_reported_metrics() {
         let seed = run["seed"].as_u64().unwrap();
         let hidden = run["hidden"].as_u64().unwrap() as usize;
         let path = weights_dir().join(format!("{kind}-{op}-seed{seed}.bpk"));
-        let model = StaticToyModel::init(kind, hidden, 0, &device)
+        let model = StaticToyModel::init(kind, InitScheme::Reference, 100, hidden, &device)
             .try_load_file(&path)
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let data = StaticToyData::generate(op, ROWS, seed);
+        let data = ReferenceTask::default().data(op, seed);
         let splits = [
-            ("train_mse", &data.train),
+            ("train_mse", data.train_rows().expect("fixed rows")),
             ("valid_mse", &data.valid),
             ("extrapolation_mse", &data.extrapolation),
         ];
         for (field, split) in splits {
-            let (x, y) = split.tensors(&device);
-            let got = mse(&model, x, y);
+            let got = model.mse(split, &device);
             let want = run[field].as_f64().unwrap();
             let tol = match fused {
                 true => split.rows() as f64 * U64 * want,

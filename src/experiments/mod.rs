@@ -1,32 +1,43 @@
-//! The static-toy experiments of Trask et al. 2018 (Table 1), as the Keras reference ran them.
+//! The static arithmetic experiments: tasks, models, a population training loop, reports.
 //!
-//! Input: 100 numbers uniform in [0, 1). A seeded permutation of the columns splits them into two
-//! halves; `a` and `b` are the row sums over each half and the target is `op(a, b)` for one of
-//! six operations. A two-layer NALU is trained on 1000 rows and tested on the same rows with the
-//! inputs doubled (extrapolation). Model selection uses fresh rows from the training
-//! distribution, never the extrapolation set.
+//! A [`Task`] makes the data of a run (training rows or a batch sampler, validation and
+//! extrapolation splits, success threshold, input groups): [`ReferenceTask`] is the static toy
+//! task of Trask et al. 2018 as the Keras reference ran it, [`MadsenTask`] Madsen & Johansen
+//! 2020's. A [`ModelKind`] names a two-layer stack of units ([`StaticToyModel`]), and a
+//! [`TrainConfig`] how to train it (each model has a recipe per task).
+//! [`train_population`] trains one run per seed as one [`Population`](crate::Population):
+//! every run computes what it would alone, in one forward, one backward and one optimizer step
+//! for all. Model selection uses each run's validation split, never its extrapolation split.
+//! [`report`] turns the [`RunResult`]s into tables, summaries with Wilson intervals, JSON,
+//! CSV and plots.
 //!
 //! ```no_run
 //! use burn::tensor::Device;
-//! use burn_nalu::experiments::{Operation, StaticToyData, TrainConfig, train};
+//! use burn_nalu::experiments::{ModelKind, Operation, ReferenceTask, Task, TrainConfig};
+//! use burn_nalu::experiments::train_population;
 //!
-//! let data = StaticToyData::generate(Operation::Add, 1000, 0);
-//! let run = train(&data, &TrainConfig::reference(Operation::Add, 0), &Device::default(), &mut |_| {});
-//! println!("extrapolation MSE {}", run.result.extrapolation_mse);
+//! let task = ReferenceTask::default();
+//! let data = (0..10).map(|seed| task.data(Operation::Add, seed)).collect();
+//! let config = TrainConfig::recipe(ModelKind::Nac, Operation::Add);
+//! let runs = train_population(data, &config, &Device::default(), &mut |_| {});
+//! let solved = runs.iter().filter(|r| r.result.success).count();
+//! println!("{solved} of 10 seeds solved a + b");
 //! ```
 
-mod data;
-mod model;
+mod config;
+mod madsen;
 mod readback;
+mod reference;
 pub mod report;
+mod stacks;
 mod task;
 mod train;
 
-pub use data::{MADSEN_EPSILON, MadsenSpec, N_FEATURES, Protocol, ROWS, Split, StaticToyData};
-pub use model::{ModelKind, Stack, StaticToyModel, mse};
-pub use readback::Readback;
-pub use task::{Operation, Recipe};
+pub use config::{Budget, OptimizerKind, RunOptimizer, TrainConfig};
+pub use madsen::{MADSEN_EPSILON, MadsenSpec, MadsenTask};
+pub use reference::ReferenceTask;
+pub use stacks::{InitScheme, ModelKind, Stack, StaticToyModel, madsen_nac_range};
+pub use task::{BatchSampler, Operation, Split, Subsets, Task, TaskData, TrainingData};
 pub use train::{
-    BASELINE_INITS, Divergence, EpochMetrics, OptimizerKind, RunOptimizer, RunResult, Step,
-    ToyStep, TrainConfig, TrainedRun, random_init_extrapolation_mse, train, train_step,
+    BASELINE_INITS, Evaluation, Progress, RunResult, TrainedRun, Trainer, train, train_population,
 };

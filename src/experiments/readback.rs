@@ -1,15 +1,14 @@
 //! The learned formula of a trained static-toy model, checked on the extrapolation set.
 
 use burn::tensor::Device;
-use serde::Serialize;
 
-use super::data::N_FEATURES;
-use super::{StaticToyData, StaticToyModel};
+use super::stacks::StaticToyModel;
+use super::task::TaskData;
 use crate::formula::{FormulaError, SnapOptions};
 
 /// What [`StaticToyModel::formula`] makes of a trained model, with default [`SnapOptions`].
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct Readback {
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Readback {
     /// The formula in terms of `a` and `b` (the task's input groups), when the weights are
     /// discrete enough to claim one.
     pub formula: Option<String>,
@@ -26,7 +25,7 @@ pub struct Readback {
 
 impl Readback {
     /// Extracts and checks the formula of `model` on `data`'s extrapolation split.
-    pub fn new(model: &StaticToyModel, data: &StaticToyData, device: &Device) -> Self {
+    pub(crate) fn new(model: &StaticToyModel, data: &TaskData, device: &Device) -> Self {
         let split = &data.extrapolation;
         let (x, _) = split.tensors(device);
         let formula = match model.formula(x.clone(), &SnapOptions::default()) {
@@ -46,7 +45,7 @@ impl Readback {
         let network = model.forward(x).into_data().convert::<f64>();
         let network = network.as_slice::<f64>().expect("f64 after convert");
         let snapped: Vec<f64> = formula
-            .eval_rows(&split.x, N_FEATURES)
+            .eval_rows(&split.x, split.width)
             .into_iter()
             .map(|outputs| outputs[0])
             .collect();
@@ -59,7 +58,7 @@ impl Readback {
                 / snapped.len() as f64
         };
         Self {
-            formula: Some(formula.render(&data.naming())),
+            formula: Some(formula.render(&data.subsets.naming())),
             formula_error: None,
             sparsity_error: Some(formula.sparsity_error),
             formula_mse_vs_network: Some(mse(&mut network.iter().copied())),

@@ -1,4 +1,7 @@
 //! Reports: the results table, per-task summaries over seeds, JSON, CSV and loss-curve plots.
+//!
+//! JSON and CSV come from one flat struct ([`RunResult`]), the CSV through the `csv` crate, so
+//! that a formula or message holding commas or quotes stays one field.
 
 use std::error::Error;
 use std::fmt::Write as _;
@@ -7,9 +10,10 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use plotters::prelude::*;
-use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
-use super::{EpochMetrics, ModelKind, Operation, Protocol, RunResult};
+use super::train::{Evaluation, RunResult};
 
 /// A metric as reports print it: `0` when exactly zero, otherwise three significant digits in
 /// scientific notation (`6.000e-3`), `NaN` or `inf`.
@@ -23,21 +27,18 @@ pub fn format_metric(x: f64) -> String {
     }
 }
 
-/// What happened to a run, in a few words.
-pub fn status(result: &RunResult) -> String {
-    match (&result.diverged, result.success) {
-        (Some(d), _) => format!("diverged (epoch {}, step {})", d.epoch, d.step),
-        (None, true) => "solved".into(),
-        (None, false) => "not solved".into(),
-    }
+/// `a + b` for `add`, as the reference's results table writes the operation.
+fn formula_of(task: &str) -> &str {
+    task.parse::<super::Operation>()
+        .map_or(task, |op| op.formula())
 }
 
 /// The results table, one row per run, in the Keras reference's shape (operation, train loss,
-/// extrapolated test loss) plus validation loss, normalised error, epochs, time and speed.
+/// extrapolated test loss) plus validation loss, normalised error, steps, time and speed.
 pub fn results_table(results: &[RunResult]) -> String {
     let mut out = String::from(
         "| Model | Operation | Seed | Train Loss | Extrapolated Test Loss | Valid Loss | \
-         Norm. Error | Best / Run Epochs | Wall s | Steps/s | Status |\n\
+         Norm. Error | Best / Run Steps | Wall s | Steps/s | Status |\n\
          |---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in results {
@@ -45,29 +46,29 @@ pub fn results_table(results: &[RunResult]) -> String {
             out,
             "| {} | {} | {} | {} | {} | {} | {:.3} | {} / {} | {:.2} | {:.0} | {} |",
             r.model,
-            r.task.formula(),
+            formula_of(&r.task),
             r.seed,
             format_metric(r.train_mse),
             format_metric(r.extrapolation_mse),
             format_metric(r.valid_mse),
             r.normalized_extrapolation_error,
-            r.best_epoch,
-            r.epochs_run,
+            r.best_step,
+            r.steps,
             r.wall_seconds,
             r.steps_per_second,
-            status(r),
+            r.status(),
         );
     }
     out
 }
 
 /// A model's results on a task over several seeds.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TaskSummary {
     /// The model.
-    pub model: ModelKind,
-    /// The task.
-    pub task: Operation,
+    pub model: String,
+    /// The operation.
+    pub task: String,
     /// Number of runs (seeds).
     pub runs: usize,
     /// Runs whose extrapolation MSE is below their success threshold.
@@ -117,10 +118,10 @@ fn median_of_some(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
 
 /// Groups `results` by model and task (in order of first appearance) and summarises each group.
 pub fn summarize(results: &[RunResult]) -> Vec<TaskSummary> {
-    let mut groups: Vec<(ModelKind, Operation)> = Vec::new();
+    let mut groups: Vec<(&str, &str)> = Vec::new();
     for r in results {
-        if !groups.contains(&(r.model, r.task)) {
-            groups.push((r.model, r.task));
+        if !groups.contains(&(&r.model, &r.task)) {
+            groups.push((&r.model, &r.task));
         }
     }
     groups
@@ -128,22 +129,20 @@ pub fn summarize(results: &[RunResult]) -> Vec<TaskSummary> {
         .map(|(model, task)| {
             let runs: Vec<&RunResult> = results
                 .iter()
-                .filter(|r| (r.model, r.task) == (model, task))
+                .filter(|r| (r.model.as_str(), r.task.as_str()) == (model, task))
                 .collect();
             let successes: Vec<&&RunResult> = runs.iter().filter(|r| r.success).collect();
             TaskSummary {
-                model,
-                task,
+                model: model.into(),
+                task: task.into(),
                 runs: runs.len(),
                 successes: successes.len(),
                 success_rate_ci: wilson_interval(successes.len(), runs.len(), Z_95),
                 median_solved_at_step: median_of_some(
                     successes.iter().map(|r| r.solved_at_step.map(|s| s as f64)),
                 ),
-                median_sparsity_error: median_of_some(
-                    successes.iter().map(|r| r.readback.sparsity_error),
-                ),
-                diverged: runs.iter().filter(|r| r.diverged.is_some()).count(),
+                median_sparsity_error: median_of_some(successes.iter().map(|r| r.sparsity_error)),
+                diverged: runs.iter().filter(|r| r.diverged_step.is_some()).count(),
                 median_extrapolation_mse: median(runs.iter().map(|r| r.extrapolation_mse)),
                 median_normalized_error: median(
                     runs.iter().map(|r| r.normalized_extrapolation_error),
@@ -181,7 +180,7 @@ pub fn summary_table(summaries: &[TaskSummary]) -> String {
             out,
             "| {} | {} | {}/{} | [{:.2}, {:.2}] | {} | {} | {} | {} | {:.3} |",
             s.model,
-            s.task.formula(),
+            formula_of(&s.task),
             s.successes,
             s.runs,
             s.success_rate_ci.0,
@@ -198,33 +197,35 @@ pub fn summary_table(summaries: &[TaskSummary]) -> String {
 
 /// Success counts with tasks as rows and models as columns (`9/10`; `-` where not run).
 pub fn success_matrix(summaries: &[TaskSummary]) -> String {
-    let mut models: Vec<ModelKind> = Vec::new();
-    let mut tasks: Vec<Operation> = Vec::new();
+    let mut models: Vec<&str> = Vec::new();
+    let mut tasks: Vec<&str> = Vec::new();
     for s in summaries {
-        if !models.contains(&s.model) {
-            models.push(s.model);
+        if !models.contains(&s.model.as_str()) {
+            models.push(&s.model);
         }
-        if !tasks.contains(&s.task) {
-            tasks.push(s.task);
+        if !tasks.contains(&s.task.as_str()) {
+            tasks.push(&s.task);
         }
     }
-    let names: Vec<&str> = models.iter().map(|m| m.name()).collect();
     let mut out = format!(
         "| Operation | {} |\n|---|{}\n",
-        names.join(" | "),
+        models.join(" | "),
         "---|".repeat(models.len())
     );
     for task in tasks {
         let cells: Vec<String> = models
             .iter()
-            .map(
-                |&m| match summaries.iter().find(|s| (s.model, s.task) == (m, task)) {
+            .map(|&m| {
+                match summaries
+                    .iter()
+                    .find(|s| (s.model.as_str(), s.task.as_str()) == (m, task))
+                {
                     Some(s) => format!("{}/{}", s.successes, s.runs),
                     None => "-".into(),
-                },
-            )
+                }
+            })
             .collect();
-        let _ = writeln!(out, "| {} | {} |", task.formula(), cells.join(" | "));
+        let _ = writeln!(out, "| {} | {} |", formula_of(task), cells.join(" | "));
     }
     out
 }
@@ -238,75 +239,39 @@ pub fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<(), B
     Ok(())
 }
 
-/// Column names of [`write_csv`].
-pub const CSV_HEADER: &str = "model,task,optimizer,seed,lr,batch_size,hidden,clip_norm,epochs_run,\
-best_epoch,train_mse,valid_mse,extrapolation_mse,random_init_extrapolation_mse,\
-normalized_extrapolation_error,protocol,success_threshold,success,solved_at_step,diverged_epoch,\
-diverged_step,restarts,steps,wall_seconds,steps_per_second,sparsity_error,formula";
+/// Reads back what [`write_json`] wrote.
+pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, Box<dyn Error>> {
+    let file = std::io::BufReader::new(File::open(path)?);
+    Ok(serde_json::from_reader(file)?)
+}
 
-/// Writes `results` as CSV, one row per run (empty cells for absent values).
+/// Writes `results` as CSV, one row per run, the columns [`RunResult`]'s fields (empty cells
+/// for absent values; fields with commas or quotes quoted).
 pub fn write_csv(path: &Path, results: &[RunResult]) -> Result<(), Box<dyn Error>> {
-    let mut file = BufWriter::new(File::create(path)?);
-    writeln!(file, "{CSV_HEADER}")?;
-    let opt = |v: Option<String>| v.unwrap_or_default();
+    let mut writer = csv::Writer::from_path(path)?;
     for r in results {
-        writeln!(
-            file,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
-            r.model,
-            r.task,
-            r.optimizer,
-            r.seed,
-            r.lr,
-            r.batch_size,
-            r.hidden,
-            opt(r.clip_norm.map(|c| c.to_string())),
-            r.epochs_run,
-            r.best_epoch,
-            r.train_mse,
-            r.valid_mse,
-            r.extrapolation_mse,
-            r.random_init_extrapolation_mse,
-            r.normalized_extrapolation_error,
-            protocol_name(&r.protocol),
-            r.success_threshold,
-            r.success,
-            opt(r.solved_at_step.map(|s| s.to_string())),
-            opt(r.diverged.map(|d| d.epoch.to_string())),
-            opt(r.diverged.map(|d| d.step.to_string())),
-            r.restarts,
-            r.steps,
-            r.wall_seconds,
-            r.steps_per_second,
-            opt(r.readback.sparsity_error.map(|e| e.to_string())),
-            opt(r
-                .readback
-                .formula
-                .as_ref()
-                .map(|f| format!("\"{}\"", f.replace('"', "\"\"")))),
-        )?;
+        writer.serialize(r)?;
     }
-    file.flush()?;
+    writer.flush()?;
     Ok(())
 }
 
-/// `reference` or `madsen`.
-pub fn protocol_name(protocol: &Protocol) -> &'static str {
-    match protocol {
-        Protocol::Reference => "reference",
-        Protocol::Madsen(_) => "madsen",
-    }
+/// Reads back what [`write_csv`] wrote.
+pub fn read_csv(path: &Path) -> Result<Vec<RunResult>, Box<dyn Error>> {
+    let mut reader = csv::Reader::from_path(path)?;
+    let rows: Result<Vec<RunResult>, _> = reader.deserialize().collect();
+    Ok(rows?)
 }
 
-/// Plots train, validation and extrapolation MSE per epoch on a log scale, as SVG.
+/// Plots train, validation and extrapolation MSE per evaluation on a log scale, as SVG.
 ///
 /// Values that are zero or not finite cannot sit on a log axis: they are left out.
 pub fn plot_history(
     path: &Path,
     title: &str,
-    history: &[EpochMetrics],
+    history: &[Evaluation],
 ) -> Result<(), Box<dyn Error>> {
-    type Pick = fn(&EpochMetrics) -> f64;
+    type Pick = fn(&Evaluation) -> f64;
     let series: [(&str, Pick, RGBColor); 3] = [
         ("train", |m| m.train_mse, BLUE),
         ("validation", |m| m.valid_mse, GREEN),
@@ -315,7 +280,7 @@ pub fn plot_history(
     let points = |pick: Pick| -> Vec<(f64, f64)> {
         history
             .iter()
-            .map(|m| (m.epoch as f64, pick(m)))
+            .map(|m| (m.step as f64, pick(m)))
             .filter(|&(_, v)| v.is_finite() && v > 0.0)
             .collect()
     };
@@ -326,7 +291,7 @@ pub fn plot_history(
         .collect();
     let lo = all.iter().copied().fold(f64::INFINITY, f64::min).min(1.0);
     let hi = all.iter().copied().fold(0.0, f64::max).max(lo * 10.0);
-    let last_epoch = history.last().map_or(1, |m| m.epoch.max(1)) as f64;
+    let last_step = history.last().map_or(1, |m| m.step.max(1)) as f64;
 
     let root = SVGBackend::new(path, (800, 500)).into_drawing_area();
     root.fill(&WHITE)?;
@@ -336,10 +301,10 @@ pub fn plot_history(
         .margin_right(30)
         .x_label_area_size(40)
         .y_label_area_size(70)
-        .build_cartesian_2d(0.0..last_epoch, (lo..hi).log_scale())?;
+        .build_cartesian_2d(0.0..last_step, (lo..hi).log_scale())?;
     chart
         .configure_mesh()
-        .x_desc("epoch")
+        .x_desc("step")
         .y_desc("MSE")
         .x_label_formatter(&|v| format!("{v:.0}"))
         .y_label_formatter(&|v| format!("{v:.0e}"))
@@ -395,6 +360,52 @@ mod tests {
             (lo - 0.1).abs() < 1e-12 && (hi - 0.5).abs() < 1e-12,
             "{lo} {hi}"
         );
+    }
+
+    #[test]
+    fn csv_fields_with_commas_and_quotes_read_back_intact() {
+        let run = RunResult {
+            model: "nau-nmu".into(),
+            task: "mul".into(),
+            protocol: "madsen".into(),
+            seed: 3,
+            optimizer: "adam".into(),
+            lr: 1e-3,
+            batch_size: 128,
+            hidden: 2,
+            clip_norm: None,
+            steps: 1000,
+            best_step: 900,
+            train_mse: 0.5,
+            valid_mse: 0.25,
+            extrapolation_mse: 1.5e-7,
+            random_init_extrapolation_mse: 3.0,
+            normalized_extrapolation_error: 5e-6,
+            success_threshold: 0.16,
+            success: true,
+            solved_at_step: Some(700),
+            formula: Some("(a, \"b\")·c".into()),
+            formula_error: Some("no formula: 2 obstacle(s), sparsity error 0.4; \"x\", y".into()),
+            sparsity_error: Some(0.01),
+            formula_mse_vs_network: None,
+            formula_mse_vs_targets: None,
+            diverged_step: None,
+            diverged_loss: None,
+            stopped_at_step: Some(950),
+            restarts: 0,
+            population: 100,
+            wall_seconds: 1.25,
+            steps_per_second: 4000.0,
+        };
+        let dir = std::env::temp_dir().join(format!("burn-nalu-csv-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("results.csv");
+        write_csv(&path, &[run.clone(), run.clone()]).unwrap();
+        assert_eq!(read_csv(&path).unwrap(), [run.clone(), run.clone()]);
+        let json = dir.join("results.json");
+        write_json(&json, std::slice::from_ref(&run)).unwrap();
+        assert_eq!(read_json::<Vec<RunResult>>(&json).unwrap(), [run]);
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

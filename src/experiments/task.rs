@@ -1,12 +1,43 @@
-//! The six static-toy operations and the reference's training recipe for each.
+//! Tasks: where an experiment's data comes from and how a run is judged.
+//!
+//! A [`Task`] makes, for an operation and a seed, the data of one run ([`TaskData`]): its
+//! training rows or batch sampler, validation and extrapolation splits, the success threshold,
+//! and the names of the input groups. The training loop, the read-back, the reports and the
+//! command line work with any task; [`ReferenceTask`](super::ReferenceTask) and
+//! [`MadsenTask`](super::MadsenTask) are the two this crate has. A new task is a type that
+//! implements [`Task`], and a line in `static_toy`'s `--protocol` parser.
 
 use core::fmt;
 use core::str::FromStr;
 
-use serde::Serialize;
+use burn::tensor::{Device, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
 
-/// The arithmetic target of a static-toy task, `y = op(a, b)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+use crate::formula::Naming;
+
+/// A family of arithmetic tasks: the data of every operation and seed, and how it is judged.
+pub trait Task: Send + Sync {
+    /// The name reports and the command line use (`reference`, `madsen`).
+    fn name(&self) -> &'static str;
+
+    /// The number of input features.
+    fn input_width(&self) -> usize;
+
+    /// The operations the task has targets for.
+    fn operations(&self) -> &'static [Operation] {
+        &Operation::ALL
+    }
+
+    /// The data of one run: operation `op`, seed `seed`.
+    fn data(&self, op: Operation, seed: u64) -> TaskData;
+
+    /// The task's settings, as reports record them; runs with different settings are not
+    /// comparable (a resumed run refuses to mix them).
+    fn settings(&self) -> serde_json::Value;
+}
+
+/// The arithmetic target of a static task, `y = op(a, b)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Operation {
     /// `a + b`
@@ -21,15 +52,6 @@ pub enum Operation {
     Square,
     /// `√a`
     Sqrt,
-}
-
-/// The learning rate and epoch count the Keras reference used for a task (all RMSProp).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Recipe {
-    /// Learning rate.
-    pub lr: f64,
-    /// Number of epochs.
-    pub epochs: usize,
 }
 
 impl Operation {
@@ -78,20 +100,6 @@ impl Operation {
             Operation::Sqrt => a.sqrt(),
         }
     }
-
-    /// The reference's recipe: add 0.1/500, sub 0.2/1000, mul 0.1/500, div 0.02/1000,
-    /// square 0.1/2000, sqrt 0.01/2000.
-    pub fn reference_recipe(self) -> Recipe {
-        let (lr, epochs) = match self {
-            Operation::Add => (0.1, 500),
-            Operation::Sub => (0.2, 1000),
-            Operation::Mul => (0.1, 500),
-            Operation::Div => (0.02, 1000),
-            Operation::Square => (0.1, 2000),
-            Operation::Sqrt => (0.01, 2000),
-        };
-        Recipe { lr, epochs }
-    }
 }
 
 impl fmt::Display for Operation {
@@ -114,6 +122,193 @@ impl FromStr for Operation {
     }
 }
 
+/// Rows of inputs and targets.
+#[derive(Clone, Debug)]
+pub struct Split {
+    /// Row-major inputs, `rows × width`.
+    pub x: Vec<f32>,
+    /// Targets, one per row.
+    pub y: Vec<f32>,
+    /// Inputs per row.
+    pub width: usize,
+}
+
+impl Split {
+    /// The number of rows.
+    pub fn rows(&self) -> usize {
+        self.y.len()
+    }
+
+    /// `(x, y)` as tensors of shapes `[rows, width]` and `[rows, 1]`.
+    pub fn tensors(&self, device: &Device) -> (Tensor<2>, Tensor<2>) {
+        let rows = self.rows();
+        (
+            Tensor::from_data(TensorData::new(self.x.clone(), [rows, self.width]), device),
+            Tensor::from_data(TensorData::new(self.y.clone(), [rows, 1]), device),
+        )
+    }
+
+    /// The population variance of the targets.
+    pub fn target_variance(&self) -> f64 {
+        let n = self.y.len() as f64;
+        let mean = self.y.iter().map(|&v| v as f64).sum::<f64>() / n;
+        self.y
+            .iter()
+            .map(|&v| (v as f64 - mean).powi(2))
+            .sum::<f64>()
+            / n
+    }
+}
+
+/// Draws fresh training batches.
+pub trait BatchSampler: Send {
+    /// Appends `rows` fresh rows to `x` (row-major, the task's width per row) and their targets
+    /// to `y`.
+    fn sample(&mut self, rows: usize, x: &mut Vec<f32>, y: &mut Vec<f32>);
+}
+
+/// How a run gets its training batches.
+pub enum TrainingData {
+    /// Fixed rows, in epochs of shuffled mini-batches (the last one of an epoch may be smaller).
+    Rows(Split),
+    /// A fresh batch from the sampler at every step.
+    Stream(Box<dyn BatchSampler>),
+}
+
+/// The data of one run of a [`Task`]: one operation, one seed.
+pub struct TaskData {
+    /// The task's name ([`Task::name`]).
+    pub protocol: &'static str,
+    /// The operation the targets follow.
+    pub op: Operation,
+    /// The seed the data was made from (also the run's seed for initialisation and shuffling).
+    pub seed: u64,
+    /// Training batches.
+    pub train: TrainingData,
+    /// Held-out rows from the training distribution, for model selection.
+    pub valid: Split,
+    /// Rows outside the training range, for the success criterion only.
+    pub extrapolation: Split,
+    /// A run succeeds when its extrapolation MSE is below this.
+    pub success_threshold: f64,
+    /// The same criterion on the validation split: a run whose validation MSE is at most this
+    /// has converged as far as the training distribution can tell (early stopping reads this,
+    /// never the extrapolation split).
+    pub valid_threshold: f64,
+    /// The input groups (`a`, `b`), for the formula read-back.
+    pub subsets: Subsets,
+}
+
+impl TaskData {
+    /// The number of input features.
+    pub fn width(&self) -> usize {
+        self.valid.width
+    }
+
+    /// The training rows, when the task has fixed ones.
+    pub fn train_rows(&self) -> Option<&Split> {
+        match &self.train {
+            TrainingData::Rows(split) => Some(split),
+            TrainingData::Stream(_) => None,
+        }
+    }
+}
+
+/// The two groups of input columns whose sums are `a` and `b`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Subsets {
+    /// The columns summed into `a`.
+    pub a: Vec<usize>,
+    /// The columns summed into `b`.
+    pub b: Vec<usize>,
+}
+
+impl Subsets {
+    /// `(a, b)` of one input row, summed in f64.
+    pub fn sums(&self, row: &[f32]) -> (f64, f64) {
+        let (a, b) = (Columns::of(&self.a), Columns::of(&self.b));
+        (a.sum(row), b.sum(row))
+    }
+
+    /// The targets `op(a, b)` of the rows of `x` (`width` values a row), rounded to f32.
+    pub fn targets(&self, op: Operation, x: &[f32], width: usize) -> Vec<f32> {
+        let (a, b) = (Columns::of(&self.a), Columns::of(&self.b));
+        x.chunks(width)
+            .map(|row| op.apply(a.sum(row), b.sum(row)) as f32)
+            .collect()
+    }
+
+    /// The split of inputs `x` with targets `op(a, b)`.
+    pub fn split(&self, op: Operation, x: Vec<f32>, width: usize) -> Split {
+        let y = self.targets(op, &x, width);
+        Split { x, y, width }
+    }
+
+    /// The MSE on `split` of a nearly perfect solution: the sums' weights `1 − ε` on their
+    /// subset and `ε` elsewhere, against the exact targets (Madsen & Johansen's threshold).
+    pub fn perturbed_mse(&self, op: Operation, split: &Split, epsilon: f64) -> f64 {
+        let weights = |cols: &[usize]| {
+            let mut w = vec![epsilon; split.width];
+            cols.iter().for_each(|&c| w[c] = 1.0 - epsilon);
+            w
+        };
+        let (wa, wb) = (weights(&self.a), weights(&self.b));
+        let dot = |w: &[f64], row: &[f32]| w.iter().zip(row).map(|(w, &x)| w * x as f64).sum();
+        let total: f64 = split
+            .x
+            .chunks(split.width)
+            .map(|row| {
+                let (a, b) = self.sums(row);
+                (op.apply(dot(&wa, row), dot(&wb, row)) - op.apply(a, b)).powi(2)
+            })
+            .sum();
+        total / split.rows() as f64
+    }
+
+    /// Names for the formula module: the columns of `a` and `b` as groups `a` and `b`.
+    pub fn naming(&self) -> Naming {
+        Naming::new()
+            .with_group("a", &self.a)
+            .with_group("b", &self.b)
+    }
+}
+
+/// A set of columns to sum: a contiguous range (Madsen & Johansen's subsets) or any list (the
+/// reference task's).
+enum Columns<'a> {
+    Range(core::ops::Range<usize>),
+    List(&'a [usize]),
+}
+
+impl<'a> Columns<'a> {
+    fn of(cols: &'a [usize]) -> Self {
+        match cols.windows(2).all(|w| w[1] == w[0] + 1) && !cols.is_empty() {
+            true => Columns::Range(cols[0]..cols[0] + cols.len()),
+            false => Columns::List(cols),
+        }
+    }
+
+    /// `Σ row[c]` in f64: a list in index order; a range in four interleaved partial sums,
+    /// which vectorise and leave no chain of dependent adds (another order than one running
+    /// sum, by some 1e-16 relative: far below the f32 the targets are rounded to).
+    fn sum(&self, row: &[f32]) -> f64 {
+        match self {
+            Columns::List(cols) => cols.iter().map(|&c| row[c] as f64).sum(),
+            Columns::Range(range) => {
+                let chunks = row[range.clone()].chunks_exact(4);
+                let tail: f64 = chunks.remainder().iter().map(|&v| v as f64).sum();
+                let mut acc = [0.0f64; 4];
+                for chunk in chunks {
+                    for k in 0..4 {
+                        acc[k] += chunk[k] as f64;
+                    }
+                }
+                (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,5 +328,20 @@ mod tests {
     fn apply_computes_each_operation() {
         let got: Vec<f64> = Operation::ALL.iter().map(|op| op.apply(9.0, 3.0)).collect();
         assert_eq!(got, [12.0, 6.0, 27.0, 3.0, 81.0, 3.0]);
+    }
+
+    #[test]
+    fn perturbed_solution_errs_by_epsilon_times_the_other_inputs() {
+        let subsets = Subsets {
+            a: vec![0, 1],
+            b: vec![1, 2],
+        };
+        let split = subsets.split(Operation::Add, vec![1.0, 2.0, 4.0, 8.0], 4);
+        // a = 3, b = 6; perturbed a' = (1 − ε)·3 + ε·12, b' = (1 − ε)·6 + ε·9:
+        // a' + b' − 9 = ε·(12 − 3 + 9 − 6) = 12ε.
+        let eps = 1e-3f64;
+        let want = (12.0 * eps).powi(2);
+        let got = subsets.perturbed_mse(Operation::Add, &split, eps);
+        assert!((got - want).abs() < 1e-12, "{got} vs {want}");
     }
 }

@@ -1,208 +1,30 @@
-//! The training loop: mini-batch MSE training with model selection on the validation split.
+//! The training loop: a population of runs (one per seed) trained as one model, with model
+//! selection on each run's validation split.
 
-use core::fmt;
-use core::str::FromStr;
 use std::time::Instant;
 
-use burn::module::Module;
-use burn::optim::grad_clipping::GradientClippingConfig;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
-use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::model::{ModelKind, StaticToyModel, mse};
+use super::config::{Budget, RunOptimizer, TrainConfig};
 use super::readback::Readback;
-use super::{Operation, Protocol, StaticToyData};
+use super::stacks::StaticToyModel;
+use super::task::{BatchSampler, Split, TaskData, TrainingData};
+use crate::Population;
 use crate::inalu::StallDetector;
-use crate::optim::{FastRmsProp, FastRmsPropConfig};
-use crate::{ConfigError, RegularizerSchedule};
+use crate::population::with_seed;
 
-/// The optimizer, with Keras's defaults (the reference's framework), not Burn's.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OptimizerKind {
-    /// Adam, betas 0.9 / 0.999, epsilon 1e-7.
-    Adam,
-    /// RMSProp, rho 0.9, epsilon 1e-7, no momentum ([`FastRmsProp`](crate::optim::FastRmsProp)).
-    RmsProp,
-}
-
-impl fmt::Display for OptimizerKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            OptimizerKind::Adam => "adam",
-            OptimizerKind::RmsProp => "rmsprop",
-        })
-    }
-}
-
-impl FromStr for OptimizerKind {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "adam" => Ok(OptimizerKind::Adam),
-            "rmsprop" => Ok(OptimizerKind::RmsProp),
-            _ => Err(format!(
-                "unknown optimizer '{s}' (expected adam or rmsprop)"
-            )),
-        }
-    }
-}
-
-/// Everything that defines one training run besides the data.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct TrainConfig {
-    /// The stack of units to train.
-    pub model: ModelKind,
-    /// The optimizer.
-    pub optimizer: OptimizerKind,
-    /// Learning rate.
-    pub lr: f64,
-    /// Number of epochs (passes over the training split).
-    pub epochs: usize,
-    /// Mini-batch size; the last batch of an epoch may be smaller.
-    pub batch_size: usize,
-    /// Width of the hidden layer.
-    pub hidden: usize,
-    /// Seeds the initial weights and the shuffling.
-    pub seed: u64,
-    /// Clip the gradient to this global L2 norm before each step; `None`: no clipping.
-    pub clip_norm: Option<f32>,
-    /// Adds `λ(step) · Var(y_train) ·` the stack's sparsity regulariser to the loss; `None`: no
-    /// regulariser. Scaling by the variance of the training targets lets one `λ` serve tasks
-    /// whose MSE differ by 10⁵ (`a / b` against `a · b`).
-    pub regularizer: Option<RegularizerSchedule>,
-    /// Restart from fresh weights when the loss stalls (iNALU's strategy; see
-    /// [`StallDetector`]): checked every 10 epochs over at least 10 epochs of step losses,
-    /// while the loss is above 1.
-    pub restart_on_stall: bool,
-}
-
-impl TrainConfig {
-    /// The Keras reference's setup for `op`: RMSProp with its per-task learning rate and epoch
-    /// count, batch 64, two hidden units, no clipping.
-    pub fn reference(op: Operation, seed: u64) -> Self {
-        let recipe = op.reference_recipe();
-        Self {
-            model: ModelKind::Nalu,
-            optimizer: OptimizerKind::RmsProp,
-            lr: recipe.lr,
-            epochs: recipe.epochs,
-            batch_size: 64,
-            hidden: 2,
-            seed,
-            clip_norm: None,
-            regularizer: None,
-            restart_on_stall: false,
-        }
-    }
-
-    /// This crate's recipe for training `model` on `op`: the reference's for NALU and NAC; for
-    /// NAU/NMU and the NPUs the settings that did best in a sweep on this task (README,
-    /// "Beyond NALU"): Adam 0.01, 1000 epochs, the regulariser (λ = 0.1) ramped in over steps
-    /// 4000 to 8000; for iNALU its authors' recipe.
-    pub fn recipe(model: ModelKind, op: Operation, seed: u64) -> Self {
-        let reference = Self::reference(op, seed);
-        let ramp = |lambda, start, end| Some(RegularizerSchedule { lambda, start, end });
-        let adam = Self {
-            model,
-            optimizer: OptimizerKind::Adam,
-            lr: 0.01,
-            epochs: 1000,
-            regularizer: ramp(0.1, 4000, 8000),
-            ..reference
-        };
-        match model {
-            ModelKind::Nalu | ModelKind::Nac => Self { model, ..reference },
-            ModelKind::NauNmu | ModelKind::Npu => adam,
-            // A square root needs W_re = ½, which the regulariser resists: a larger step
-            // gets there first.
-            ModelKind::RealNpu if op == Operation::Sqrt => Self { lr: 0.03, ..adam },
-            ModelKind::RealNpu => adam,
-            // The iNALU authors' recipe: RMSProp 0.01, regulariser on after 10 epochs,
-            // restarts when the loss stalls.
-            ModelKind::Inalu => Self {
-                model,
-                lr: 0.01,
-                epochs: 500,
-                regularizer: ramp(1.0, 160, 160),
-                restart_on_stall: true,
-                ..reference
-            },
-        }
-    }
-
-    /// Checks that sizes are at least 1 and the learning rate and clip norm positive.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        ConfigError::check_positive("TrainConfig", "lr", self.lr)?;
-        ConfigError::check_size("TrainConfig", "epochs", self.epochs)?;
-        ConfigError::check_size("TrainConfig", "batch_size", self.batch_size)?;
-        ConfigError::check_size("TrainConfig", "hidden", self.hidden)?;
-        if let Some(norm) = self.clip_norm {
-            ConfigError::check_positive("TrainConfig", "clip_norm", norm as f64)?;
-        }
-        match self.regularizer {
-            Some(r) if !(r.lambda.is_finite() && r.lambda >= 0.0) => Err(ConfigError::new(
-                "TrainConfig",
-                "regularizer.lambda",
-                format!("must be finite and at least 0, got {}", r.lambda),
-            )),
-            _ => Ok(()),
-        }
-    }
-
-    /// The optimizer this config describes, with Keras's defaults (see [`OptimizerKind`]) and
-    /// the configured gradient clipping.
-    pub fn optimizer(&self) -> RunOptimizer {
-        let clip = self.clip_norm.map(GradientClippingConfig::Norm);
-        match self.optimizer {
-            OptimizerKind::Adam => RunOptimizer::Burn(
-                AdamConfig::new()
-                    .with_beta_1(0.9)
-                    .with_beta_2(0.999)
-                    .with_epsilon(1e-7)
-                    .with_grad_clipping(clip)
-                    .init(),
-            ),
-            OptimizerKind::RmsProp => RunOptimizer::RmsProp(
-                FastRmsPropConfig::new()
-                    .with_rho(0.9)
-                    .with_epsilon(1e-7)
-                    .with_grad_clipping(clip)
-                    .init(),
-            ),
-        }
-    }
-}
-
-/// The optimizer of a run: Burn's `ModuleOptimizer` (Adam) or [`FastRmsProp`].
-pub enum RunOptimizer {
-    /// A Burn optimizer.
-    Burn(ModuleOptimizer),
-    /// This crate's RMSProp.
-    RmsProp(FastRmsProp),
-}
-
-impl RunOptimizer {
-    /// One update of `module` from `grads` with learning rate `lr`.
-    pub fn step<M: Module>(&mut self, lr: f64, module: M, grads: GradientsParams) -> M {
-        match self {
-            RunOptimizer::Burn(optim) => optim.step(lr, module, grads),
-            RunOptimizer::RmsProp(optim) => optim.step(lr, module, grads),
-        }
-    }
-}
-
-/// MSE on each split after one epoch (epoch 0: the initial weights).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
-pub struct EpochMetrics {
-    /// Epochs completed.
-    pub epoch: usize,
-    /// MSE on the training split.
+/// MSE on each split at one evaluation (step 0: the initial weights).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// Steps completed.
+    pub step: usize,
+    /// MSE on the training rows (fixed rows), or of the last training batch (fresh batches).
     pub train_mse: f64,
     /// MSE on the validation split (interpolation).
     pub valid_mse: f64,
@@ -210,40 +32,32 @@ pub struct EpochMetrics {
     pub extrapolation_mse: f64,
 }
 
-/// Where a run stopped because the loss stopped being finite.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
-pub struct Divergence {
-    /// The epoch in which it happened (1-based).
-    pub epoch: usize,
-    /// The training step at which it happened (1-based, counted over the whole run).
-    pub step: usize,
-    /// The offending loss value (NaN or infinite).
-    pub loss: f64,
-}
-
-/// The outcome of one run; metrics are those of the checkpoint with the lowest validation MSE.
-#[derive(Clone, Debug, Serialize)]
+/// The outcome of one run, flat (one CSV row, one JSON object); metrics are those of the
+/// checkpoint with the lowest validation MSE.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunResult {
-    /// The stack of units.
-    pub model: ModelKind,
-    /// The task.
-    pub task: Operation,
-    /// The optimizer.
-    pub optimizer: OptimizerKind,
+    /// The stack of units (`nalu`, `nau-nmu`, …).
+    pub model: String,
+    /// The operation (`add`, `mul`, …).
+    pub task: String,
+    /// The task family (`reference`, `madsen`).
+    pub protocol: String,
     /// The seed of the data, the initial weights and the shuffling.
     pub seed: u64,
+    /// The optimizer.
+    pub optimizer: String,
     /// Learning rate.
     pub lr: f64,
     /// Mini-batch size.
     pub batch_size: usize,
     /// Hidden width.
     pub hidden: usize,
-    /// Gradient-norm clip, if any.
+    /// Per-parameter gradient-norm clip, if any.
     pub clip_norm: Option<f32>,
-    /// Epochs completed (fewer than asked when the run diverged).
-    pub epochs_run: usize,
-    /// The epoch of the kept checkpoint (0: the initial weights).
-    pub best_epoch: usize,
+    /// Steps taken (fewer than the budget when the run diverged or stopped early).
+    pub steps: usize,
+    /// The step of the kept checkpoint (0: the initial weights).
+    pub best_step: usize,
     /// Training MSE of the kept checkpoint.
     pub train_mse: f64,
     /// Validation MSE of the kept checkpoint.
@@ -253,43 +67,79 @@ pub struct RunResult {
     /// Extrapolation MSE of the same architecture at random initialisation, averaged over
     /// [`BASELINE_INITS`] seeded initialisations.
     pub random_init_extrapolation_mse: f64,
-    /// `100 × extrapolation_mse / random_init_extrapolation_mse` (the paper's Table 1 measure:
+    /// `100 × extrapolation_mse / random_init_extrapolation_mse` (the NALU paper's measure:
     /// 0 is perfect, 100 no better than a random network).
     pub normalized_extrapolation_error: f64,
-    /// The data generator and success criterion.
-    pub protocol: Protocol,
-    /// Success threshold ([`StaticToyData::success_threshold`]).
+    /// The task's success threshold for this run.
     pub success_threshold: f64,
     /// Whether `extrapolation_mse < success_threshold`.
     pub success: bool,
-    /// The first step after which the extrapolation MSE was below the threshold (checked at
-    /// the end of every epoch), whether or not the kept checkpoint is from then.
+    /// The first evaluated step whose extrapolation MSE was below the threshold, whether or
+    /// not the kept checkpoint is from then.
     pub solved_at_step: Option<usize>,
-    /// The learned formula and its errors.
-    #[serde(flatten)]
-    pub readback: Readback,
-    /// Set when the loss turned NaN or infinite; training stopped there.
-    pub diverged: Option<Divergence>,
+    /// The learned formula in terms of `a` and `b`, when the weights are discrete enough.
+    pub formula: Option<String>,
+    /// Why there is no formula, otherwise.
+    pub formula_error: Option<String>,
+    /// `max min(|w|, |1 − |w||)` over the weights (absent for units the formula module cannot
+    /// read).
+    pub sparsity_error: Option<f64>,
+    /// MSE between the snapped formula and the trained network on the extrapolation split.
+    pub formula_mse_vs_network: Option<f64>,
+    /// MSE between the snapped formula and the extrapolation targets.
+    pub formula_mse_vs_targets: Option<f64>,
+    /// The step at which the loss turned NaN or infinite; the run stopped there.
+    pub diverged_step: Option<usize>,
+    /// The offending loss (NaN or infinite).
+    pub diverged_loss: Option<f64>,
+    /// The evaluated step at which the run met its early-stopping rule and stopped.
+    pub stopped_at_step: Option<usize>,
     /// Restarts from fresh weights after a stalled loss (iNALU's strategy).
     pub restarts: usize,
-    /// Training steps taken.
-    pub steps: usize,
-    /// Wall-clock seconds of the whole run, evaluation included.
+    /// How many runs trained together in this run's population.
+    pub population: usize,
+    /// Wall-clock seconds of the population's training, evaluation included.
     pub wall_seconds: f64,
-    /// Training steps (forward, loss, backward, optimizer) per second, evaluation excluded.
+    /// The population's training steps per second, evaluation excluded (multiply by
+    /// `population` for seed-steps per second).
     pub steps_per_second: f64,
-    /// Metrics after every epoch, starting at epoch 0 (not written to JSON).
-    #[serde(skip)]
-    pub history: Vec<EpochMetrics>,
 }
 
-/// A finished run: its result and the kept checkpoint (on the plain, non-autodiff device).
+impl RunResult {
+    /// What happened to the run, in a few words.
+    pub fn status(&self) -> String {
+        match (self.diverged_step, self.success) {
+            (Some(step), _) => format!("diverged (step {step})"),
+            (None, true) => "solved".into(),
+            (None, false) => "not solved".into(),
+        }
+    }
+}
+
+/// A finished run: its result, its evaluations and the kept checkpoint (on the plain device).
 #[derive(Debug)]
 pub struct TrainedRun {
     /// The result.
     pub result: RunResult,
+    /// Every evaluation, from step 0.
+    pub history: Vec<Evaluation>,
     /// The weights with the lowest validation MSE.
     pub model: StaticToyModel,
+}
+
+/// Where a population's training stands, after each evaluation.
+#[derive(Clone, Copy, Debug)]
+pub struct Progress {
+    /// Steps completed.
+    pub step: usize,
+    /// Steps the budget allows.
+    pub steps: usize,
+    /// Runs still training (not diverged, not stopped early).
+    pub active: usize,
+    /// Runs in the population.
+    pub members: usize,
+    /// The lowest validation MSE any run has reached.
+    pub best_valid_mse: f64,
 }
 
 /// Number of random initialisations averaged for the normalised error.
@@ -297,300 +147,790 @@ pub const BASELINE_INITS: u64 = 10;
 /// Seeds of those initialisations: fixed, so every run of a task shares the same baseline model.
 const BASELINE_SEED: u64 = 1_000_000;
 
-/// Mean extrapolation MSE of [`BASELINE_INITS`] freshly initialised models.
-pub fn random_init_extrapolation_mse(
-    data: &StaticToyData,
-    model: ModelKind,
-    hidden: usize,
+/// Trains one run: a population of one (see [`train_population`]).
+pub fn train(
+    data: TaskData,
+    config: &TrainConfig,
     device: &Device,
-) -> f64 {
-    let (x, y) = data.extrapolation.tensors(device);
-    let total: f64 = (0..BASELINE_INITS)
-        .map(|k| {
-            mse(
-                &StaticToyModel::init(model, hidden, BASELINE_SEED + k, device),
-                x.clone(),
-                y.clone(),
-            )
-        })
-        .sum();
-    total / BASELINE_INITS as f64
+    on_eval: &mut dyn FnMut(&Progress),
+) -> TrainedRun {
+    let mut runs = train_population(vec![data], config, device, on_eval);
+    runs.pop().expect("one run")
 }
 
-/// The three evaluation splits as tensors on the plain device.
-struct EvalSets {
-    sets: [(Tensor<2>, Tensor<2>); 3],
-}
-
-impl EvalSets {
-    fn new(data: &StaticToyData, device: &Device) -> Self {
-        Self {
-            sets: [&data.train, &data.valid, &data.extrapolation].map(|s| s.tensors(device)),
-        }
-    }
-
-    fn evaluate(&self, model: &StaticToyModel, epoch: usize) -> EpochMetrics {
-        let [train, valid, extra] = self
-            .sets
-            .each_ref()
-            .map(|(x, y)| mse(model, x.clone(), y.clone()));
-        EpochMetrics {
-            epoch,
-            train_mse: train,
-            valid_mse: valid,
-            extrapolation_mse: extra,
-        }
-    }
-}
-
-/// What a run has done so far.
-struct Progress {
-    history: Vec<EpochMetrics>,
-    steps: usize,
-    diverged: Option<Divergence>,
-    restarts: usize,
-    /// Seconds spent in training steps, evaluation excluded.
-    step_seconds: f64,
-    /// Step losses for the restart rule, when the run uses it.
-    stall: Option<StallDetector>,
-    /// `Var(y_train)`, the scale of the regulariser's weight.
-    target_variance: f64,
-}
-
-/// Trains a [`StaticToyModel`] on `data` and keeps the checkpoint with the lowest validation MSE.
-///
-/// `device` is a plain device; training runs on its autodiff twin. Each step minimises the MSE
-/// plus the scheduled regulariser, then clamps the units' constrained parameters. `on_epoch`
-/// sees the metrics after every epoch (for progress reporting). A step whose loss is NaN or
-/// infinite stops the run; the result records where, and keeps the best checkpoint so far.
+/// Trains one run per entry of `data` as one population (see [`Trainer`]) to the end of its
+/// budget, calling `on_eval` after every evaluation.
 ///
 /// # Panics
 ///
-/// On an invalid `config` (see [`TrainConfig::validate`]).
-pub fn train(
-    data: &StaticToyData,
+/// As [`Trainer::new`].
+pub fn train_population(
+    data: Vec<TaskData>,
     config: &TrainConfig,
     device: &Device,
-    on_epoch: &mut dyn FnMut(&EpochMetrics),
-) -> TrainedRun {
-    if let Err(err) = config.validate() {
-        panic!("{err}");
-    }
-    let started = Instant::now();
-    let ad = device.clone().autodiff();
-    let mut model = StaticToyModel::init(config.model, config.hidden, config.seed, &ad);
-    let mut optim = config.optimizer();
-    let (x_train, y_train) = data.train.tensors(&ad);
-    let eval = EvalSets::new(data, device);
-    let mut shuffle_rng = StdRng::seed_from_u64(config.seed ^ 0x5EED_5EED_5EED_5EED);
-    let mut order: Vec<i64> = (0..data.train.rows() as i64).collect();
-    let steps_per_epoch = data.train.rows().div_ceil(config.batch_size);
-
-    let initial = eval.evaluate(&model.valid(), 0);
-    let mut best = (model.valid(), initial);
-    let mut progress = Progress {
-        history: vec![initial],
-        steps: 0,
-        diverged: None,
-        restarts: 0,
-        step_seconds: 0.0,
-        stall: config
-            .restart_on_stall
-            .then(|| StallDetector::new(10, 10 * steps_per_epoch, 1.0)),
-        target_variance: data.train.target_variance(),
-    };
-    for epoch in 1..=config.epochs {
-        let epoch_started = Instant::now();
-        order.shuffle(&mut shuffle_rng);
-        let perm = Tensor::<1, Int>::from_data(TensorData::new(order.clone(), [order.len()]), &ad);
-        let xs = x_train.clone().select(0, perm.clone());
-        let ys = y_train.clone().select(0, perm);
-        let bad_loss;
-        (model, bad_loss) = train_epoch(model, &mut optim, xs, ys, config, &mut progress);
-        progress.step_seconds += epoch_started.elapsed().as_secs_f64();
-        if let Some(loss) = bad_loss {
-            let step = progress.steps;
-            progress.diverged = Some(Divergence { epoch, step, loss });
-            break;
-        }
-        let metrics = eval.evaluate(&model.valid(), epoch);
-        progress.history.push(metrics);
-        on_epoch(&metrics);
-        if metrics.valid_mse < best.1.valid_mse {
-            best = (model.valid(), metrics);
-        }
-        if progress.stall.as_mut().is_some_and(|s| s.stalled(epoch)) {
-            model = model.reinitialize();
-            progress.restarts += 1;
+    on_eval: &mut dyn FnMut(&Progress),
+) -> Vec<TrainedRun> {
+    let mut trainer = Trainer::new(data, config, device);
+    while !trainer.is_done() {
+        if let Some(progress) = trainer.step() {
+            on_eval(&progress);
         }
     }
-
-    let (model, best_metrics) = best;
-    let mut result = run_result(data, config, best_metrics, progress, device);
-    result.solved_at_step = result
-        .history
-        .iter()
-        .find(|m| m.extrapolation_mse < data.success_threshold)
-        .map(|m| m.epoch * steps_per_epoch);
-    result.readback = Readback::new(&model, data, device);
-    result.wall_seconds = started.elapsed().as_secs_f64();
-    TrainedRun { result, model }
+    trainer.finish()
 }
 
-/// One pass over `(xs, ys)` in mini-batches of `config.batch_size` (see [`train_step`]).
+/// One run per seed (per entry of its data; one model kind and config) trained as one
+/// [`Population`], keeping each run's checkpoint with the lowest validation MSE.
 ///
-/// Stops before the update at the first loss that is NaN or infinite, and returns that loss.
-fn train_epoch(
-    mut model: StaticToyModel,
-    optim: &mut RunOptimizer,
-    xs: Tensor<2>,
-    ys: Tensor<2>,
-    config: &TrainConfig,
-    progress: &mut Progress,
-) -> (StaticToyModel, Option<f64>) {
-    let rows = ys.dims()[0];
-    for start in (0..rows).step_by(config.batch_size) {
-        let len = config.batch_size.min(rows - start);
-        let (x, y) = (
-            xs.clone().narrow(0, start, len),
-            ys.clone().narrow(0, start, len),
-        );
-        let lambda =
-            config.regularizer.map_or(0.0, |r| r.weight(progress.steps)) * progress.target_variance;
-        progress.steps += 1;
-        let step = train_step(model, optim, x, y, config.lr, lambda);
-        model = step.model;
-        if !step.loss.is_finite() {
-            return (model, Some(step.loss));
+/// Training runs on the autodiff twin of the given plain device. Each [`step`](Self::step)
+/// minimises, for every run, its batch MSE plus its scheduled regulariser (the population's
+/// loss is their sum, so no gradient mixes runs), clips each run's gradients alone, and clamps
+/// the units' constrained parameters. A run whose loss turns NaN or infinite stops there (its
+/// result says where, and keeps its best checkpoint so far) while the others go on; so does a
+/// run that meets the early-stopping rule. A stopped run is held still until the next
+/// evaluation, where the population drops the stopped runs once they are an eighth of it (so
+/// they cost nothing more). Every run computes what it would alone: the same initialisation,
+/// batches and updates (an iNALU restart draws from the process's generator, so it differs).
+pub struct Trainer {
+    config: TrainConfig,
+    device: Device,
+    /// The autodiff twin of `device`, where training runs.
+    train_device: Device,
+    /// The runs still in the population, as their indices in `runs`, in population order.
+    members: Vec<usize>,
+    model: Population<StaticToyModel>,
+    best: Population<StaticToyModel>,
+    /// The kept checkpoints of runs the population has dropped.
+    dropped: Vec<Option<StaticToyModel>>,
+    optim: RunOptimizer,
+    eval: EvalSets,
+    batches: Batches,
+    data: Vec<TaskData>,
+    runs: Vec<RunState>,
+    steps: usize,
+    eval_every: usize,
+    step: usize,
+    step_seconds: f64,
+    started: Instant,
+}
+
+impl Trainer {
+    /// The initialised population and its data, evaluated once (step 0).
+    ///
+    /// # Panics
+    ///
+    /// On an invalid `config` (see [`TrainConfig::validate`]), on an empty `data`, on runs of
+    /// different input widths or training-row counts, and on an epoch budget for a task that
+    /// draws fresh batches.
+    pub fn new(data: Vec<TaskData>, config: &TrainConfig, device: &Device) -> Self {
+        if let Err(err) = config.validate() {
+            panic!("{err}");
         }
-        if let Some(stall) = progress.stall.as_mut() {
-            stall.record(step.mse.into_scalar::<f64>());
+        assert!(!data.is_empty(), "a population needs at least one run");
+        let started = Instant::now();
+        let ad = device.clone().autodiff();
+        let width = data[0].width();
+        let init =
+            |d: &Device| StaticToyModel::init(config.model, config.init, width, config.hidden, d);
+        let model = Population::init(data.iter().map(|d| d.seed), &ad, init);
+        let eval = EvalSets::new(&data, device);
+        let mut runs: Vec<RunState> = data.iter().map(|d| RunState::new(d, config)).collect();
+        let (batches, data) = Batches::new(data, config.batch_size);
+        let (steps, eval_every) = batches.schedule(config);
+        for run in &mut runs {
+            // The iNALU authors' rule: every 10 evaluations, over at least 10 periods of losses.
+            run.stall = config
+                .restart_on_stall
+                .then(|| StallDetector::new(10, 10 * eval_every, 1.0));
+        }
+        let best = model.valid();
+        for (run, m) in runs.iter_mut().zip(eval.evaluate(&best, 0, None)) {
+            run.record(m, config.early_stop());
+        }
+        Self {
+            config: config.clone(),
+            device: device.clone(),
+            train_device: ad,
+            members: (0..runs.len()).collect(),
+            dropped: vec![None; runs.len()],
+            optim: config.optimizer(),
+            model,
+            best,
+            eval,
+            batches,
+            data,
+            runs,
+            steps,
+            eval_every,
+            step: 0,
+            step_seconds: 0.0,
+            started,
         }
     }
-    (model, None)
+
+    /// Whether every run has used its budget, diverged or stopped early.
+    pub fn is_done(&self) -> bool {
+        self.step >= self.steps || !self.runs.iter().any(RunState::active)
+    }
+
+    /// One optimizer step of every run still training; after the steps that evaluate, the
+    /// progress.
+    pub fn step(&mut self) -> Option<Progress> {
+        let started = Instant::now();
+        let (x, y) = self.batches.next(&self.train_device);
+        let lambda = self.config.regularizer.map_or(0.0, |r| r.weight(self.step));
+        self.step += 1;
+        let step = self.step;
+        let is_eval = step.is_multiple_of(self.eval_every) || step == self.steps;
+        let runs: Vec<&RunState> = self.members.iter().map(|&r| &self.runs[r]).collect();
+        let weights: Vec<f64> = runs.iter().map(|r| lambda * r.lambda_scale).collect();
+        let read_mse = is_eval || runs.iter().any(|r| r.stall.is_some());
+        let before = self.model.clone();
+        let inputs = (x, y);
+        let out = population_step(
+            self.model.clone(),
+            &mut self.optim,
+            inputs,
+            &self.config,
+            &weights,
+            read_mse,
+        );
+        for (k, &r) in self.members.iter().enumerate() {
+            let mse = out.mses.as_ref().map(|m| m[k]);
+            self.runs[r].after_step(step, out.losses[k], mse);
+        }
+        let frozen: Vec<bool> = self
+            .members
+            .iter()
+            .map(|&r| !self.runs[r].active())
+            .collect();
+        self.model = out.model.select(&before, &frozen);
+        self.step_seconds += started.elapsed().as_secs_f64();
+        is_eval.then(|| self.evaluate(out.mses.as_deref()))
+    }
+
+    /// Evaluates every run in the population, keeps improved checkpoints, applies the stopping
+    /// and restart rules, and drops stopped runs once they are an eighth of the population.
+    fn evaluate(&mut self, batch_mse: Option<&[f64]>) -> Progress {
+        let step = self.step;
+        let plain = self.model.valid();
+        let metrics = self.eval.evaluate(&plain, step, batch_mse);
+        let mut improved = vec![false; self.members.len()];
+        for ((&r, m), better) in self.members.iter().zip(metrics).zip(&mut improved) {
+            if self.runs[r].active() {
+                *better = self.runs[r].record(m, self.config.early_stop());
+            }
+        }
+        self.best = self.best.clone().select(&plain, &improved);
+        let count = step / self.eval_every;
+        let runs = &mut self.runs;
+        let stalled: Vec<bool> = self
+            .members
+            .iter()
+            .map(|&r| runs[r].stalled(count))
+            .collect();
+        if stalled.iter().any(|&s| s) {
+            let fresh = self.model.clone().map_unit(StaticToyModel::reinitialize);
+            self.model = self.model.clone().select(&fresh, &stalled);
+        }
+        self.compact();
+        Progress {
+            step,
+            steps: self.steps,
+            active: self.runs.iter().filter(|r| r.active()).count(),
+            members: self.runs.len(),
+            best_valid_mse: self
+                .runs
+                .iter()
+                .map(|r| r.best.valid_mse)
+                .fold(f64::INFINITY, f64::min),
+        }
+    }
+
+    /// Drops the stopped runs from the population (keeping their checkpoints) once they are at
+    /// least an eighth of it, and some run is still training.
+    fn compact(&mut self) {
+        let keep: Vec<bool> = self
+            .members
+            .iter()
+            .map(|&r| self.runs[r].active())
+            .collect();
+        let stopped = keep.iter().filter(|&&k| !k).count();
+        if stopped == 0 || stopped == keep.len() || stopped * 8 < keep.len() {
+            return;
+        }
+        for (k, &r) in self.members.iter().enumerate() {
+            if !keep[k] {
+                self.dropped[r] = Some(self.best.member(k));
+            }
+        }
+        let n = keep.len();
+        self.model = self.model.clone().retain(&keep);
+        self.best = self.best.clone().retain(&keep);
+        self.optim.retain_members(&keep, n);
+        self.eval.retain(&keep);
+        self.batches.retain(&keep);
+        let mut flags = keep.iter();
+        self.members
+            .retain(|_| *flags.next().expect("one flag per member"));
+    }
+
+    /// The runs' results and kept checkpoints, read back as formulas.
+    pub fn finish(self) -> Vec<TrainedRun> {
+        let baselines = random_init_extrapolation_mse(&self.data, &self.config, &self.device);
+        let wall_seconds = self.started.elapsed().as_secs_f64();
+        let steps_per_second = self.step as f64 / self.step_seconds.max(f64::MIN_POSITIVE);
+        let total = self.runs.len();
+        let mut models = self.dropped;
+        for (k, &r) in self.members.iter().enumerate() {
+            models[r] = Some(self.best.member(k));
+        }
+        let (config, device) = (&self.config, &self.device);
+        self.runs
+            .into_iter()
+            .zip(self.data)
+            .zip(baselines)
+            .zip(models)
+            .map(|(((run, data), baseline), model)| {
+                let model = model.expect("every run has a checkpoint");
+                let mut result = run.result(&data, config, baseline);
+                result.readback(Readback::new(&model, &data, device));
+                result.population = total;
+                result.wall_seconds = wall_seconds;
+                result.steps_per_second = steps_per_second;
+                TrainedRun {
+                    result,
+                    history: run.history,
+                    model,
+                }
+            })
+            .collect()
+    }
 }
 
-/// What one training step returns.
-pub struct Step {
-    /// The model after the step (unchanged when `loss` is not finite).
-    pub model: StaticToyModel,
-    /// The loss the step minimised, `MSE + λ·R`, read before the update.
-    pub loss: f64,
-    /// The MSE part of that loss, not yet read from the device.
-    pub mse: Tensor<1>,
+/// What one population step returns.
+struct StepOutput {
+    model: Population<StaticToyModel>,
+    /// Each run's loss (`MSE + λ·R`), read before the update.
+    losses: Vec<f64>,
+    /// Each run's batch MSE, read on evaluation steps and for the stall rule.
+    mses: Option<Vec<f64>>,
 }
 
-/// One training step on the batch `(x, y)`: the loss `MSE + λ·R` (`R`: the model's sparsity
-/// regulariser, when it has one and `lambda > 0`), backward, an optimizer step with learning
-/// rate `lr`, and the units' clamps. A loss that is NaN or infinite skips the update.
-pub fn train_step(
-    model: StaticToyModel,
+/// One step of every run: the losses, backward, per-run gradient clipping, an optimizer step
+/// and the units' clamps. Runs whose loss is not finite are updated too; the caller restores
+/// them.
+fn population_step(
+    model: Population<StaticToyModel>,
     optim: &mut RunOptimizer,
-    x: Tensor<2>,
-    y: Tensor<2>,
-    lr: f64,
-    lambda: f64,
-) -> Step {
+    (x, y): (Tensor<3>, Tensor<3>),
+    config: &TrainConfig,
+    weights: &[f64],
+    read_mse: bool,
+) -> StepOutput {
+    let members = model.members();
     let err = model.forward(x).sub(y);
-    let mse = err.clone().mul(err).mean();
-    let loss = match model.regularization() {
-        Some(reg) if lambda > 0.0 => mse.clone().add(reg.mul_scalar(lambda)),
+    let square = err.clone().mul(err);
+    // One run keeps the plain mean over all of its batch: the ops a single model has always run.
+    let mse = match members {
+        1 => square.mean(),
+        s => square.mean_dim(1).reshape([s]),
+    };
+    let loss = match model.regularizer() {
+        Some(reg) if weights.iter().any(|&w| w > 0.0) => match members {
+            1 => mse.clone().add(reg.mul_scalar(weights[0])),
+            s => {
+                let w = TensorData::new(weights.to_vec(), [s]);
+                mse.clone()
+                    .add(reg.mul(Tensor::<1>::from_data(w, &mse.device())))
+            }
+        },
         _ => mse.clone(),
     };
-    let value = loss.clone().into_scalar::<f64>();
-    if !value.is_finite() {
-        return Step {
-            model,
-            loss: value,
-            mse,
-        };
+    let host = |t: Tensor<1>| {
+        t.into_data()
+            .convert::<f64>()
+            .try_into_vec::<f64>()
+            .expect("float losses")
+    };
+    let losses = host(loss.clone());
+    let mses = read_mse.then(|| host(mse));
+    let total = if members == 1 { loss } else { loss.sum() };
+    let mut grads = GradientsParams::from_grads(total.backward(), &model);
+    if let Some(max_norm) = config.clip_norm {
+        grads = clip_per_member(grads, &model, max_norm);
     }
-    let grads = GradientsParams::from_grads(loss.backward(), &model);
-    let model = optim.step(lr, model, grads).project();
-    Step {
+    let model = optim.step(config.lr, model, grads).clamp_weights();
+    StepOutput {
         model,
-        loss: value,
-        mse,
+        losses,
+        mses,
     }
 }
 
-/// One static-toy training step on a fixed batch, repeatable: what the speed benchmarks time.
-///
-/// `Nalu(100 → 2)`, `Nalu(2 → 1)`, a batch of 64 random rows with `y = Σ x`, RMSProp (lr 0.01);
-/// each [`ToyStep::step`] is one [`train_step`], the step [`train`] runs.
-pub struct ToyStep {
-    model: Option<StaticToyModel>,
-    optim: RunOptimizer,
-    x: Tensor<2>,
-    y: Tensor<2>,
+/// Scales each member's part of each parameter's gradient to an L2 norm of at most
+/// `max_norm`, as Burn's norm clipping does for one parameter of one model.
+fn clip_per_member(
+    mut grads: GradientsParams,
+    model: &Population<StaticToyModel>,
+    max_norm: f32,
+) -> GradientsParams {
+    struct Clip<'a> {
+        grads: &'a mut GradientsParams,
+        members: usize,
+        max_norm: f64,
+    }
+    impl ModuleVisitor for Clip<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let Some(grad) = self.grads.remove::<D>(param.id) else {
+                return;
+            };
+            let shape = grad.shape();
+            let s = self.members;
+            let per_member = grad.clone().reshape([s, shape.num_elements() / s]);
+            let norm = per_member.clone().square().sum_dim(1).sqrt();
+            // Burn's rule: g·max/(‖g‖ + 1e-6) when ‖g‖ > max, g otherwise.
+            let scale = norm
+                .clone()
+                .add_scalar(1e-6)
+                .recip()
+                .mul_scalar(self.max_norm)
+                .mask_fill(norm.lower_equal_elem(self.max_norm), 1.0);
+            let clipped = per_member.mul(scale).reshape(shape);
+            self.grads.register::<D>(param.id, clipped);
+        }
+    }
+    let members = model.members();
+    model.visit(&mut Clip {
+        grads: &mut grads,
+        members,
+        max_norm: max_norm as f64,
+    });
+    grads
 }
 
-impl ToyStep {
-    /// The model, optimizer and batch on the autodiff twin of `device`.
-    pub fn new(device: &Device) -> Self {
-        let ad = device.clone().autodiff();
-        let config = TrainConfig::reference(Operation::Add, 0);
-        let x = Tensor::<2>::random([64, 100], Distribution::Default, &ad);
+/// One run's progress through training.
+struct RunState {
+    history: Vec<Evaluation>,
+    best: Evaluation,
+    solved_at: Option<usize>,
+    diverged: Option<(usize, f64)>,
+    stopped_at: Option<usize>,
+    restarts: usize,
+    stall: Option<StallDetector>,
+    /// The factor on `λ` (the training targets' variance when the config scales by it).
+    lambda_scale: f64,
+    success_threshold: f64,
+    valid_threshold: f64,
+    /// The validation MSE the plateau is measured against, and evaluations since it was set.
+    plateau_level: f64,
+    stale: usize,
+    steps: usize,
+}
+
+impl RunState {
+    fn new(data: &TaskData, config: &TrainConfig) -> Self {
+        let targets = data.train_rows().unwrap_or(&data.valid);
         Self {
-            model: Some(StaticToyModel::init(ModelKind::Nalu, 2, 0, &ad)),
-            optim: config.optimizer(),
-            y: x.clone().sum_dim(1),
-            x,
+            history: Vec::new(),
+            best: Evaluation {
+                step: 0,
+                train_mse: f64::INFINITY,
+                valid_mse: f64::INFINITY,
+                extrapolation_mse: f64::INFINITY,
+            },
+            solved_at: None,
+            diverged: None,
+            stopped_at: None,
+            restarts: 0,
+            stall: None,
+            lambda_scale: match config.scale_regularizer {
+                true => targets.target_variance(),
+                false => 1.0,
+            },
+            success_threshold: data.success_threshold,
+            valid_threshold: data.valid_threshold,
+            plateau_level: f64::INFINITY,
+            stale: 0,
+            steps: 0,
         }
     }
 
-    /// One training step; returns its loss.
-    pub fn step(&mut self) -> f64 {
-        let model = self.model.take().expect("a model between steps");
-        let step = train_step(
-            model,
-            &mut self.optim,
-            self.x.clone(),
-            self.y.clone(),
-            0.01,
-            0.0,
-        );
-        self.model = Some(step.model);
-        step.loss
+    fn active(&self) -> bool {
+        self.diverged.is_none() && self.stopped_at.is_none()
+    }
+
+    /// Counts a step of an active run, and stops it at a loss that is not finite.
+    fn after_step(&mut self, step: usize, loss: f64, mse: Option<f64>) {
+        if !self.active() {
+            return;
+        }
+        self.steps = step;
+        if !loss.is_finite() {
+            self.diverged = Some((step, loss));
+        } else if let (Some(stall), Some(mse)) = (self.stall.as_mut(), mse) {
+            stall.record(mse);
+        }
+    }
+
+    /// Records an evaluation; `true` when it is the best so far (the checkpoint to keep).
+    fn record(&mut self, m: Evaluation, early_stop: Option<(usize, usize)>) -> bool {
+        self.history.push(m);
+        if self.solved_at.is_none() && m.extrapolation_mse < self.success_threshold {
+            self.solved_at = Some(m.step);
+        }
+        let better = m.valid_mse < self.best.valid_mse;
+        if better {
+            self.best = m;
+        }
+        // Evaluations since the validation MSE last fell by at least 1%.
+        if m.valid_mse < 0.99 * self.plateau_level {
+            (self.plateau_level, self.stale) = (m.valid_mse, 0);
+        } else {
+            self.stale += 1;
+        }
+        let converged = self.best.valid_mse <= self.valid_threshold;
+        if let Some((after, patience)) = early_stop
+            && m.step >= after
+            && converged
+            && self.stale >= patience
+        {
+            self.stopped_at = Some(m.step);
+        }
+        better
+    }
+
+    /// Whether the stall rule restarts the run after evaluation `count`.
+    fn stalled(&mut self, count: usize) -> bool {
+        let stalled = self.active() && self.stall.as_mut().is_some_and(|s| s.stalled(count));
+        self.restarts += stalled as usize;
+        stalled
+    }
+
+    fn result(&self, data: &TaskData, config: &TrainConfig, baseline: f64) -> RunResult {
+        let best = self.best;
+        RunResult {
+            model: config.model.name().into(),
+            task: data.op.name().into(),
+            protocol: data.protocol.into(),
+            seed: data.seed,
+            optimizer: config.optimizer.to_string(),
+            lr: config.lr,
+            batch_size: config.batch_size,
+            hidden: config.hidden,
+            clip_norm: config.clip_norm,
+            steps: self.steps,
+            best_step: best.step,
+            train_mse: best.train_mse,
+            valid_mse: best.valid_mse,
+            extrapolation_mse: best.extrapolation_mse,
+            random_init_extrapolation_mse: baseline,
+            normalized_extrapolation_error: 100.0 * best.extrapolation_mse / baseline,
+            success_threshold: data.success_threshold,
+            success: best.extrapolation_mse < data.success_threshold,
+            solved_at_step: self.solved_at,
+            formula: None,
+            formula_error: None,
+            sparsity_error: None,
+            formula_mse_vs_network: None,
+            formula_mse_vs_targets: None,
+            diverged_step: self.diverged.map(|d| d.0),
+            diverged_loss: self.diverged.map(|d| d.1),
+            stopped_at_step: self.stopped_at,
+            restarts: self.restarts,
+            population: 1,
+            wall_seconds: 0.0,
+            steps_per_second: 0.0,
+        }
     }
 }
 
-/// The result of a finished run whose kept checkpoint scored `best` (`wall_seconds` unset).
-fn run_result(
-    data: &StaticToyData,
-    config: &TrainConfig,
-    best: EpochMetrics,
-    progress: Progress,
-    device: &Device,
-) -> RunResult {
-    let baseline = random_init_extrapolation_mse(data, config.model, config.hidden, device);
-    let success_threshold = data.success_threshold;
-    RunResult {
-        model: config.model,
-        task: data.op,
-        optimizer: config.optimizer,
-        seed: config.seed,
-        lr: config.lr,
-        batch_size: config.batch_size,
-        hidden: config.hidden,
-        clip_norm: config.clip_norm,
-        epochs_run: progress.history.len() - 1,
-        best_epoch: best.epoch,
-        train_mse: best.train_mse,
-        valid_mse: best.valid_mse,
-        extrapolation_mse: best.extrapolation_mse,
-        random_init_extrapolation_mse: baseline,
-        normalized_extrapolation_error: 100.0 * best.extrapolation_mse / baseline,
-        protocol: data.protocol,
-        success_threshold,
-        success: best.extrapolation_mse < success_threshold,
-        solved_at_step: None,
-        readback: Readback::default(),
-        diverged: progress.diverged,
-        restarts: progress.restarts,
-        steps: progress.steps,
-        wall_seconds: 0.0,
-        steps_per_second: progress.steps as f64 / progress.step_seconds.max(f64::MIN_POSITIVE),
-        history: progress.history,
+impl RunResult {
+    fn readback(&mut self, b: Readback) {
+        self.formula = b.formula;
+        self.formula_error = b.formula_error;
+        self.sparsity_error = b.sparsity_error;
+        self.formula_mse_vs_network = b.formula_mse_vs_network;
+        self.formula_mse_vs_targets = b.formula_mse_vs_targets;
     }
+}
+
+/// Each run's training batches, gathered into one `[runs, batch, width]` input per step.
+struct Batches {
+    sources: Vec<Source>,
+    batch_size: usize,
+    width: usize,
+}
+
+/// One run's batches: shuffled epochs over fixed rows, or a sampler.
+// One per run, made once: the size of the row variant's generator costs nothing.
+#[allow(clippy::large_enum_variant)]
+enum Source {
+    Rows {
+        split: Split,
+        order: Vec<usize>,
+        next: usize,
+        rng: StdRng,
+    },
+    Stream(Box<dyn BatchSampler>),
+}
+
+impl Batches {
+    /// The batches of `data` (whose training sources move here; the rest is returned).
+    fn new(data: Vec<TaskData>, batch_size: usize) -> (Self, Vec<TaskData>) {
+        let width = data[0].width();
+        let mut sources = Vec::with_capacity(data.len());
+        let rest = data
+            .into_iter()
+            .map(|mut d| {
+                assert_eq!(
+                    d.width(),
+                    width,
+                    "runs of one population share an input width"
+                );
+                let empty = TrainingData::Rows(Split {
+                    x: Vec::new(),
+                    y: Vec::new(),
+                    width,
+                });
+                sources.push(match std::mem::replace(&mut d.train, empty) {
+                    TrainingData::Rows(split) => Source::Rows {
+                        order: (0..split.rows()).collect(),
+                        next: split.rows(),
+                        rng: StdRng::seed_from_u64(d.seed ^ 0x5EED_5EED_5EED_5EED),
+                        split,
+                    },
+                    TrainingData::Stream(sampler) => Source::Stream(sampler),
+                });
+                d
+            })
+            .collect();
+        let rows: Vec<usize> = sources.iter().filter_map(Source::rows).collect();
+        assert!(
+            rows.is_empty() || (rows.len() == sources.len() && rows.iter().all(|&r| r == rows[0])),
+            "runs of one population have the same number of training rows, or none"
+        );
+        let batches = Self {
+            sources,
+            batch_size,
+            width,
+        };
+        (batches, rest)
+    }
+
+    /// Keeps the sources of the runs where `keep` is set.
+    fn retain(&mut self, keep: &[bool]) {
+        let mut flags = keep.iter();
+        self.sources
+            .retain(|_| *flags.next().expect("one flag per run"));
+    }
+
+    /// Steps per epoch over fixed rows, `None` for fresh batches.
+    fn steps_per_epoch(&self) -> Option<usize> {
+        self.sources[0].rows().map(|r| r.div_ceil(self.batch_size))
+    }
+
+    /// `(steps, evaluate every)` of `config` on these batches.
+    fn schedule(&self, config: &TrainConfig) -> (usize, usize) {
+        let per_epoch = self.steps_per_epoch();
+        let steps = match (config.budget, per_epoch) {
+            (Budget::Steps(n), _) => n,
+            (Budget::Epochs(n), Some(per)) => n * per,
+            (Budget::Epochs(_), None) => {
+                panic!("an epoch budget needs fixed training rows; this task draws fresh batches")
+            }
+        };
+        let every = config.eval_every.or(per_epoch).unwrap_or(1000);
+        (steps, every)
+    }
+
+    /// The next batch of every run, `([runs, batch, width], [runs, batch, 1])`. Over fixed
+    /// rows an epoch's last batch may be smaller (the same size for every run).
+    fn next(&mut self, device: &Device) -> (Tensor<3>, Tensor<3>) {
+        let (s, w) = (self.sources.len(), self.width);
+        let rows = self.sources[0].next_len(self.batch_size);
+        let (mut x, mut y) = (
+            Vec::with_capacity(s * rows * w),
+            Vec::with_capacity(s * rows),
+        );
+        for source in &mut self.sources {
+            source.append(rows, &mut x, &mut y);
+        }
+        (
+            Tensor::from_data(TensorData::new(x, [s, rows, w]), device),
+            Tensor::from_data(TensorData::new(y, [s, rows, 1]), device),
+        )
+    }
+}
+
+impl Source {
+    fn rows(&self) -> Option<usize> {
+        match self {
+            Source::Rows { split, .. } => Some(split.rows()),
+            Source::Stream(_) => None,
+        }
+    }
+
+    /// The size of the next batch: `batch`, or what is left of the epoch.
+    fn next_len(&self, batch: usize) -> usize {
+        match self {
+            Source::Rows { split, next, .. } if *next < split.rows() => {
+                batch.min(split.rows() - next)
+            }
+            _ => batch,
+        }
+    }
+
+    /// Appends one batch of `rows` rows; a new epoch starts with a fresh shuffle of the rows.
+    fn append(&mut self, rows: usize, x: &mut Vec<f32>, y: &mut Vec<f32>) {
+        match self {
+            Source::Rows {
+                split,
+                order,
+                next,
+                rng,
+            } => {
+                if *next >= split.rows() {
+                    order.shuffle(rng);
+                    *next = 0;
+                }
+                let w = split.width;
+                for &row in &order[*next..*next + rows] {
+                    x.extend_from_slice(&split.x[row * w..(row + 1) * w]);
+                    y.push(split.y[row]);
+                }
+                *next += rows;
+            }
+            Source::Stream(sampler) => sampler.sample(rows, x, y),
+        }
+    }
+}
+
+/// Every run's evaluation splits, stacked `[runs, rows, width]` on the plain device.
+struct EvalSets {
+    /// Training rows, for tasks that have fixed ones.
+    train: Option<(Tensor<3>, Vec<f32>)>,
+    valid: (Tensor<3>, Vec<f32>),
+    extrapolation: (Tensor<3>, Vec<f32>),
+}
+
+impl EvalSets {
+    fn new(data: &[TaskData], device: &Device) -> Self {
+        let stack = |splits: Vec<&Split>| {
+            let (rows, width) = (splits[0].rows(), splits[0].width);
+            let x: Vec<f32> = splits.iter().flat_map(|s| s.x.iter().copied()).collect();
+            let y: Vec<f32> = splits.iter().flat_map(|s| s.y.iter().copied()).collect();
+            let shape = [splits.len(), rows, width];
+            (Tensor::from_data(TensorData::new(x, shape), device), y)
+        };
+        let train: Option<Vec<&Split>> = data.iter().map(TaskData::train_rows).collect();
+        Self {
+            train: train.map(stack),
+            valid: stack(data.iter().map(|d| &d.valid).collect()),
+            extrapolation: stack(data.iter().map(|d| &d.extrapolation).collect()),
+        }
+    }
+
+    /// Keeps the splits of the runs where `keep` is set.
+    fn retain(&mut self, keep: &[bool]) {
+        let index: Vec<i64> = (0..keep.len() as i64)
+            .filter(|&k| keep[k as usize])
+            .collect();
+        let retain = |(x, y): &mut (Tensor<3>, Vec<f32>)| {
+            let rows = y.len() / keep.len();
+            let idx = TensorData::new(index.clone(), [index.len()]);
+            let idx = Tensor::<1, burn::tensor::Int>::from_data(idx, &x.device());
+            *x = x.clone().select(0, idx);
+            let kept = y.chunks(rows).zip(keep).filter(|(_, k)| **k);
+            *y = kept.flat_map(|(block, _)| block.to_vec()).collect();
+        };
+        if let Some(train) = &mut self.train {
+            retain(train);
+        }
+        retain(&mut self.valid);
+        retain(&mut self.extrapolation);
+    }
+
+    /// Each run's metrics at `step`; `batch_mse` stands in for the training MSE of tasks
+    /// without fixed training rows.
+    fn evaluate(
+        &self,
+        model: &Population<StaticToyModel>,
+        step: usize,
+        batch_mse: Option<&[f64]>,
+    ) -> Vec<Evaluation> {
+        let s = model.members();
+        let valid = member_mse(model, &self.valid);
+        let extrapolation = member_mse(model, &self.extrapolation);
+        let train = match (&self.train, batch_mse) {
+            (Some(rows), _) => member_mse(model, rows),
+            (None, Some(batch)) => batch.to_vec(),
+            (None, None) => vec![f64::NAN; s],
+        };
+        (0..s)
+            .map(|k| Evaluation {
+                step,
+                train_mse: train[k],
+                valid_mse: valid[k],
+                extrapolation_mse: extrapolation[k],
+            })
+            .collect()
+    }
+}
+
+/// Each member's MSE on its block of `(x, y)`: the f32 outputs' squared errors summed on the
+/// host in f64, in row order, so that the number does not depend on a backend's summation
+/// order.
+fn member_mse(model: &Population<StaticToyModel>, (x, y): &(Tensor<3>, Vec<f32>)) -> Vec<f64> {
+    let pred = model.forward(x.clone()).into_data().convert::<f64>();
+    let pred = pred.as_slice::<f64>().expect("f64 after convert");
+    let rows = y.len() / model.members();
+    pred.chunks(rows)
+        .zip(y.chunks(rows))
+        .map(|(p, t)| mean_squared_error(p, t))
+        .collect()
+}
+
+/// `Σ (p − t)² / n` in f64, in row order.
+fn mean_squared_error(pred: &[f64], targets: &[f32]) -> f64 {
+    let total: f64 = pred
+        .iter()
+        .zip(targets)
+        .map(|(p, &t)| (p - t as f64).powi(2))
+        .sum();
+    total / targets.len() as f64
+}
+
+impl StaticToyModel {
+    /// The mean squared error on `split`: the f32 outputs' squared errors summed on the host in
+    /// f64, in row order, so that the number does not depend on a backend's summation order.
+    pub fn mse(&self, split: &Split, device: &Device) -> f64 {
+        let (x, _) = split.tensors(device);
+        let pred = self.forward(x).into_data().convert::<f64>();
+        mean_squared_error(pred.as_slice::<f64>().expect("f64 after convert"), &split.y)
+    }
+}
+
+/// Mean extrapolation MSE of [`BASELINE_INITS`] freshly initialised models, per run.
+fn random_init_extrapolation_mse(
+    data: &[TaskData],
+    config: &TrainConfig,
+    device: &Device,
+) -> Vec<f64> {
+    let width = data[0].width();
+    let sets = EvalSets::new(data, device);
+    let mut total = vec![0.0; data.len()];
+    for k in 0..BASELINE_INITS {
+        let model = with_seed(device, BASELINE_SEED + k, || {
+            StaticToyModel::init(config.model, config.init, width, config.hidden, device)
+        });
+        let population = Population::from_members(vec![model; data.len()]);
+        for (t, m) in total
+            .iter_mut()
+            .zip(member_mse(&population, &sets.extrapolation))
+        {
+            *t += m;
+        }
+    }
+    total.iter().map(|t| t / BASELINE_INITS as f64).collect()
 }

@@ -1,11 +1,21 @@
-//! The math shared by the units, written once.
+//! The math shared by the units, written once, and the fused NALU op with its reference twin.
 //!
-//! Every function here is generic over rank and backend: it takes and returns plain Burn tensors,
-//! so it records into the autodiff graph when the inputs live on an autodiff device.
+//! Every function is generic over rank and backend: it takes and returns plain Burn tensors, so
+//! it records into the autodiff graph when the inputs live on an autodiff device.
+//!
+//! Most take `members`, the number of independent copies of a unit whose parameters are stacked
+//! along each parameter's first axis (a [`Population`](crate::Population)). With one member the
+//! input is `[..., d_in]` of any rank and a weight `[d_in, d_out]`; with `S` members the input
+//! is `[S, batch, d_in]`, a weight `[S·d_in, d_out]` (member `k` owns rows `k·d_in..(k+1)·d_in`)
+//! and a per-input vector `[S·d_in]`. A unit written with these functions gets its population
+//! form without a line of its own.
+//!
+//! Public: [`gated_nalu`], the gated NALU layer (fused on flex), and [`gated_nalu_reference`],
+//! its plain composition of Burn ops that the tests compare it with.
 
 #[cfg(feature = "flex")]
 mod fast_math;
-pub mod fused;
+pub(crate) mod fused;
 
 use burn::module::{DisplaySettings, Param};
 use burn::tensor::module::linear;
@@ -18,7 +28,7 @@ use burn::tensor::{DType, Distribution, Tensor, activation};
 /// f64 gradient checks. So f64 tensors use `½ + ½·tanh(x/2)` instead: exact, at full precision,
 /// and saturating cleanly both ways (`1 / (1 + exp(−x))` built from primitives has a NaN
 /// gradient once `exp(−x)` overflows).
-pub fn sigmoid<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+pub(crate) fn sigmoid<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     if x.dtype() == DType::F64 {
         x.mul_scalar(0.5).tanh().mul_scalar(0.5).add_scalar(0.5)
     } else {
@@ -27,30 +37,78 @@ pub fn sigmoid<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 }
 
 /// `1 − x`, element-wise.
-pub fn one_minus<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+pub(crate) fn one_minus<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     x.neg().add_scalar(1.0)
 }
 
 /// The NAC weight transform, `W = tanh(Ŵ) ⊙ σ(M̂)`: it biases `W` towards {−1, 0, 1}.
-pub fn nac_weight(w_hat: Tensor<2>, m_hat: Tensor<2>) -> Tensor<2> {
+pub(crate) fn nac_weight(w_hat: Tensor<2>, m_hat: Tensor<2>) -> Tensor<2> {
     w_hat.tanh().mul(sigmoid(m_hat))
 }
 
-/// `x·W` over the last axis: `[..., d_in] · [d_in, d_out] → [..., d_out]`.
-pub fn matmul_last<const D: usize>(x: Tensor<D>, weight: Tensor<2>) -> Tensor<D> {
-    linear(x, weight, None)
+/// `t` as a tensor of rank `B`, which must be its rank: a relabelling of the type, no op.
+fn relabel<const A: usize, const B: usize>(t: Tensor<A>) -> Tensor<B> {
+    assert_eq!(A, B, "a relabelling keeps the rank");
+    Tensor::from_dispatch(t.into_dispatch())
+}
+
+/// `t` as the rank-3 `[members, batch, features]` tensor it must be for a population.
+fn members_input<const D: usize>(t: Tensor<D>) -> Tensor<3> {
+    assert_eq!(D, 3, "a population's input is [members, batch, features]");
+    relabel(t)
+}
+
+/// `x·W` over the last axis: `[..., d_in] · [d_in, d_out] → [..., d_out]`; for a population,
+/// `[S, batch, d_in] · [S·d_in, d_out] → [S, batch, d_out]`, member by member. On flex, one
+/// fused op (the same loops at every SIMD level); elsewhere Burn's matrix product.
+pub(crate) fn matmul_members<const D: usize>(
+    x: Tensor<D>,
+    weight: Tensor<2>,
+    members: usize,
+) -> Tensor<D> {
+    if crate::backend::takes_fused_path(&x) {
+        return fused::linear(x, weight, members);
+    }
+    if members == 1 {
+        return linear(x, weight, None);
+    }
+    let [rows, d_out] = weight.dims();
+    relabel(members_input(x).matmul(weight.reshape([members, rows / members, d_out])))
+}
+
+/// The mean of each member's part of `t` (its first axis split into `members` blocks), `[S]`;
+/// one member: the mean of all of `t`, `[1]`.
+pub(crate) fn member_mean<const D: usize>(t: Tensor<D>, members: usize) -> Tensor<1> {
+    if members == 1 {
+        return t.mean();
+    }
+    let n = t.shape().num_elements();
+    t.reshape([members, n / members])
+        .mean_dim(1)
+        .reshape([members])
+}
+
+/// A per-feature vector (`[n]`, or `[S·n]` for a population) shaped to broadcast over the
+/// last axis of a rank-`D` input: `[1, …, 1, n]`, or `[S, 1, n]`.
+pub(crate) fn per_feature<const D: usize>(v: Tensor<1>, members: usize) -> Tensor<D> {
+    if members == 1 {
+        return v.unsqueeze::<D>();
+    }
+    let n = v.dims()[0] / members;
+    relabel(v.reshape([members, 1, n]))
 }
 
 /// The log-space product, `exp(log(|x| + ε)·W)`: output `j` is `Π_i (|x_i| + ε)^{W_ij}`.
 ///
 /// With `W` in {−1, 0, 1} this multiplies and divides inputs; fractional weights give powers
 /// (`W = ½` is a square root). The sign of `x` is lost, as in the NALU paper.
-pub fn log_space_matmul<const D: usize>(
+pub(crate) fn log_space_matmul<const D: usize>(
     x: Tensor<D>,
     weight: Tensor<2>,
     epsilon: f64,
+    members: usize,
 ) -> Tensor<D> {
-    matmul_last(x.abs().add_scalar(epsilon).log(), weight).exp()
+    matmul_members(x.abs().add_scalar(epsilon).log(), weight, members).exp()
 }
 
 /// The NALU gate mix, `g⊙a + (1 − g)⊙m`, in exactly that form.
@@ -58,16 +116,21 @@ pub fn log_space_matmul<const D: usize>(
 /// The algebraically equal `m + g⊙(a − m)` rounds `a` away in f32 whenever `|m| ≫ |a|`, which
 /// trained multiplicative paths produce (`m` of 1e10 beside `a` of 10); this form keeps `a`
 /// exactly when the gate saturates to 1.
-pub fn gated_mix<const D: usize>(gate: Tensor<D>, add: Tensor<D>, mul: Tensor<D>) -> Tensor<D> {
+pub(crate) fn gated_mix<const D: usize>(
+    gate: Tensor<D>,
+    add: Tensor<D>,
+    mul: Tensor<D>,
+) -> Tensor<D> {
     let keep_mul = one_minus(gate.clone());
     gate.mul(add).add(keep_mul.mul(mul))
 }
 
 /// The gated NALU layer, `y = g⊙a + (1 − g)⊙m` with `a = x·W`, `m = exp(log(|x| + ε)·W)`,
-/// `g = σ(x·G)` and `W = tanh(Ŵ) ⊙ σ(M̂)`, over the last axis of `x`.
+/// `g = σ(x·G)` and `W = tanh(Ŵ) ⊙ σ(M̂)`, over the last axis of `x` (`[..., d_in]`, weights
+/// `[d_in, d_out]`).
 ///
-/// On the flex backend the layer runs as one fused op ([`fused`]); elsewhere as the composition
-/// in [`gated_nalu_reference`].
+/// On the flex backend (in f32 and f64) the layer runs as one op with a hand-written backward;
+/// elsewhere as [`gated_nalu_reference`], with the same results to rounding.
 pub fn gated_nalu<const D: usize>(
     x: Tensor<D>,
     w_hat: Tensor<2>,
@@ -75,34 +138,26 @@ pub fn gated_nalu<const D: usize>(
     gate: Tensor<2>,
     epsilon: f64,
 ) -> Tensor<D> {
-    let mut dims = x.dims();
-    let [d_in, d_out] = w_hat.dims();
-    let rows = dims[..D - 1].iter().product::<usize>();
-    if !crate::backend::takes_fused_path(&x) {
-        return gated_nalu_reference(x, w_hat, m_hat, gate, epsilon);
-    }
-    dims[D - 1] = d_out;
-    let y = fused::gated_nalu(to_rank(x, [rows, d_in]), w_hat, m_hat, gate, epsilon);
-    to_rank(y, dims)
+    gated_nalu_members(x, w_hat, m_hat, gate, epsilon, 1)
 }
 
-/// `t` reshaped to `dims`; a relabelling only when the rank does not change, since a reshape
-/// is an autodiff node (several µs) even when the shape stays the same.
-fn to_rank<const A: usize, const B: usize>(t: Tensor<A>, dims: [usize; B]) -> Tensor<B> {
-    if A == B {
-        debug_assert_eq!(
-            &t.dims()[..],
-            &dims[..],
-            "a same-rank reshape must keep the shape"
-        );
-        Tensor::from_dispatch(t.into_dispatch())
-    } else {
-        t.reshape(dims)
+/// [`gated_nalu`] for `members` stacked copies.
+pub(crate) fn gated_nalu_members<const D: usize>(
+    x: Tensor<D>,
+    w_hat: Tensor<2>,
+    m_hat: Tensor<2>,
+    gate: Tensor<2>,
+    epsilon: f64,
+    members: usize,
+) -> Tensor<D> {
+    match crate::backend::takes_fused_path(&x) {
+        true => fused::gated_nalu(x, w_hat, m_hat, gate, epsilon, members),
+        false => reference_members(x, w_hat, m_hat, gate, epsilon, members),
     }
 }
 
 /// [`gated_nalu`] as a plain composition of Burn ops, on every backend: the reference twin the
-/// fused kernels are tested against, and the path of backends without them.
+/// fused op is tested against, and the path of backends without it.
 pub fn gated_nalu_reference<const D: usize>(
     x: Tensor<D>,
     w_hat: Tensor<2>,
@@ -110,37 +165,55 @@ pub fn gated_nalu_reference<const D: usize>(
     gate: Tensor<2>,
     epsilon: f64,
 ) -> Tensor<D> {
-    let weight = nac_weight(w_hat, m_hat);
-    let add = matmul_last(x.clone(), weight.clone());
-    let mul = log_space_matmul(x.clone(), weight, epsilon);
-    gated_mix(sigmoid(matmul_last(x, gate)), add, mul)
+    reference_members(x, w_hat, m_hat, gate, epsilon, 1)
 }
 
-/// The NMU product, `z_j = Π_i (W_ij·x_i + 1 − W_ij)`: `[..., d_in] → [..., d_out]`.
+fn reference_members<const D: usize>(
+    x: Tensor<D>,
+    w_hat: Tensor<2>,
+    m_hat: Tensor<2>,
+    gate: Tensor<2>,
+    epsilon: f64,
+    members: usize,
+) -> Tensor<D> {
+    let weight = nac_weight(w_hat, m_hat);
+    let add = matmul_members(x.clone(), weight.clone(), members);
+    let mul = log_space_matmul(x.clone(), weight, epsilon, members);
+    gated_mix(sigmoid(matmul_members(x, gate, members)), add, mul)
+}
+
+/// The NMU product, `z_j = Π_i (W_ij·x_i + 1 − W_ij)`: `[..., d_in] → [..., d_out]` (for a
+/// population `[S, batch, d_in] → [S, batch, d_out]`).
 ///
 /// Burn's `prod_dim` has a zero-safe gradient, so inputs (and factors) of exactly 0 are fine.
-pub fn gated_product<const D: usize>(x: Tensor<D>, weight: Tensor<2>) -> Tensor<D> {
+pub(crate) fn gated_product<const D: usize>(
+    x: Tensor<D>,
+    weight: Tensor<2>,
+    members: usize,
+) -> Tensor<D> {
     let mut dims = x.dims();
-    let [d_in, d_out] = weight.dims();
-    let rows = dims[..D - 1].iter().product::<usize>();
-    // [rows, d_in, 1] ⊙ [1, d_in, d_out] broadcasts to [rows, d_in, d_out]; Π runs over d_in.
+    let [rows_w, d_out] = weight.dims();
+    let d_in = rows_w / members;
+    let rows = dims[..D - 1].iter().product::<usize>() / members;
+    // [S, rows, d_in, 1] ⊙ [S, 1, d_in, d_out] broadcasts to [S, rows, d_in, d_out]; Π over d_in.
+    let w = weight.reshape([members, 1, d_in, d_out]);
     let factors = x
-        .reshape([rows, d_in])
-        .unsqueeze_dim::<3>(2)
-        .mul(weight.clone().unsqueeze::<3>())
-        .add(one_minus(weight).unsqueeze::<3>());
+        .reshape([members, rows, d_in, 1])
+        .mul(w.clone())
+        .add(one_minus(w));
     dims[D - 1] = d_out;
-    factors.prod_dim(1).reshape(dims)
+    factors.prod_dim(2).reshape(dims)
 }
 
 /// The NPU's polar form of the gated input: `(log r, k)` with `r = ĝ⊙(|x| + ε) + (1 − ĝ)` and
 /// `k = π·ĝ⊙[x < 0]`, so that `log x = log r + i·k` for the relevant inputs.
-pub fn npu_polar<const D: usize>(
+pub(crate) fn npu_polar<const D: usize>(
     x: Tensor<D>,
     gate: Tensor<1>,
     epsilon: f64,
+    members: usize,
 ) -> (Tensor<D>, Tensor<D>) {
-    let gate = gate.unsqueeze::<D>();
+    let gate = per_feature::<D>(gate, members);
     let negative = x.clone().lower_elem(0.0).float();
     let r = x
         .abs()
@@ -155,26 +228,21 @@ pub fn npu_polar<const D: usize>(
 
 /// `min(|w|, |1 − |w||)` per weight: the distance to the nearest of −1, 0 and 1 (the NAU's
 /// sparsity measure; the outer `|·|` matters only for unclamped weights such as the NPU's).
-pub fn sparsity_to_signed_unit<const D: usize>(w: Tensor<D>) -> Tensor<D> {
+pub(crate) fn sparsity_to_signed_unit<const D: usize>(w: Tensor<D>) -> Tensor<D> {
     let abs = w.abs();
     let to_one = one_minus(abs.clone()).abs();
     abs.min_pair(to_one)
 }
 
-/// `mean(1 − ĝ)`: how far, on average, the NPU relevance gates are from open.
-pub fn gate_closure(gate: Tensor<1>) -> Tensor<1> {
-    one_minus(gate).mean()
-}
-
 /// `min(w, 1 − w)` per weight: 0 exactly at 0 and 1 (the NMU's sparsity measure).
-pub fn sparsity_to_unit<const D: usize>(w: Tensor<D>) -> Tensor<D> {
+pub(crate) fn sparsity_to_unit<const D: usize>(w: Tensor<D>) -> Tensor<D> {
     let to_one = one_minus(w.clone());
     w.min_pair(to_one)
 }
 
 /// A parameter whose value is replaced by `f(value)`, computed outside any autodiff graph: the
 /// new value is a fresh leaf, tracked for gradients exactly when the old one was.
-fn replace_value<const D: usize>(
+pub(crate) fn replace_value<const D: usize>(
     param: Param<Tensor<D>>,
     f: impl FnOnce(Tensor<D>) -> Tensor<D>,
 ) -> Param<Tensor<D>> {
@@ -187,7 +255,7 @@ fn replace_value<const D: usize>(
 
 /// A parameter with its value clamped to `[min, max]`: the projection the units apply after
 /// each optimizer step.
-pub fn clamp_param<const D: usize>(
+pub(crate) fn clamp_param<const D: usize>(
     param: Param<Tensor<D>>,
     min: f64,
     max: f64,
@@ -196,7 +264,7 @@ pub fn clamp_param<const D: usize>(
 }
 
 /// A parameter with a fresh value drawn from `distribution` on its device (a restart).
-pub fn redraw_param<const D: usize>(
+pub(crate) fn redraw_param<const D: usize>(
     param: Param<Tensor<D>>,
     distribution: Distribution,
 ) -> Param<Tensor<D>> {
@@ -206,23 +274,31 @@ pub fn redraw_param<const D: usize>(
 }
 
 /// The one-line display every unit uses (`Nac {d_input: 3, d_output: 5, params: 30}`).
-pub fn inline_display() -> Option<DisplaySettings> {
+pub(crate) fn inline_display() -> Option<DisplaySettings> {
     DisplaySettings::new()
         .with_new_line_after_attribute(false)
         .optional()
 }
 
-/// Panics unless the last axis of an input of shape `dims` has size `d_input`.
+/// Panics unless an input of shape `dims` fits a layer of `d_input` features with `members`
+/// copies: `[..., d_input]` for one, `[members, batch, d_input]` for a population.
 ///
 /// The message names the layer, the expected and the received size, and the whole shape,
 /// instead of leaving the mismatch to surface from inside a matmul.
-pub fn check_input_features(layer: &str, dims: &[usize], d_input: usize) {
+pub(crate) fn check_input(layer: &str, dims: &[usize], d_input: usize, members: usize) {
     let got = dims.last().copied().unwrap_or(0);
     assert!(
         got == d_input,
         "{layer}: input must have d_input = {d_input} features in its last dimension, \
          got {got} (input shape {dims:?})"
     );
+    if members > 1 {
+        assert!(
+            dims.len() == 3 && dims[0] == members,
+            "{layer}: a population of {members} takes input [{members}, batch, {d_input}], \
+             got shape {dims:?}"
+        );
+    }
 }
 
 #[cfg(test)]
@@ -236,6 +312,7 @@ mod tests {
         let xs = [-200.0f32, -20.0, -2.0, -0.5, 0.0, 0.5, 2.0, 20.0, 200.0];
         let got = sigmoid(Tensor::<1>::from_floats(xs, &device)).into_data();
         let expected: Vec<f32> = xs.iter().map(|&x| 1.0 / (1.0 + (-x).exp())).collect();
+        // σ within a few ulp of values ≤ 1: 1e-6 absolute.
         got.assert_approx_eq::<f32>(
             &TensorData::new(expected, [xs.len()]),
             Tolerance::absolute(1e-6),
@@ -266,12 +343,57 @@ mod tests {
         assert_eq!(y.into_scalar::<f32>(), 10.0);
     }
 
+    /// Member by member, the population forms compute what the plain ones do on that member's
+    /// slice (exact here: small integers, one rounding at most).
+    #[test]
+    fn population_forms_act_member_by_member() {
+        let device = Device::default();
+        let x = Tensor::<3>::from_floats(
+            [[[1.0, 2.0], [3.0, -1.0]], [[0.5, 4.0], [-2.0, 2.0]]],
+            &device,
+        );
+        let w = Tensor::<2>::from_floats([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0], [1.0, 0.0]], &device);
+        let gate = Tensor::<1>::from_floats([1.0, 0.0, 0.5, 1.0], &device);
+        let pick = |t: Tensor<2>, k: usize| t.narrow(0, 2 * k, 2);
+        let one = |t: Tensor<3>, k: usize| t.narrow(0, k, 1).reshape([2, 2]);
+        for k in 0..2 {
+            let check = |pop: Tensor<3>, plain: Tensor<2>| {
+                assert_eq!(one(pop, k).into_data(), plain.into_data(), "member {k}");
+            };
+            let (xk, wk) = (one(x.clone(), k), pick(w.clone(), k));
+            check(
+                matmul_members(x.clone(), w.clone(), 2),
+                matmul_members(xk.clone(), wk.clone(), 1),
+            );
+            check(
+                gated_product(x.clone(), w.clone(), 2),
+                gated_product(xk.clone(), wk, 1),
+            );
+            let gk = gate.clone().narrow(0, 2 * k, 2);
+            let (lr, kk) = npu_polar(x.clone(), gate.clone(), 0.0, 2);
+            let (lr1, kk1) = npu_polar(xk.clone(), gk, 0.0, 1);
+            check(lr, lr1);
+            check(kk, kk1);
+        }
+        let reg = member_mean(w.clone(), 2).into_data();
+        assert_eq!(reg, TensorData::from([0.75f32, 0.5]));
+        assert_eq!(member_mean(w, 1).into_data(), TensorData::from([0.625f32]));
+    }
+
     #[test]
     #[should_panic(
         expected = "Nac: input must have d_input = 4 features in its last dimension, \
                                got 3 (input shape [2, 3])"
     )]
-    fn check_input_features_names_layer_and_sizes() {
-        check_input_features("Nac", &[2, 3], 4);
+    fn check_input_names_layer_and_sizes() {
+        check_input("Nac", &[2, 3], 4, 1);
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "Nau: a population of 3 takes input [3, batch, 4], got shape [2, 5, 4]"
+    )]
+    fn check_input_names_the_population_size() {
+        check_input("Nau", &[2, 5, 4], 4, 3);
     }
 }

@@ -1,0 +1,343 @@
+//! Training settings, and each model's recipe for each task.
+
+use core::fmt;
+use core::str::FromStr;
+
+use burn::optim::GradientsParams;
+use serde::{Deserialize, Serialize};
+
+use super::stacks::{InitScheme, ModelKind};
+use super::task::Operation;
+use crate::optim::{FastAdam, FastAdamConfig, FastRmsProp, FastRmsPropConfig};
+use crate::{ConfigError, RegularizerSchedule};
+
+/// The optimizer ([`FastAdam`] or [`FastRmsProp`]), with the decays of Keras's and PyTorch's
+/// defaults (not Burn's) and [`TrainConfig::epsilon`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    /// Adam, betas 0.9 / 0.999.
+    Adam,
+    /// RMSProp, rho 0.9, no momentum.
+    RmsProp,
+}
+
+impl fmt::Display for OptimizerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            OptimizerKind::Adam => "adam",
+            OptimizerKind::RmsProp => "rmsprop",
+        })
+    }
+}
+
+impl FromStr for OptimizerKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "adam" => Ok(OptimizerKind::Adam),
+            "rmsprop" => Ok(OptimizerKind::RmsProp),
+            _ => Err(format!(
+                "unknown optimizer '{s}' (expected adam or rmsprop)"
+            )),
+        }
+    }
+}
+
+/// How long a run trains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Budget {
+    /// Passes over a task's fixed training rows.
+    Epochs(usize),
+    /// Optimizer steps.
+    Steps(usize),
+}
+
+/// Everything that defines one training run besides the data and the seed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// The stack of units to train.
+    pub model: ModelKind,
+    /// How the NAC and NALU weights are drawn.
+    pub init: InitScheme,
+    /// The optimizer.
+    pub optimizer: OptimizerKind,
+    /// Learning rate.
+    pub lr: f64,
+    /// The optimizer's `ε` (Keras's 1e-7 in the reference recipes, PyTorch's 1e-8 in Madsen &
+    /// Johansen's).
+    pub epsilon: f64,
+    /// How long to train.
+    pub budget: Budget,
+    /// Mini-batch size; the last batch of an epoch over fixed rows may be smaller.
+    pub batch_size: usize,
+    /// Width of the hidden layer.
+    pub hidden: usize,
+    /// Clip each parameter's gradient to this L2 norm before each step (per member of a
+    /// population); `None`: no clipping.
+    pub clip_norm: Option<f32>,
+    /// Adds `λ(step) ·` the stack's sparsity regulariser (summed over its layers) to the loss;
+    /// `None`: no regulariser.
+    pub regularizer: Option<RegularizerSchedule>,
+    /// Multiply `λ` by the variance of the run's training targets, so that one `λ` serves tasks
+    /// whose MSE differ by 10⁵ (`a / b` against `a · b`): this crate's reference recipes do;
+    /// Madsen & Johansen's do not.
+    pub scale_regularizer: bool,
+    /// Restart from fresh weights when the loss stalls (iNALU's strategy; see
+    /// [`StallDetector`](crate::StallDetector)): checked every 10 evaluations over at least 10
+    /// evaluation periods of step losses, while the loss is above 1.
+    pub restart_on_stall: bool,
+    /// Evaluate every this many steps; `None`: at the end of every epoch over fixed rows.
+    pub eval_every: Option<usize>,
+    /// Stop a run early once, after the regulariser's ramp has ended (after step 0 without a
+    /// regulariser), its validation MSE is at most the validation threshold
+    /// ([`TaskData::valid_threshold`](super::TaskData::valid_threshold)) and has not improved
+    /// by 1% for this many evaluations: converged, and done converging. `None`: train the
+    /// whole budget. Reads no extrapolation data.
+    pub early_stop_patience: Option<usize>,
+}
+
+impl TrainConfig {
+    /// The Keras reference's setup for `op`: NALU, RMSProp with its per-task learning rate and
+    /// epoch count (add 0.1/500, sub 0.2/1000, mul 0.1/500, div 0.02/1000, square 0.1/2000,
+    /// sqrt 0.01/2000), batch 64, two hidden units, no clipping.
+    pub fn reference(op: Operation) -> Self {
+        let (lr, epochs) = match op {
+            Operation::Add => (0.1, 500),
+            Operation::Sub => (0.2, 1000),
+            Operation::Mul => (0.1, 500),
+            Operation::Div => (0.02, 1000),
+            Operation::Square => (0.1, 2000),
+            Operation::Sqrt => (0.01, 2000),
+        };
+        Self {
+            model: ModelKind::Nalu,
+            init: InitScheme::Reference,
+            optimizer: OptimizerKind::RmsProp,
+            lr,
+            epsilon: 1e-7,
+            budget: Budget::Epochs(epochs),
+            batch_size: 64,
+            hidden: 2,
+            clip_norm: None,
+            regularizer: None,
+            scale_regularizer: false,
+            restart_on_stall: false,
+            eval_every: None,
+            early_stop_patience: None,
+        }
+    }
+
+    /// This crate's recipe for `model` on `op` of the reference task: the reference's for
+    /// NALU, NAC and NAC•; for the NAU-based stacks and the NPUs the settings that did best in a
+    /// sweep on this task (README, "Beyond NALU"): Adam 0.01, 1000 epochs, the regulariser
+    /// (λ = 0.1 times the variance of the training targets) ramped in over steps 4000 to 8000;
+    /// for iNALU its authors' recipe.
+    pub fn recipe(model: ModelKind, op: Operation) -> Self {
+        let reference = Self::reference(op);
+        let ramp = |lambda, start, end| Some(RegularizerSchedule { lambda, start, end });
+        let adam = Self {
+            model,
+            optimizer: OptimizerKind::Adam,
+            lr: 0.01,
+            budget: Budget::Epochs(1000),
+            regularizer: ramp(0.1, 4000, 8000),
+            scale_regularizer: true,
+            ..reference
+        };
+        match model {
+            ModelKind::Nalu | ModelKind::Nac | ModelKind::NacMul => Self { model, ..reference },
+            ModelKind::Nau | ModelKind::NauNmu | ModelKind::Npu => adam,
+            // A square root needs W_re = ½, which the regulariser resists: a larger step
+            // gets there first.
+            ModelKind::RealNpu if op == Operation::Sqrt => Self { lr: 0.03, ..adam },
+            ModelKind::RealNpu => adam,
+            // The iNALU authors' recipe: RMSProp 0.01, regulariser on after 10 epochs,
+            // restarts when the loss stalls.
+            ModelKind::Inalu => Self {
+                model,
+                lr: 0.01,
+                budget: Budget::Epochs(500),
+                regularizer: ramp(1.0, 160, 160),
+                scale_regularizer: true,
+                restart_on_stall: true,
+                ..reference
+            },
+        }
+    }
+
+    /// Madsen & Johansen's recipe for `model` (the same for every operation): Adam (lr 1e-3,
+    /// PyTorch's ε = 1e-8), batch 128, up to 5,000,000 steps, evaluation every 1000 steps, their
+    /// initialisation, no clipping; the regulariser unscaled, λ = 0.01 ramped over steps 5,000
+    /// to 50,000 for NAU → NAU, λ = 10 ramped over steps 1,000,000 to 2,000,000 for every other
+    /// stack with a regulariser (their flags are global: both layers, every unit). A run stops
+    /// early once, after the ramp, its validation MSE is at the validation threshold and has
+    /// not improved by 1% for 100 evaluations (100,000 steps).
+    pub fn madsen(model: ModelKind) -> Self {
+        let (lambda, start, end) = match model {
+            ModelKind::Nau => (0.01, 5_000, 50_000),
+            _ => (10.0, 1_000_000, 2_000_000),
+        };
+        let regularizer =
+            model
+                .has_regularizer()
+                .then_some(RegularizerSchedule { lambda, start, end });
+        Self {
+            model,
+            init: InitScheme::Madsen,
+            optimizer: OptimizerKind::Adam,
+            lr: 1e-3,
+            epsilon: 1e-8,
+            budget: Budget::Steps(5_000_000),
+            batch_size: 128,
+            hidden: 2,
+            clip_norm: None,
+            regularizer,
+            scale_regularizer: false,
+            restart_on_stall: false,
+            eval_every: Some(1000),
+            early_stop_patience: Some(100),
+        }
+    }
+
+    /// `(first step, patience)` of the early stop, when it is on.
+    pub fn early_stop(&self) -> Option<(usize, usize)> {
+        let after = self.regularizer.map_or(1, |r| r.end.max(1));
+        self.early_stop_patience.map(|patience| (after, patience))
+    }
+
+    /// Checks sizes, learning rate, clip norm and the regulariser; the error names the field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let check = |field, v| ConfigError::check_size("TrainConfig", field, v);
+        ConfigError::check_positive("TrainConfig", "lr", self.lr)?;
+        ConfigError::check_positive("TrainConfig", "epsilon", self.epsilon)?;
+        match self.budget {
+            Budget::Epochs(n) => check("budget.epochs", n)?,
+            Budget::Steps(n) => check("budget.steps", n)?,
+        }
+        check("batch_size", self.batch_size)?;
+        check("hidden", self.hidden)?;
+        if let Some(every) = self.eval_every {
+            check("eval_every", every)?;
+        }
+        if let Some(norm) = self.clip_norm {
+            ConfigError::check_positive("TrainConfig", "clip_norm", norm as f64)?;
+        }
+        let Some(r) = self.regularizer else {
+            return Ok(());
+        };
+        if !(r.lambda.is_finite() && r.lambda >= 0.0) {
+            let reason = format!("must be finite and at least 0, got {}", r.lambda);
+            return Err(ConfigError::new(
+                "TrainConfig",
+                "regularizer.lambda",
+                reason,
+            ));
+        }
+        if r.end < r.start {
+            let reason = format!("must not come before start ({}), got {}", r.start, r.end);
+            return Err(ConfigError::new("TrainConfig", "regularizer.end", reason));
+        }
+        if !self.model.has_regularizer() {
+            let reason = format!("is set, but the {} stack has no regulariser", self.model);
+            return Err(ConfigError::new("TrainConfig", "regularizer", reason));
+        }
+        Ok(())
+    }
+
+    /// The optimizer this config describes (see [`OptimizerKind`]). Gradient clipping is the
+    /// training loop's: it clips each member of a population alone.
+    pub fn optimizer(&self) -> RunOptimizer {
+        match self.optimizer {
+            OptimizerKind::Adam => {
+                RunOptimizer::Adam(FastAdamConfig::new().with_epsilon(self.epsilon).init())
+            }
+            OptimizerKind::RmsProp => {
+                RunOptimizer::RmsProp(FastRmsPropConfig::new().with_epsilon(self.epsilon).init())
+            }
+        }
+    }
+}
+
+/// The optimizer of a run.
+pub enum RunOptimizer {
+    /// Adam.
+    Adam(FastAdam),
+    /// RMSProp.
+    RmsProp(FastRmsProp),
+}
+
+impl RunOptimizer {
+    /// One update of `module` from `grads` with learning rate `lr`.
+    pub fn step<M: burn::module::Module>(
+        &mut self,
+        lr: f64,
+        module: M,
+        grads: GradientsParams,
+    ) -> M {
+        match self {
+            RunOptimizer::Adam(optim) => optim.step(lr, module, grads),
+            RunOptimizer::RmsProp(optim) => optim.step(lr, module, grads),
+        }
+    }
+
+    /// Keeps the state of the members of a population where `keep` is set (see
+    /// [`FastAdam::retain_members`]).
+    pub fn retain_members(&mut self, keep: &[bool], members: usize) {
+        match self {
+            RunOptimizer::Adam(optim) => optim.retain_members(keep, members),
+            RunOptimizer::RmsProp(optim) => optim.retain_members(keep, members),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_recipe_is_valid() {
+        for &model in ModelKind::ALL {
+            assert_eq!(TrainConfig::madsen(model).validate(), Ok(()), "{model}");
+            for op in Operation::ALL {
+                assert_eq!(
+                    TrainConfig::recipe(model, op).validate(),
+                    Ok(()),
+                    "{model} {op}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn invalid_settings_are_refused_by_field() {
+        let base = TrainConfig::madsen(ModelKind::NauNmu);
+        let reversed = TrainConfig {
+            regularizer: Some(RegularizerSchedule {
+                lambda: 1.0,
+                start: 10,
+                end: 5,
+            }),
+            ..base.clone()
+        };
+        assert_eq!(
+            reversed.validate().unwrap_err().to_string(),
+            "TrainConfig.regularizer.end must not come before start (10), got 5"
+        );
+        let nalu = TrainConfig {
+            model: ModelKind::Nalu,
+            ..base.clone()
+        };
+        assert_eq!(
+            nalu.validate().unwrap_err().to_string(),
+            "TrainConfig.regularizer is set, but the nalu stack has no regulariser"
+        );
+        let zero = TrainConfig {
+            budget: Budget::Steps(0),
+            ..base
+        };
+        assert_eq!(zero.validate().unwrap_err().field(), "budget.steps");
+    }
+}

@@ -1,0 +1,396 @@
+//! The models of the experiments: two units in sequence, and the one list of them.
+//!
+//! Every stack the experiments know is one line of the [`stacks!`] table below: its name, its
+//! two units and how to build them. [`ModelKind`], the [`StaticToyModel`] enum, their names and
+//! parsing, initialisation and the formula read-back all follow from that line. To train a new
+//! unit in the experiments, write the unit (its own file, implementing
+//! [`ArithmeticUnit`]), add a line here, and give it a recipe in
+//! [`TrainConfig::recipe`](super::TrainConfig::recipe).
+
+use core::fmt;
+use core::str::FromStr;
+
+use burn::module::Module;
+use burn::nn::Initializer;
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::formula::{self, Formula, FormulaError, SnapOptions};
+use crate::{
+    ArithmeticUnit, Inalu, InaluConfig, Nac, NacConfig, NacMul, NacMulConfig, Nalu, NaluConfig,
+    Nau, NauConfig, Nmu, NmuConfig, Npu, NpuConfig, RealNpu,
+};
+
+/// How the NAC and NALU weights are drawn (NAU, NMU, iNALU and the NPUs have one scheme each).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InitScheme {
+    /// Xavier-uniform, as the Keras reference's `glorot_uniform`.
+    #[default]
+    Reference,
+    /// Madsen & Johansen's: `Ŵ, M̂ ~ U[−r, r]` with `r` such that `fan·Var(W) = 2`
+    /// (`fan = max(d_in + d_out, 5)`), the NALU gate Xavier-uniform.
+    Madsen,
+}
+
+/// `r` of Madsen & Johansen's NAC initialisation: `fan·Var(tanh(Ŵ)·σ(M̂)) = 2` for
+/// `Ŵ, M̂ ~ U[−r, r]`, `Var = (1 − tanh(r)/r)·(r − tanh(r/2))/(2r)`, solved by bisection.
+pub fn madsen_nac_range(d_in: usize, d_out: usize) -> f64 {
+    let fan = (d_in + d_out).max(5) as f64;
+    let variance = |r: f64| (1.0 - r.tanh() / r) * (r - (r / 2.0).tanh()) / (2.0 * r);
+    let (mut lo, mut hi) = (1e-9, 10.0);
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if fan * variance(mid) < 2.0 {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    0.5 * (lo + hi)
+}
+
+/// Builds the layers of a stack on one device with one [`InitScheme`].
+pub struct Layers<'a> {
+    scheme: InitScheme,
+    device: &'a Device,
+}
+
+impl Layers<'_> {
+    fn nac_init(&self, d_in: usize, d_out: usize) -> Initializer {
+        match self.scheme {
+            InitScheme::Reference => Initializer::XavierUniform { gain: 1.0 },
+            InitScheme::Madsen => {
+                let r = madsen_nac_range(d_in, d_out);
+                Initializer::Uniform { min: -r, max: r }
+            }
+        }
+    }
+
+    fn nac(&self, d_in: usize, d_out: usize) -> Nac {
+        let init = self.nac_init(d_in, d_out);
+        NacConfig::new(d_in, d_out)
+            .with_initializer(init)
+            .init(self.device)
+    }
+
+    fn nac_mul(&self, d_in: usize, d_out: usize) -> NacMul {
+        let init = self.nac_init(d_in, d_out);
+        NacMulConfig::new(d_in, d_out)
+            .with_initializer(init)
+            .init(self.device)
+    }
+
+    fn nalu(&self, d_in: usize, d_out: usize) -> Nalu {
+        let config = NaluConfig::new(d_in, d_out).with_initializer(self.nac_init(d_in, d_out));
+        let config = match self.scheme {
+            InitScheme::Reference => config,
+            InitScheme::Madsen => {
+                config.with_gate_initializer(Some(Initializer::XavierUniform { gain: 1.0 }))
+            }
+        };
+        config.init(self.device)
+    }
+
+    fn nau(&self, d_in: usize, d_out: usize) -> Nau {
+        NauConfig::new(d_in, d_out).init(self.device)
+    }
+
+    fn nmu(&self, d_in: usize, d_out: usize) -> Nmu {
+        NmuConfig::new(d_in, d_out).init(self.device)
+    }
+
+    fn inalu(&self, d_in: usize, d_out: usize) -> Inalu {
+        InaluConfig::new(d_in, d_out).init(self.device)
+    }
+
+    fn npu(&self, d_in: usize, d_out: usize) -> Npu {
+        NpuConfig::new(d_in, d_out).init(self.device)
+    }
+
+    fn real_npu(&self, d_in: usize, d_out: usize) -> RealNpu {
+        NpuConfig::new(d_in, d_out).init_real(self.device)
+    }
+}
+
+/// Two units in sequence: `output(hidden(x))`.
+#[derive(Module, Debug)]
+pub struct Stack<A: ArithmeticUnit, B: ArithmeticUnit> {
+    /// First layer, `[.., inputs] → [.., hidden]`.
+    pub hidden: A,
+    /// Second layer, `[.., hidden] → [.., 1]`.
+    pub output: B,
+}
+
+impl<A: ArithmeticUnit, B: ArithmeticUnit> ArithmeticUnit for Stack<A, B> {
+    const REGULARIZED: bool = A::REGULARIZED || B::REGULARIZED;
+
+    fn forward_members<const D: usize>(&self, input: Tensor<D>, members: usize) -> Tensor<D> {
+        let hidden = self.hidden.forward_members(input, members);
+        self.output.forward_members(hidden, members)
+    }
+
+    /// The sum of both layers' regularisers (Madsen & Johansen apply one weight to all layers).
+    fn regularizer_members(&self, members: usize) -> Option<Tensor<1>> {
+        match (
+            self.hidden.regularizer_members(members),
+            self.output.regularizer_members(members),
+        ) {
+            (Some(a), Some(b)) => Some(a.add(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn clamp_weights(self) -> Self {
+        Self {
+            hidden: self.hidden.clamp_weights(),
+            output: self.output.clamp_weights(),
+        }
+    }
+}
+
+impl<A: ArithmeticUnit, B: ArithmeticUnit> Stack<A, B> {
+    /// The formula of the stack, if both its units can be read as one.
+    fn formula(&self, x: Tensor<2>, options: &SnapOptions) -> Result<Formula, FormulaError> {
+        match (
+            self.hidden.as_formula_layer(),
+            self.output.as_formula_layer(),
+        ) {
+            (Some(h), Some(o)) => formula::extract(&[h, o], x, options),
+            (None, _) => Err(FormulaError::Unsupported(short_type_name::<A>())),
+            (_, None) => Err(FormulaError::Unsupported(short_type_name::<B>())),
+        }
+    }
+}
+
+/// `Npu` for `burn_nalu::npu::Npu`.
+fn short_type_name<T>() -> &'static str {
+    let name = std::any::type_name::<T>();
+    name.rsplit("::").next().unwrap_or(name)
+}
+
+/// The table of stacks. Each line: doc comment, variant `= "name"`: hidden unit `=>` output
+/// unit, and how to build them from the layer builder, the input width and the hidden width.
+macro_rules! stacks {
+    ($(
+        $(#[doc = $doc:literal])*
+        $variant:ident = $name:literal: $hidden:ty => $output:ty,
+            |$layers:ident, $n:ident, $h:ident| $build:expr;
+    )*) => {
+        /// Which two-layer stack to train (see the module docs for the list).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum ModelKind {
+            $($(#[doc = $doc])* #[serde(rename = $name)] $variant,)*
+        }
+
+        impl ModelKind {
+            /// All models, in the order reports list them.
+            pub const ALL: &'static [ModelKind] = &[$(ModelKind::$variant),*];
+
+            /// The name used on the command line and in reports (`nalu`, `nau-nmu`, …).
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(ModelKind::$variant => $name,)*
+                }
+            }
+
+            /// Whether the stack has a sparsity regulariser.
+            pub fn has_regularizer(self) -> bool {
+                match self {
+                    $(ModelKind::$variant => <Stack<$hidden, $output>>::REGULARIZED,)*
+                }
+            }
+        }
+
+        /// A model of the experiments: one of the [`ModelKind`] stacks.
+        // One model lives per run and moves once per optimizer step: the size of the largest
+        // variant costs nothing there, while boxing it would take the variants out of
+        // `#[derive(Module)]`.
+        #[allow(clippy::large_enum_variant)]
+        #[derive(Module, Debug)]
+        pub enum StaticToyModel {
+            $($(#[doc = $doc])* $variant(Stack<$hidden, $output>),)*
+        }
+
+        impl StaticToyModel {
+            fn build(kind: ModelKind, layers: Layers, inputs: usize, hidden: usize) -> Self {
+                match kind {
+                    $(ModelKind::$variant => {
+                        let ($layers, $n, $h) = (&layers, inputs, hidden);
+                        let (hidden, output) = $build;
+                        Self::$variant(Stack { hidden, output })
+                    })*
+                }
+            }
+
+            /// Which stack this is.
+            pub fn kind(&self) -> ModelKind {
+                match self {
+                    $(Self::$variant(_) => ModelKind::$variant,)*
+                }
+            }
+
+            /// The formula the stack computes, its weights snapped to discrete values (see
+            /// [`crate::formula`]); `x` is the data the gates are judged on.
+            pub fn formula(
+                &self,
+                x: Tensor<2>,
+                options: &SnapOptions,
+            ) -> Result<Formula, FormulaError> {
+                match self {
+                    $(Self::$variant(s) => s.formula(x, options),)*
+                }
+            }
+        }
+
+        impl ArithmeticUnit for StaticToyModel {
+            fn forward_members<const D: usize>(
+                &self,
+                input: Tensor<D>,
+                members: usize,
+            ) -> Tensor<D> {
+                match self {
+                    $(Self::$variant(s) => s.forward_members(input, members),)*
+                }
+            }
+
+            fn regularizer_members(&self, members: usize) -> Option<Tensor<1>> {
+                match self {
+                    $(Self::$variant(s) => s.regularizer_members(members),)*
+                }
+            }
+
+            fn clamp_weights(self) -> Self {
+                match self {
+                    $(Self::$variant(s) => Self::$variant(s.clamp_weights()),)*
+                }
+            }
+        }
+    };
+}
+
+stacks! {
+    /// `Nalu → Nalu`, as in the NALU paper.
+    Nalu = "nalu": Nalu => Nalu, |l, n, h| (l.nalu(n, h), l.nalu(h, 1));
+    /// `Nac → Nac` (Madsen & Johansen's NAC+): sums and differences only.
+    Nac = "nac": Nac => Nac, |l, n, h| (l.nac(n, h), l.nac(h, 1));
+    /// `Nac → NacMul` (their NAC•): sums, then a product of their magnitudes.
+    NacMul = "nac-mul": Nac => NacMul, |l, n, h| (l.nac(n, h), l.nac_mul(h, 1));
+    /// `Nau → Nau`: Madsen & Johansen's model for `+` and `−`.
+    Nau = "nau": Nau => Nau, |l, n, h| (l.nau(n, h), l.nau(h, 1));
+    /// `Nau → Nmu`: their model for `×` and `z²`.
+    NauNmu = "nau-nmu": Nau => Nmu, |l, n, h| (l.nau(n, h), l.nmu(h, 1));
+    /// `Inalu → Inalu`.
+    Inalu = "inalu": Inalu => Inalu, |l, n, h| (l.inalu(n, h), l.inalu(h, 1));
+    /// `Nau → Npu`: sums, then real powers of them.
+    Npu = "npu": Nau => Npu, |l, n, h| (l.nau(n, h), l.npu(h, 1));
+    /// `Nau → RealNpu`.
+    RealNpu = "realnpu": Nau => RealNpu, |l, n, h| (l.nau(n, h), l.real_npu(h, 1));
+}
+
+impl fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for ModelKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ModelKind::ALL
+            .iter()
+            .copied()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = ModelKind::ALL.iter().map(|m| m.name()).collect();
+                format!("unknown model '{s}' (expected one of {})", names.join(", "))
+            })
+    }
+}
+
+impl StaticToyModel {
+    /// A freshly initialised `kind` stack (`inputs → hidden → 1`), its parameters drawn now from
+    /// the device's generator in the order the forward pass first reads them (seed the device
+    /// first, or build it through [`Population::init`](crate::Population::init)).
+    pub fn init(
+        kind: ModelKind,
+        scheme: InitScheme,
+        inputs: usize,
+        hidden: usize,
+        device: &Device,
+    ) -> Self {
+        let layers = Layers { scheme, device };
+        let model = Self::build(kind, layers, inputs, hidden);
+        model.forward_members(Tensor::<2>::zeros([1, inputs], device), 1);
+        model
+    }
+
+    /// `output(hidden(x))`: `[batch, inputs] → [batch, 1]`.
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        self.forward_members(x, 1)
+    }
+
+    /// Restarts an iNALU stack from fresh weights (see [`Inalu::reinitialize`]); other stacks
+    /// are returned unchanged.
+    pub fn reinitialize(self) -> Self {
+        match self {
+            Self::Inalu(s) => Self::Inalu(Stack {
+                hidden: s.hidden.reinitialize(),
+                output: s.output.reinitialize(),
+            }),
+            other => other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Population;
+
+    #[test]
+    fn every_kind_builds_and_maps_its_inputs_to_one_output() {
+        let device = Device::default();
+        for &kind in ModelKind::ALL {
+            let model = StaticToyModel::init(kind, InitScheme::Reference, 100, 2, &device);
+            assert_eq!(model.kind(), kind);
+            assert_eq!(
+                model.forward(Tensor::ones([3, 100], &device)).dims(),
+                [3, 1]
+            );
+            let reg = model.regularizer_members(1);
+            assert_eq!(reg.is_some(), kind.has_regularizer(), "{kind}");
+            let population = Population::init(0..3, &device, |d| {
+                StaticToyModel::init(kind, InitScheme::Madsen, 100, 2, d)
+            });
+            let y = population.forward(Tensor::ones([3, 5, 100], &device));
+            assert_eq!(y.dims(), [3, 5, 1], "{kind}");
+        }
+    }
+
+    #[test]
+    fn model_names_round_trip() {
+        for &kind in ModelKind::ALL {
+            assert_eq!(kind.name().parse::<ModelKind>(), Ok(kind));
+        }
+        assert_eq!(
+            "mlp".parse::<ModelKind>().unwrap_err(),
+            "unknown model 'mlp' (expected one of nalu, nac, nac-mul, nau, nau-nmu, inalu, npu, \
+             realnpu)"
+        );
+    }
+
+    #[test]
+    fn madsen_nac_range_gives_the_target_variance() {
+        // fan·Var(W) = 2 with Var(W) = (1 − tanh r/r)(r − tanh(r/2))/(2r).
+        for (d_in, d_out) in [(100, 2), (2, 1)] {
+            let r = madsen_nac_range(d_in, d_out);
+            let var = (1.0 - r.tanh() / r) * (r - (r / 2.0).tanh()) / (2.0 * r);
+            let fan = (d_in + d_out).max(5) as f64;
+            assert!((fan * var - 2.0).abs() < 1e-9, "{d_in}→{d_out}: r = {r}");
+        }
+        // A wider fan asks for a smaller variance, so a narrower range.
+        assert!(madsen_nac_range(100, 2) < madsen_nac_range(2, 1));
+    }
+}

@@ -1,0 +1,353 @@
+//! Reading the learned arithmetic back: snap a trained stack to discrete weights and render
+//! the function it computes.
+//!
+//! A unit that has learned its task exactly has weights at discrete values: NAC, NAU and the
+//! NALU's shared `W` at {−1, 0, 1}, NMU at {0, 1}, NALU gates saturated at 0 or 1 on the data.
+//! [`extract`] snaps each weight to the nearest such value, composes the layers into one
+//! [`Expr`] per output, and refuses (with [`NotDiscrete`] obstacles naming each weight and
+//! its distance) when any weight is farther than [`SnapOptions::max_distance`] from its snap
+//! or a gate is open. The *sparsity error* is Madsen & Johansen's `max min(|W|, |1 − |W||)`
+//! over every weight.
+//!
+//! Rendering ([`Expr::render`]) names input `i` `x{i}` (zero-based), collapses a run of three or
+//! more consecutive inputs with one coefficient to `sum(x[i..j])` (`j` exclusive), and replaces a
+//! caller's named group ([`Naming`]) when all its inputs share a coefficient:
+//!
+//! - sums: `x3 + x17 − x42`, `a − b`, `2·a`;
+//! - products: factors joined by `·`, divisors after `/`, repeated factors as powers:
+//!   `(x1 + x2)·x5`, `a / b`, `a^2`, `1 / (a·b)`;
+//! - the NALU's multiplicative path, `exp(log(|x| + ε)·W)`, sees magnitudes, and its factors are
+//!   written as such: `|a|·|b|`.
+//!
+//! ```
+//! use burn::module::Param;
+//! use burn::tensor::{Device, Tensor};
+//! use burn_nalu::formula::{Naming, SnapOptions, extract};
+//! use burn_nalu::{NauConfig, NmuConfig};
+//!
+//! let device = Device::default();
+//! // x0 + x1 and x2 + x3 in the first layer, their product in the second.
+//! let mut nau = NauConfig::new(4, 2).init(&device);
+//! nau.weight = Param::from_tensor(Tensor::from_floats(
+//!     [[0.99, 0.0], [1.0, 0.01], [0.0, 1.0], [0.02, 0.98]],
+//!     &device,
+//! ));
+//! let mut nmu = NmuConfig::new(2, 1).init(&device);
+//! nmu.weight = Param::from_tensor(Tensor::from_floats([[1.0], [0.97]], &device));
+//!
+//! let x = Tensor::<2>::ones([1, 4], &device);
+//! let formula = extract(&[&nau, &nmu], x, &SnapOptions::default()).unwrap();
+//! let names = Naming::new().with_group("a", &[0, 1]).with_group("b", &[2, 3]);
+//! assert_eq!(formula.render(&names), "a·b");
+//! assert_eq!(formula.render(&Naming::new()), "(x0 + x1)·(x2 + x3)");
+//! assert!((formula.sparsity_error - 0.03).abs() < 1e-6);
+//! ```
+
+mod expr;
+mod render;
+mod snap;
+
+use std::fmt;
+
+use burn::tensor::Tensor;
+
+pub use expr::Expr;
+pub use render::Naming;
+pub use snap::{Discretize, LayerSnap, NotDiscrete, SnapOptions};
+
+/// The formula of a stack could not be extracted.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FormulaError {
+    /// Some weights are far from discrete or some gates open; each is listed, farthest first.
+    NotDiscrete {
+        /// The largest `min(|w|, |1 − |w||)` over all weights.
+        sparsity_error: f64,
+        /// What stands in the way.
+        obstacles: Vec<NotDiscrete>,
+    },
+    /// The stack holds a unit this module cannot read (iNALU, NPU, RealNPU).
+    Unsupported(&'static str),
+}
+
+impl fmt::Display for FormulaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FormulaError::NotDiscrete {
+                sparsity_error,
+                obstacles,
+            } => {
+                write!(
+                    f,
+                    "no formula: {} obstacle(s), sparsity error {sparsity_error:.4}",
+                    obstacles.len()
+                )?;
+                for o in obstacles.iter().take(3) {
+                    write!(f, "; {o}")?;
+                }
+                if obstacles.len() > 3 {
+                    write!(f, "; …")?;
+                }
+                Ok(())
+            }
+            FormulaError::Unsupported(unit) => {
+                write!(f, "no formula: {unit} layers cannot be read as a formula")
+            }
+        }
+    }
+}
+
+impl std::error::Error for FormulaError {}
+
+/// The formula of a trained stack: one expression per output of its last layer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Formula {
+    /// One expression per output, over the stack's inputs.
+    pub outputs: Vec<Expr>,
+    /// The largest `min(|w|, |1 − |w||)` over all weights of the stack.
+    pub sparsity_error: f64,
+}
+
+impl Formula {
+    /// The outputs as text, joined by `; ` when there are several.
+    pub fn render(&self, naming: &Naming) -> String {
+        let parts: Vec<String> = self.outputs.iter().map(|e| e.render(naming)).collect();
+        parts.join("; ")
+    }
+
+    /// The formula's outputs on each row of `x` (row-major, `d_input` values a row).
+    pub fn eval_rows(&self, x: &[f32], d_input: usize) -> Vec<Vec<f64>> {
+        x.chunks(d_input)
+            .map(|row| {
+                let row: Vec<f64> = row.iter().map(|&v| v as f64).collect();
+                self.outputs.iter().map(|e| e.eval(&row)).collect()
+            })
+            .collect()
+    }
+}
+
+/// Snaps the `layers` of a stack (applied in order to `x`, `[rows, d_input]`) and composes
+/// their formulas, or says which weights and gates stand in the way.
+pub fn extract(
+    layers: &[&dyn Discretize],
+    x: Tensor<2>,
+    options: &SnapOptions,
+) -> Result<Formula, FormulaError> {
+    let [_, d_input] = x.dims();
+    let mut exprs: Vec<Expr> = (0..d_input).map(Expr::input).collect();
+    let mut snaps = Vec::with_capacity(layers.len());
+    let mut h = x;
+    for (k, layer) in layers.iter().enumerate() {
+        let snap = layer.discretize(&exprs, &h, options);
+        exprs = snap.outputs.clone();
+        snaps.push(snap);
+        if k + 1 < layers.len() {
+            h = layer.forward_2d(h);
+        }
+    }
+    let sparsity_error = snaps.iter().map(|s| s.sparsity_error).fold(0.0, f64::max);
+    let obstacles = live_obstacles(snaps);
+    if !obstacles.is_empty() {
+        return Err(FormulaError::NotDiscrete {
+            sparsity_error,
+            obstacles,
+        });
+    }
+    Ok(Formula {
+        outputs: exprs,
+        sparsity_error,
+    })
+}
+
+/// The obstacles of the units the final outputs depend on through non-zero snapped weights
+/// (a hidden unit nothing reads may stay undecided), named by layer and farthest first.
+fn live_obstacles(snaps: Vec<LayerSnap>) -> Vec<NotDiscrete> {
+    let widths: Vec<usize> = snaps.iter().map(|s| s.outputs.len()).collect();
+    let mut used = vec![true; widths.last().copied().unwrap_or(0)];
+    let mut obstacles = Vec::new();
+    for (k, snap) in snaps.into_iter().enumerate().rev() {
+        let live = snap.obstacles.into_iter().filter(|o| used[o.output()]);
+        obstacles.extend(live.map(|o| named(o, k)));
+        if k == 0 {
+            break;
+        }
+        let mut read = vec![false; widths[k - 1]];
+        for (support, _) in snap.support.iter().zip(&used).filter(|(_, u)| **u) {
+            support.iter().for_each(|&i| read[i] = true);
+        }
+        used = read;
+    }
+    obstacles.sort_by(|a, b| severity(b).total_cmp(&severity(a)));
+    obstacles
+}
+
+fn named(o: NotDiscrete, k: usize) -> NotDiscrete {
+    let layer = format!("layer {k}");
+    match o {
+        NotDiscrete::Weight {
+            layer: _,
+            parameter,
+            at,
+            value,
+            distance,
+        } => NotDiscrete::Weight {
+            layer,
+            parameter,
+            at,
+            value,
+            distance,
+        },
+        NotDiscrete::Gate {
+            layer: _,
+            output,
+            range,
+        } => NotDiscrete::Gate {
+            layer,
+            output,
+            range,
+        },
+    }
+}
+
+/// How far from discrete an obstacle is (an open gate's distance is its range's from 0 or 1).
+fn severity(o: &NotDiscrete) -> f64 {
+    match o {
+        NotDiscrete::Weight { distance, .. } => *distance,
+        NotDiscrete::Gate {
+            range: (lo, hi), ..
+        } => (1.0 - lo).min(*hi),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{NacConfig, NaluConfig, NauConfig, NmuConfig};
+    use burn::module::Param;
+    use burn::tensor::{Device, TensorData};
+
+    fn matrix(rows: &[&[f32]]) -> Tensor<2> {
+        let (r, c) = (rows.len(), rows[0].len());
+        let flat: Vec<f32> = rows.iter().flat_map(|row| row.iter().copied()).collect();
+        Tensor::from_data(TensorData::new(flat, [r, c]), &Device::default())
+    }
+
+    #[test]
+    fn nac_and_nau_snap_to_signed_sums() {
+        let device = Device::default();
+        let mut nau = NauConfig::new(3, 2).init(&device);
+        nau.weight = Param::from_tensor(matrix(&[&[0.98, 0.01], &[-1.0, 0.97], &[0.03, -0.99]]));
+        let x = Tensor::zeros([1, 3], &device);
+        let f = extract(&[&nau], x.clone(), &SnapOptions::default()).unwrap();
+        assert_eq!(f.render(&Naming::new()), "x0 − x1; x1 − x2");
+        assert!((f.sparsity_error - 0.03).abs() < 1e-6);
+        // NAC: W = tanh(Ŵ)·σ(M̂) ≈ ±1 or 0 with saturated hat weights.
+        let mut nac = NacConfig::new(3, 1).init(&device);
+        nac.w_hat = Param::from_tensor(matrix(&[&[20.0], &[-20.0], &[0.0]]));
+        nac.m_hat = Param::from_tensor(matrix(&[&[20.0], &[20.0], &[20.0]]));
+        let f = extract(&[&nac], x, &SnapOptions::default()).unwrap();
+        assert_eq!(f.render(&Naming::new()), "x0 − x1");
+    }
+
+    #[test]
+    fn nau_then_nmu_reads_as_a_product_of_groups() {
+        let device = Device::default();
+        let mut nau = NauConfig::new(4, 2).init(&device);
+        nau.weight = Param::from_tensor(matrix(&[
+            &[1.0, 0.0],
+            &[1.0, 0.0],
+            &[0.0, 1.0],
+            &[0.0, 1.0],
+        ]));
+        let mut nmu = NmuConfig::new(2, 1).init(&device);
+        nmu.weight = Param::from_tensor(matrix(&[&[1.0], &[0.999]]));
+        let x = matrix(&[&[1.0, 2.0, 3.0, 4.0]]);
+        let f = extract(&[&nau, &nmu], x, &SnapOptions::default()).unwrap();
+        let ab = Naming::new()
+            .with_group("a", &[0, 1])
+            .with_group("b", &[2, 3]);
+        assert_eq!(f.render(&ab), "a·b");
+        assert_eq!(f.render(&Naming::new()), "(x0 + x1)·(x2 + x3)");
+        assert_eq!(f.eval_rows(&[1.0, 2.0, 3.0, 4.0], 4), vec![vec![21.0]]);
+    }
+
+    /// A NALU with saturated `W` and a gate saturated by the data picks one path per output.
+    #[test]
+    fn nalu_gates_choose_the_path() {
+        let device = Device::default();
+        let mut nalu = NaluConfig::new(2, 2).init(&device);
+        nalu.nac.w_hat = Param::from_tensor(matrix(&[&[20.0, 20.0], &[20.0, -20.0]]));
+        nalu.nac.m_hat = Param::from_tensor(matrix(&[&[20.0, 20.0], &[20.0, 20.0]]));
+        // Positive inputs: output 0's gate logit is +40·(x0 + x1) (additive), output 1's −40·… .
+        nalu.gate = Some(Param::from_tensor(matrix(&[
+            &[40.0, -40.0],
+            &[40.0, -40.0],
+        ])));
+        let x = matrix(&[&[1.0, 2.0], &[3.0, 0.5]]);
+        let f = extract(&[&nalu], x.clone(), &SnapOptions::default()).unwrap();
+        assert_eq!(f.render(&Naming::new()), "x0 + x1; |x0| / |x1|");
+        // Inputs near zero leave the gate open: no formula, and the error says which.
+        let near_zero = matrix(&[&[0.001, 0.001], &[1.0, 1.0]]);
+        let err = extract(&[&nalu], near_zero, &SnapOptions::default()).unwrap_err();
+        let FormulaError::NotDiscrete { obstacles, .. } = &err else {
+            panic!("{err}")
+        };
+        let gate_0 = |o: &NotDiscrete| matches!(o, NotDiscrete::Gate { output: 0, .. });
+        assert!(obstacles.iter().any(gate_0), "{err}");
+        assert!(
+            err.to_string()
+                .contains("layer 0 gate of output 0 ranges over [0.5"),
+            "{err}"
+        );
+        // Ungated: both paths, added.
+        let mut ungated = NaluConfig::new(2, 1).with_use_gating(false).init(&device);
+        ungated.nac.w_hat = Param::from_tensor(matrix(&[&[20.0], &[20.0]]));
+        ungated.nac.m_hat = Param::from_tensor(matrix(&[&[20.0], &[20.0]]));
+        let f = extract(&[&ungated], x, &SnapOptions::default()).unwrap();
+        assert_eq!(f.render(&Naming::new()), "x0 + x1 + |x0|·|x1|");
+    }
+
+    /// A hidden unit that the output ignores (snapped weight 0) may stay undecided.
+    #[test]
+    fn unread_hidden_units_do_not_block_the_formula() {
+        let device = Device::default();
+        let mut nau = NauConfig::new(2, 2).init(&device);
+        nau.weight = Param::from_tensor(matrix(&[&[1.0, 0.4], &[1.0, 0.6]]));
+        let mut nmu = NmuConfig::new(2, 1).init(&device);
+        nmu.weight = Param::from_tensor(matrix(&[&[1.0], &[0.0]]));
+        let x = Tensor::zeros([1, 2], &device);
+        let f = extract(&[&nau, &nmu], x.clone(), &SnapOptions::default()).unwrap();
+        assert_eq!(f.render(&Naming::new()), "x0 + x1");
+        assert!((f.sparsity_error - 0.4).abs() < 1e-6, "counts every weight");
+        // Once the output reads the undecided unit, its weights block the formula.
+        nmu.weight = Param::from_tensor(matrix(&[&[1.0], &[1.0]]));
+        let err = extract(&[&nau, &nmu], x, &SnapOptions::default()).unwrap_err();
+        assert!(
+            err.to_string().starts_with("no formula: 2 obstacle(s)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn weights_far_from_discrete_are_refused_by_name() {
+        let device = Device::default();
+        let mut nau = NauConfig::new(2, 1).init(&device);
+        nau.weight = Param::from_tensor(matrix(&[&[0.6], &[0.95]]));
+        let err = extract(
+            &[&nau],
+            Tensor::zeros([1, 2], &device),
+            &SnapOptions::default(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no formula: 1 obstacle(s), sparsity error 0.4000; \
+             layer 0 W[0, 0] = 0.6000 is 0.4000 from discrete"
+        );
+        let loose = SnapOptions {
+            max_distance: 0.45,
+            ..SnapOptions::default()
+        };
+        let f = extract(&[&nau], Tensor::zeros([1, 2], &device), &loose).unwrap();
+        assert_eq!(f.render(&Naming::new()), "x0 + x1");
+    }
+}

@@ -1,0 +1,160 @@
+//! The fused ops on the flex backend: tensors in, host slices through `kernel`, tensors out.
+
+use burn::tensor::DType;
+
+use super::kernel::{backward, forward, linear_backward, linear_forward, recycle};
+use super::{Dims, FusedLinear, FusedNalu};
+use burn::backend::Flex;
+use burn::backend::flex::FlexTensor;
+use burn::tensor::{Shape, TensorData};
+
+/// The values of `t` as a slice, made contiguous first when they are not.
+fn contiguous(t: FlexTensor) -> FlexTensor {
+    if t.is_contiguous() {
+        t
+    } else {
+        t.to_contiguous()
+    }
+}
+
+fn values<F: bytemuck::Pod + burn::tensor::Element>(t: &FlexTensor) -> &[F] {
+    t.as_slice::<F>()
+        .expect("a contiguous tensor of the layer's float type")
+}
+
+/// The values of a contiguous tensor as a vector; no copy when the tensor owns them alone.
+fn into_vec<F: burn::tensor::Element>(t: FlexTensor) -> Vec<F> {
+    t.into_data()
+        .try_into_vec::<F>()
+        .expect("the fused layer's own cache, in the layer's float type")
+}
+
+fn tensor<F: burn::tensor::Element>(values: Vec<F>, shape: impl Into<Shape>) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape))
+}
+
+/// The sizes of a call on `x` (`[..., d_in]`, its leading axes the members' rows).
+fn dims(x: &FlexTensor, w: &FlexTensor, members: usize) -> Dims {
+    let (xs, ws) = (x.layout().shape(), w.layout().shape());
+    let rows: usize = xs[..xs.len() - 1].iter().product();
+    Dims {
+        members,
+        batch: rows / members,
+        d_in: xs[xs.len() - 1],
+        d_out: ws[1],
+    }
+}
+
+/// `x`'s shape with its last axis replaced by `last`.
+fn with_last(x: &FlexTensor, last: usize) -> Shape {
+    let mut shape = x.layout().shape().clone();
+    let n = shape.num_dims();
+    shape[n - 1] = last;
+    shape
+}
+
+macro_rules! by_dtype {
+    ($dtype:expr, $f:ident => $body:expr) => {
+        match $dtype {
+            DType::F64 => {
+                type $f = f64;
+                $body
+            }
+            DType::F32 => {
+                type $f = f32;
+                $body
+            }
+            other => panic!("fused NALU supports f32 and f64, got {other:?}"),
+        }
+    };
+}
+
+impl FusedNalu for Flex {
+    fn fused_nalu(
+        x: FlexTensor,
+        w_hat: FlexTensor,
+        m_hat: FlexTensor,
+        gate: FlexTensor,
+        epsilon: f64,
+        members: usize,
+    ) -> FlexTensor {
+        let (y, cache) = Self::fused_nalu_with_cache(x, w_hat, m_hat, gate, epsilon, members);
+        by_dtype!(cache.dtype(), F => recycle(into_vec::<F>(cache)));
+        y
+    }
+
+    fn fused_nalu_with_cache(
+        x: FlexTensor,
+        w_hat: FlexTensor,
+        m_hat: FlexTensor,
+        gate: FlexTensor,
+        epsilon: f64,
+        members: usize,
+    ) -> (FlexTensor, FlexTensor) {
+        let d = dims(&x, &w_hat, members);
+        let [x, w_hat, m_hat, gate] = [x, w_hat, m_hat, gate].map(contiguous);
+        by_dtype!(x.dtype(), F => {
+            let eps = epsilon as F;
+            let (y, cache) = forward::<F>(values(&x), values(&w_hat), values(&m_hat), values(&gate), eps, d);
+            let len = cache.len();
+            (tensor(y, with_last(&x, d.d_out)), tensor(cache, [1, len]))
+        })
+    }
+
+    fn fused_nalu_backward(
+        x: FlexTensor,
+        cache: FlexTensor,
+        gate: FlexTensor,
+        epsilon: f64,
+        dy: FlexTensor,
+        need_dx: bool,
+        members: usize,
+    ) -> (FlexTensor, FlexTensor, FlexTensor, FlexTensor) {
+        let d = dims(&x, &gate, members);
+        let [x, gate, dy] = [x, gate, dy].map(contiguous);
+        by_dtype!(x.dtype(), F => {
+            let eps = epsilon as F;
+            let mut cache = into_vec::<F>(cache);
+            let (dx, dw, dm, dg) = backward::<F>(
+                values(&x), &mut cache, values(&gate), eps, values(&dy), d, need_dx,
+            );
+            recycle(cache);
+            let dx_shape = match need_dx {
+                true => x.layout().shape().clone(),
+                false => Shape::from([0, d.d_in]),
+            };
+            let weights = [d.members * d.d_in, d.d_out];
+            (tensor(dx, dx_shape), tensor(dw, weights), tensor(dm, weights), tensor(dg, weights))
+        })
+    }
+}
+
+impl FusedLinear for Flex {
+    fn fused_linear(x: FlexTensor, w: FlexTensor, members: usize) -> FlexTensor {
+        let d = dims(&x, &w, members);
+        let [x, w] = [x, w].map(contiguous);
+        by_dtype!(x.dtype(), F => {
+            let y = linear_forward::<F>(values(&x), values(&w), d);
+            tensor(y, with_last(&x, d.d_out))
+        })
+    }
+
+    fn fused_linear_backward(
+        x: FlexTensor,
+        w: FlexTensor,
+        dy: FlexTensor,
+        need_dx: bool,
+        members: usize,
+    ) -> (FlexTensor, FlexTensor) {
+        let d = dims(&x, &w, members);
+        let [x, w, dy] = [x, w, dy].map(contiguous);
+        by_dtype!(x.dtype(), F => {
+            let (dx, dw) = linear_backward::<F>(values(&x), values(&w), values(&dy), d, need_dx);
+            let dx_shape = match need_dx {
+                true => x.layout().shape().clone(),
+                false => Shape::from([0, d.d_in]),
+            };
+            (tensor(dx, dx_shape), tensor(dw, [d.members * d.d_in, d.d_out]))
+        })
+    }
+}
