@@ -211,7 +211,12 @@ impl Uniform {
         for lane in 0..LANES {
             let (s01, s23) = (splitmix(), splitmix());
             // The last word is odd, so a lane's state is never all zero.
-            let words = [s01 as u32, (s01 >> 32) as u32, s23 as u32, (s23 >> 32) as u32 | 1];
+            let words = [
+                s01 as u32,
+                (s01 >> 32) as u32,
+                s23 as u32,
+                (s23 >> 32) as u32 | 1,
+            ];
             for (row, word) in state.iter_mut().zip(words) {
                 row[lane] = word;
             }
