@@ -4,7 +4,9 @@
 //! and f64; every other backend and float type takes the generic path, a composition of Burn
 //! ops that every backend supports.
 
-use burn::tensor::{DType, Device, Tensor};
+#[cfg(feature = "flex")]
+use burn::tensor::{DType, Tensor};
+use burn::tensor::Device;
 
 /// Whether `device` runs this crate's fused kernels (the flex backend, with the `flex`
 /// feature). Their results match the generic path's to rounding; on flex they are also the
@@ -14,6 +16,7 @@ pub fn has_fused_kernels(device: &Device) -> bool {
 }
 
 /// Whether `x` takes the fused kernels: on a device that has them, in f32 or f64.
+#[cfg(feature = "flex")]
 pub(crate) fn takes_fused_path<const D: usize>(x: &Tensor<D>) -> bool {
     matches!(x.dtype(), DType::F32 | DType::F64) && on_flex(&x.device())
 }
@@ -53,9 +56,12 @@ mod tests {
         #[cfg(feature = "ndarray")]
         #[allow(deprecated)]
         {
-            let on_ndarray = Tensor::<2>::zeros([64, 100], &Device::ndarray());
             assert!(!has_fused_kernels(&Device::ndarray()));
-            assert!(!takes_fused_path(&on_ndarray));
+            #[cfg(feature = "flex")]
+            {
+                let on_ndarray = Tensor::<2>::zeros([64, 100], &Device::ndarray());
+                assert!(!takes_fused_path(&on_ndarray));
+            }
         }
     }
 }

@@ -11,7 +11,7 @@ use crate::nac::Nac;
 use crate::{ArithmeticUnit, ops};
 
 /// Magnitude from which the iNALU regulariser stops pushing a parameter outwards.
-pub const REGULARIZER_THRESHOLD: f64 = 20.0;
+const REGULARIZER_THRESHOLD: f64 = 20.0;
 
 /// Configuration to create an [`Inalu`] layer using the [init function](InaluConfig::init).
 #[derive(Config, Debug)]
@@ -108,7 +108,7 @@ impl Inalu {
     }
 
     /// The sparsity regulariser `Σ_p mean(max(t − |p|, 0)) / t` over `Ŵ_a, M̂_a, Ŵ_m, M̂_m, G`,
-    /// with `t` = [`REGULARIZER_THRESHOLD`]: 0 once every parameter is saturated (`|p| ≥ t`),
+    /// with `t` = 20: 0 once every parameter is saturated (`|p| ≥ t`),
     /// where the weights are exactly −1, 0 or 1 and the gate exactly 0 or 1.
     pub fn regularizer(&self) -> Tensor<1> {
         self.regularizer_members(1)

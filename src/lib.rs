@@ -6,6 +6,7 @@
 //! run time by the [`Device`](burn::tensor::Device), and no layer names one.
 //!
 //! - [`Nac`] (neural accumulator, Trask et al. 2018): `W = tanh(Ŵ) ⊙ σ(M̂)`, `y = x·W`.
+//! - [`NacMul`] (the multiplicative NAC, NAC•): `y = exp(log(|x| + ε)·W)`.
 //! - [`Nalu`] (neural arithmetic logic unit): `a = x·W`, `m = exp(log(|x| + ε)·W)`,
 //!   `g = σ(x·G)`, `y = g⊙a + (1 − g)⊙m`; without gating, `y = a + m`.
 //! - [`Nau`] (neural addition unit, Madsen & Johansen 2020): `z = x·W`, `W ∈ [−1, 1]`.
@@ -16,16 +17,15 @@
 //! - [`Npu`] and [`RealNpu`] (neural power units, Heim et al. 2020): `z = exp(log r·W_re − k·W_im)
 //!   ⊙ cos(log r·W_im + k·W_re)`, real powers of inputs of any sign.
 //!
-//! The units with a training recipe of their own expose it as plain functions any training loop
-//! can call: a sparsity regulariser (`regularizer`), weighted over time by a
-//! [`RegularizerSchedule`], and a projection after each optimizer step (`clamp_weights`);
-//! [`ArithmeticUnit`] gives all units one interface. The math the units share (the NAC weight
-//! transform, the log-space product, the NMU product, the gate mix) lives in [`ops`].
-//! [`formula`] reads a trained stack back as the arithmetic it computes (`a + b`, `a·b`), after
-//! snapping its weights to discrete values, or says which weights stand in the way.
-//! [`optim::FastRmsProp`] is RMSProp (Keras's variant) with a one-pass update for small
-//! parameters. [`experiments`] holds the static-toy experiments of the NALU paper and of Madsen &
-//! Johansen 2020 (data, training loop, success statistics, reports) that
+//! Every unit implements [`ArithmeticUnit`], the interface a training loop needs: the forward
+//! pass, the sparsity `regularizer` (weighted over time by a [`RegularizerSchedule`]) and the
+//! projection after each optimizer step (`clamp_weights`). A [`Population`] trains many
+//! independently initialised copies of a unit (one per seed) as one model, in one forward, one
+//! backward and one optimizer step. [`formula`] reads a trained stack back as the arithmetic it
+//! computes (`a + b`, `a·b`), after snapping its weights to discrete values, or says which weights
+//! stand in the way. [`optim`] has RMSProp and Adam with a one-pass update for small parameters.
+//! [`experiments`] (feature `experiments`, on by default) holds the static arithmetic tasks of the
+//! NALU paper and of Madsen & Johansen 2020, the population training loop and the reports that
 //! `examples/static_toy.rs` runs.
 //!
 //! # A two-layer model
@@ -70,9 +70,15 @@
 //!
 //! The crate features `flex` (default) and `ndarray` choose which Burn CPU backend is compiled
 //! in for the tests, examples and benchmarks; `BURN_DEVICE=ndarray` selects it at run time when
-//! both are enabled. On flex the gated NALU layer runs as one fused op with a hand-written
-//! backward ([`ops::fused`]); every other backend composes Burn ops, with the same results to
-//! rounding.
+//! both are enabled. On flex the gated NALU layer and the units' matrix products run as fused
+//! ops with hand-written backward passes ([`ops::gated_nalu`]; [`backend`] says which devices
+//! take them); every other backend composes Burn ops, with the same results to rounding
+//! ([`ops::gated_nalu_reference`]). The fused loops compute the same bits at every SIMD level
+//! ([`SimdLevel`], pinned with `BURN_NALU_SIMD`).
+//!
+//! # Where things go
+//!
+//! `ARCHITECTURE.md` in the repository says where a new unit, task or backend goes.
 
 #![warn(missing_docs)]
 
@@ -117,7 +123,10 @@ pub use unit::ArithmeticUnit;
 /// The pool keeps at most four buffers; they stay allocated until this function is called or
 /// the process ends. Call it after training large layers; the next large step allocates again.
 pub fn release_buffers() -> usize {
-    ops::fused::release_buffers()
+    #[cfg(feature = "flex")]
+    return ops::fused::release_buffers();
+    #[cfg(not(feature = "flex"))]
+    0
 }
 
 /// The README's code compiles and runs as a doctest.

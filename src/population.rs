@@ -135,6 +135,7 @@ impl<U: Module + ArithmeticUnit> Population<U> {
 
     /// The population with its stacked unit mapped through `f` (which must keep every
     /// parameter's shape), such as a redraw of all members.
+    #[cfg_attr(not(feature = "experiments"), allow(dead_code))]
     pub(crate) fn map_unit(self, f: impl FnOnce(U) -> U) -> Self {
         Self {
             unit: f(self.unit),

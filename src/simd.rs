@@ -125,6 +125,7 @@ thread_local! {
 
 /// Runs `f` with this thread's kernels at `level` (unit tests compare the levels' bits).
 #[cfg(test)]
+#[cfg_attr(not(feature = "flex"), allow(dead_code))]
 pub(crate) fn pinned<R>(level: SimdLevel, f: impl FnOnce() -> R) -> R {
     assert!(level.is_supported(), "{level} is not supported here");
     let before = PINNED.replace(Some(level));

@@ -32,7 +32,7 @@ impl Default for SnapOptions {
 pub enum NotDiscrete {
     /// A weight farther than the tolerance from the value it would snap to.
     Weight {
-        /// The layer, as [`extract`] names it (`layer 0`, `layer 1`, …).
+        /// The layer, as [`extract`](super::extract) names it (`layer 0`, `layer 1`, …).
         layer: String,
         /// The parameter (`W`).
         parameter: &'static str,

@@ -15,6 +15,7 @@
 
 #[cfg(feature = "flex")]
 mod fast_math;
+#[cfg(feature = "flex")]
 pub(crate) mod fused;
 
 use burn::module::{DisplaySettings, Param};
@@ -66,6 +67,7 @@ pub(crate) fn matmul_members<const D: usize>(
     weight: Tensor<2>,
     members: usize,
 ) -> Tensor<D> {
+    #[cfg(feature = "flex")]
     if crate::backend::takes_fused_path(&x) {
         return fused::linear(x, weight, members);
     }
@@ -150,10 +152,11 @@ pub(crate) fn gated_nalu_members<const D: usize>(
     epsilon: f64,
     members: usize,
 ) -> Tensor<D> {
-    match crate::backend::takes_fused_path(&x) {
-        true => fused::gated_nalu(x, w_hat, m_hat, gate, epsilon, members),
-        false => reference_members(x, w_hat, m_hat, gate, epsilon, members),
+    #[cfg(feature = "flex")]
+    if crate::backend::takes_fused_path(&x) {
+        return fused::gated_nalu(x, w_hat, m_hat, gate, epsilon, members);
     }
+    reference_members(x, w_hat, m_hat, gate, epsilon, members)
 }
 
 /// [`gated_nalu`] as a plain composition of Burn ops, on every backend: the reference twin the

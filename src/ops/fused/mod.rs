@@ -18,9 +18,7 @@
 //! `kernel`.
 
 mod backward;
-#[cfg(feature = "flex")]
 mod forward;
-#[cfg(feature = "flex")]
 mod kernel;
 
 use burn::backend::tensor::FloatTensor;
@@ -32,7 +30,6 @@ use burn::tensor::Tensor;
 pub(crate) const DIRECT_MAX_WORK: usize = 1 << 18;
 
 /// Outputs per row up to which the dot-product loops beat a GEMM at any size.
-#[cfg(feature = "flex")]
 const SKINNY: usize = 4;
 
 /// The fused gated-NALU kernels, as a Burn backend extension. `x` is `[..., d_in]` of any rank,
@@ -136,15 +133,11 @@ pub(crate) fn gated_nalu<const D: usize>(
 /// Frees the cache buffers the fused layer keeps between steps (see
 /// [`release_buffers`](crate::release_buffers)).
 pub(crate) fn release_buffers() -> usize {
-    #[cfg(feature = "flex")]
-    return kernel::release_all();
-    #[cfg(not(feature = "flex"))]
-    0
+    kernel::release_all()
 }
 
 /// Sizes of one layer call: `members` copies, each on `batch` rows.
 #[derive(Clone, Copy, Debug)]
-#[cfg_attr(not(feature = "flex"), allow(dead_code))]
 struct Dims {
     members: usize,
     batch: usize,
@@ -152,7 +145,6 @@ struct Dims {
     d_out: usize,
 }
 
-#[cfg(feature = "flex")]
 impl Dims {
     /// Whether each member's matrix products go through GEMM: above [`DIRECT_MAX_WORK`]
     /// multiply-adds each, where the dot-product loops lose, unless the product is skinny
@@ -168,7 +160,7 @@ impl Dims {
     }
 }
 
-#[cfg(all(test, feature = "flex"))]
+#[cfg(test)]
 mod tests {
     use super::*;
     use burn::tensor::{DType, Device, TensorData};
