@@ -373,6 +373,26 @@ mod tests {
         assert!((r - 0.3).abs() < 1e-6, "{r}");
     }
 
+    /// Both units' regularisers pull every gate open, wherever it stands in (0, 1): the term
+    /// is `mean(1 − ĝ)`, whose gradient is `−1/n` per gate (see [`Npu::regularizer`] for why).
+    #[test]
+    fn both_regularizers_pull_every_gate_open() {
+        let device = Device::default().autodiff();
+        let gates = [0.05f32, 0.5, 0.95];
+        let mut npu = NpuConfig::new(3, 1).init(&device);
+        npu.gate = Param::from_data(gates, &device);
+        let mut real = NpuConfig::new(3, 1).init_real(&device);
+        real.gate = Param::from_data(gates, &device);
+        let grad_of = |reg: Tensor<1>, gate: &Param<Tensor<1>>| {
+            let grads = reg.backward();
+            let g = gate.grad(&grads).unwrap();
+            g.into_data().try_to_vec::<f32>().unwrap()
+        };
+        let want = [-1.0f32 / 3.0; 3];
+        assert_eq!(grad_of(npu.regularizer(), &npu.gate), want);
+        assert_eq!(grad_of(real.regularizer(), &real.gate), want);
+    }
+
     #[test]
     fn clamping_after_an_optimizer_step_keeps_gates_in_range() {
         let device = Device::default().autodiff();
