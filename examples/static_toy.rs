@@ -73,6 +73,10 @@ struct Cli {
     /// Train the whole budget, without the madsen recipes' early stop.
     #[arg(long)]
     no_early_stop: bool,
+    /// Also try each run's best weights snapped to their discrete values, kept when they do no
+    /// worse on validation; reported beside the plain results ("Success, snapped").
+    #[arg(long)]
+    snap: bool,
     /// Final weight of the sparsity regulariser (default: the model's recipe; 0 turns it off).
     #[arg(long, value_name = "F", value_parser = non_negative_f64)]
     reg_lambda: Option<f64>,
@@ -243,6 +247,7 @@ impl Cli {
             regularizer: (regularizer.lambda > 0.0).then_some(regularizer),
             eval_every: self.eval_every.or(recipe.eval_every),
             early_stop_patience: recipe.early_stop_patience.filter(|_| !self.no_early_stop),
+            snap: self.snap,
             ..recipe
         }
     }

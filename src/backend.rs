@@ -4,9 +4,9 @@
 //! and f64; every other backend and float type takes the generic path, a composition of Burn
 //! ops that every backend supports.
 
+use burn::tensor::Device;
 #[cfg(feature = "flex")]
 use burn::tensor::{DType, Tensor};
-use burn::tensor::Device;
 
 /// Whether `device` runs this crate's fused kernels (the flex backend, with the `flex`
 /// feature). Their results match the generic path's to rounding; on flex they are also the

@@ -111,6 +111,11 @@ impl ArithmeticUnit for Nac {
         ops::matmul_members(input, self.weight(), members)
     }
 
+    fn snap(self) -> Self {
+        let (w_hat, m_hat) = ops::snap_nac(self.w_hat, self.m_hat);
+        Self { w_hat, m_hat }
+    }
+
     fn as_formula_layer(&self) -> Option<&dyn crate::formula::Discretize> {
         Some(self)
     }
@@ -224,6 +229,24 @@ mod tests {
         assert_eq!(
             format!("{nac}"),
             "Nac {d_input: 3, d_output: 5, params: 30}"
+        );
+    }
+
+    #[test]
+    fn snap_makes_the_effective_weight_exactly_discrete() {
+        let device = Device::default();
+        // W = tanh(Ŵ)·σ(M̂) ≈ 0.88, −0.73, 0.10, 0.05, 0.18, 0.73: rounds to 1, −1, 0, 0, 0, 1.
+        let trained = Nac {
+            w_hat: Param::from_data([[3.0, -1.0], [0.2, 0.1], [0.8, 1.0]], &device),
+            m_hat: Param::from_data([[2.0, 3.0], [0.0, 0.0], [-1.0, 3.0]], &device),
+        };
+        let w = ops::nac_weight(trained.w_hat.val(), trained.m_hat.val());
+        w.into_data().assert_within_range(-0.9..0.9);
+        let snapped = trained.snap();
+        let w = ops::nac_weight(snapped.w_hat.val(), snapped.m_hat.val()).into_data();
+        assert_eq!(
+            w,
+            TensorData::from([[1.0f32, -1.0], [0.0, 0.0], [0.0, 1.0]])
         );
     }
 }

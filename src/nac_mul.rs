@@ -111,6 +111,13 @@ impl ArithmeticUnit for NacMul {
         ops::log_space_matmul(input, self.weight(), self.epsilon, members)
     }
 
+    fn snap(self) -> Self {
+        Self {
+            nac: ArithmeticUnit::snap(self.nac),
+            ..self
+        }
+    }
+
     fn as_formula_layer(&self) -> Option<&dyn crate::formula::Discretize> {
         Some(self)
     }

@@ -147,6 +147,14 @@ impl ArithmeticUnit for Nalu {
         }
     }
 
+    /// Snaps `W` (the gate, which depends on the input, stays as it is).
+    fn snap(self) -> Self {
+        Self {
+            nac: ArithmeticUnit::snap(self.nac),
+            ..self
+        }
+    }
+
     fn as_formula_layer(&self) -> Option<&dyn crate::formula::Discretize> {
         Some(self)
     }

@@ -113,6 +113,12 @@ impl ArithmeticUnit for Nau {
         self.clamp_weights()
     }
 
+    fn snap(self) -> Self {
+        Self {
+            weight: ops::snap_param(self.weight, 1.0, Some((-1.0, 1.0))),
+        }
+    }
+
     fn as_formula_layer(&self) -> Option<&dyn crate::formula::Discretize> {
         Some(self)
     }
@@ -213,5 +219,16 @@ mod tests {
         NauConfig::new(3, 1)
             .init(&device)
             .forward(Tensor::<2>::zeros([1, 2], &device));
+    }
+
+    #[test]
+    fn snap_rounds_weights_to_the_nearest_of_minus_one_zero_one() {
+        let device = Device::default();
+        let trained = nau([[0.97, -0.51], [0.02, 0.49], [-1.0, 0.6]], &device);
+        let w = trained.snap().weight.val().into_data();
+        assert_eq!(
+            w,
+            TensorData::from([[1.0f32, -1.0], [0.0, 0.0], [-1.0, 1.0]])
+        );
     }
 }

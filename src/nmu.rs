@@ -115,6 +115,12 @@ impl ArithmeticUnit for Nmu {
         self.clamp_weights()
     }
 
+    fn snap(self) -> Self {
+        Self {
+            weight: ops::snap_param(self.weight, 1.0, Some((0.0, 1.0))),
+        }
+    }
+
     fn as_formula_layer(&self) -> Option<&dyn crate::formula::Discretize> {
         Some(self)
     }
@@ -220,5 +226,13 @@ mod tests {
         NmuConfig::new(3, 1)
             .init(&device)
             .forward(Tensor::<2>::zeros([1, 2], &device));
+    }
+
+    #[test]
+    fn snap_rounds_weights_to_zero_or_one() {
+        let device = Device::default();
+        let trained = nmu([[0.97, 0.51], [0.02, 0.49], [0.0, 1.0]], &device);
+        let w = trained.snap().weight.val().into_data();
+        assert_eq!(w, TensorData::from([[1.0f32, 1.0], [0.0, 0.0], [0.0, 1.0]]));
     }
 }

@@ -246,7 +246,7 @@ fn npu_forward<const D: usize>(
 
 /// `Npu` and `RealNpu` as arithmetic units; `$w_im` reads the imaginary weights, if any.
 macro_rules! npu_unit {
-    ($unit:ty, $name:literal, |$s:ident| $w_im:expr) => {
+    ($unit:ty, $name:literal, |$s:ident| $w_im:expr, |$u:ident| $snap:expr) => {
         impl ArithmeticUnit for $unit {
             const REGULARIZED: bool = true;
 
@@ -268,12 +268,26 @@ macro_rules! npu_unit {
             fn clamp_weights(self) -> Self {
                 self.clamp_weights()
             }
+
+            /// Powers to multiples of ½ (roots allowed), gates to open or closed, and for the
+            /// NPU the imaginary weights to 0.
+            fn snap(self) -> Self {
+                let $u = Self {
+                    w_re: ops::snap_param(self.w_re, 2.0, None),
+                    gate: ops::snap_param(self.gate, 1.0, Some((0.0, 1.0))),
+                    ..self
+                };
+                $snap
+            }
         }
     };
 }
 
-npu_unit!(Npu, "Npu", |s| Some(s.w_im.val()));
-npu_unit!(RealNpu, "RealNpu", |_s| None);
+npu_unit!(Npu, "Npu", |s| Some(s.w_im.val()), |u| Npu {
+    w_im: ops::snap_param(u.w_im, 1.0, Some((0.0, 0.0))),
+    ..u
+});
+npu_unit!(RealNpu, "RealNpu", |_s| None, |u| u);
 
 #[cfg(test)]
 mod tests {
@@ -429,5 +443,21 @@ mod tests {
         NpuConfig::new(2, 1)
             .init_real(&device)
             .forward(Tensor::<2>::zeros([1, 3], &device));
+    }
+
+    #[test]
+    fn snap_rounds_powers_to_halves_and_gates_shut_or_open() {
+        let device = Device::default();
+        let trained = complex([[0.52], [-0.9]], [0.9, 0.3], &device);
+        let trained = Npu {
+            w_im: Param::from_data([[0.2], [-0.1]], &device),
+            ..trained
+        };
+        let snapped = trained.snap();
+        let values = |p: &Param<Tensor<2>>| p.val().into_data().try_to_vec::<f32>().unwrap();
+        assert_eq!(values(&snapped.w_re), [0.5, -1.0]);
+        assert_eq!(values(&snapped.w_im), [0.0, 0.0]);
+        let gate = snapped.gate.val().into_data().try_to_vec::<f32>().unwrap();
+        assert_eq!(gate, [1.0, 0.0]);
     }
 }

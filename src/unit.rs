@@ -36,6 +36,15 @@ pub trait ArithmeticUnit: Module + ModuleDisplay + Sized {
         self
     }
 
+    /// The unit with its weights snapped to the discrete values of the arithmetic they
+    /// approximate (identity for units without such values): NAU and NAC weights to −1, 0 or 1,
+    /// NMU weights to 0 or 1, NPU powers to multiples of ½. A trained unit near an exact
+    /// solution becomes that solution; training loops can keep the snapped weights when they
+    /// do better on validation data.
+    fn snap(self) -> Self {
+        self
+    }
+
     /// The forward pass of a plain unit (one member): `[..., d_in] → [..., d_out]`.
     fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
         self.forward_members(input, 1)

@@ -261,7 +261,7 @@ fn several_models_print_a_success_matrix() {
 }
 
 /// The fields of every run, in JSON and CSV alike.
-const FIELDS: [&str; 31] = [
+const FIELDS: [&str; 35] = [
     "model",
     "task",
     "protocol",
@@ -289,6 +289,10 @@ const FIELDS: [&str; 31] = [
     "diverged_step",
     "diverged_loss",
     "stopped_at_step",
+    "snap_kept",
+    "snapped_valid_mse",
+    "snapped_extrapolation_mse",
+    "snapped_success",
     "restarts",
     "population",
     "wall_seconds",

@@ -97,6 +97,11 @@ pub struct TrainConfig {
     /// by 1% for this many evaluations: converged, and done converging. `None`: train the
     /// whole budget. Reads no extrapolation data.
     pub early_stop_patience: Option<usize>,
+    /// After training, also try each run's kept checkpoint with its weights snapped to their
+    /// discrete values ([`ArithmeticUnit::snap`](crate::ArithmeticUnit::snap)), and keep the
+    /// snapped weights when their validation MSE is no worse. Reported beside the plain result,
+    /// never in its place.
+    pub snap: bool,
 }
 
 impl TrainConfig {
@@ -127,6 +132,7 @@ impl TrainConfig {
             restart_on_stall: false,
             eval_every: None,
             early_stop_patience: None,
+            snap: false,
         }
     }
 
@@ -199,6 +205,7 @@ impl TrainConfig {
             restart_on_stall: false,
             eval_every: Some(1000),
             early_stop_patience: Some(100),
+            snap: false,
         }
     }
 

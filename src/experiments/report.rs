@@ -73,6 +73,8 @@ pub struct TaskSummary {
     pub runs: usize,
     /// Runs whose extrapolation MSE is below their success threshold.
     pub successes: usize,
+    /// With snapping on: runs that succeed with the weights the snap rule keeps.
+    pub snapped_successes: Option<usize>,
     /// Runs that diverged.
     pub diverged: usize,
     /// Wilson 95% confidence interval of the success rate, `(lower, upper)`.
@@ -137,6 +139,10 @@ pub fn summarize(results: &[RunResult]) -> Vec<TaskSummary> {
                 task: task.into(),
                 runs: runs.len(),
                 successes: successes.len(),
+                snapped_successes: runs
+                    .iter()
+                    .map(|r| r.snapped_success.map(usize::from))
+                    .sum::<Option<usize>>(),
                 success_rate_ci: wilson_interval(successes.len(), runs.len(), Z_95),
                 median_solved_at_step: median_of_some(
                     successes.iter().map(|r| r.solved_at_step.map(|s| s as f64)),
@@ -171,14 +177,15 @@ pub fn median(values: impl Iterator<Item = f64>) -> f64 {
 pub fn summary_table(summaries: &[TaskSummary]) -> String {
     let mut out = String::from(
         "| Model | Operation | Success | 95% CI | Diverged | Solved At (median step) | \
-         Sparsity Error (median) | Median Extrapolated Test Loss | Median Norm. Error |\n\
-         |---|---|---|---|---|---|---|---|---|\n",
+         Sparsity Error (median) | Median Extrapolated Test Loss | Median Norm. Error | \
+         Success, snapped |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
     );
     let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
     for s in summaries {
         let _ = writeln!(
             out,
-            "| {} | {} | {}/{} | [{:.2}, {:.2}] | {} | {} | {} | {} | {:.3} |",
+            "| {} | {} | {}/{} | [{:.2}, {:.2}] | {} | {} | {} | {} | {:.3} | {} |",
             s.model,
             formula_of(&s.task),
             s.successes,
@@ -190,6 +197,7 @@ pub fn summary_table(summaries: &[TaskSummary]) -> String {
             or_dash(s.median_sparsity_error.map(format_metric)),
             format_metric(s.median_extrapolation_mse),
             s.median_normalized_error,
+            or_dash(s.snapped_successes.map(|k| format!("{k}/{}", s.runs))),
         );
     }
     out
@@ -392,6 +400,10 @@ mod tests {
             diverged_step: None,
             diverged_loss: None,
             stopped_at_step: Some(950),
+            snap_kept: Some(true),
+            snapped_valid_mse: Some(1e-9),
+            snapped_extrapolation_mse: None,
+            snapped_success: Some(true),
             restarts: 0,
             population: 100,
             wall_seconds: 1.25,

@@ -147,6 +147,13 @@ impl<A: ArithmeticUnit, B: ArithmeticUnit> ArithmeticUnit for Stack<A, B> {
             output: self.output.clamp_weights(),
         }
     }
+
+    fn snap(self) -> Self {
+        Self {
+            hidden: self.hidden.snap(),
+            output: self.output.snap(),
+        }
+    }
 }
 
 impl<A: ArithmeticUnit, B: ArithmeticUnit> Stack<A, B> {
@@ -263,6 +270,12 @@ macro_rules! stacks {
             fn clamp_weights(self) -> Self {
                 match self {
                     $(Self::$variant(s) => Self::$variant(s.clamp_weights()),)*
+                }
+            }
+
+            fn snap(self) -> Self {
+                match self {
+                    $(Self::$variant(s) => Self::$variant(s.snap()),)*
                 }
             }
         }

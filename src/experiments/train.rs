@@ -15,9 +15,9 @@ use super::config::{Budget, RunOptimizer, TrainConfig};
 use super::readback::Readback;
 use super::stacks::StaticToyModel;
 use super::task::{BatchSampler, Split, TaskData, TrainingData};
-use crate::Population;
 use crate::inalu::StallDetector;
 use crate::population::with_seed;
+use crate::{ArithmeticUnit, Population};
 
 /// MSE on each split at one evaluation (step 0: the initial weights).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -94,6 +94,15 @@ pub struct RunResult {
     pub diverged_loss: Option<f64>,
     /// The evaluated step at which the run met its early-stopping rule and stopped.
     pub stopped_at_step: Option<usize>,
+    /// With snapping on: whether the snapped weights were kept (their validation MSE no worse).
+    pub snap_kept: Option<bool>,
+    /// With snapping on: the validation MSE of the snapped weights.
+    pub snapped_valid_mse: Option<f64>,
+    /// With snapping on: the extrapolation MSE of the weights the snap rule keeps (snapped or
+    /// plain).
+    pub snapped_extrapolation_mse: Option<f64>,
+    /// With snapping on: whether the weights the snap rule keeps succeed.
+    pub snapped_success: Option<bool>,
     /// Restarts from fresh weights after a stalled loss (iNALU's strategy).
     pub restarts: usize,
     /// How many runs trained together in this run's population.
@@ -395,6 +404,9 @@ impl Trainer {
                 let model = model.expect("every run has a checkpoint");
                 let mut result = run.result(&data, config, baseline);
                 result.readback(Readback::new(&model, &data, device));
+                if config.snap {
+                    result.snap(&model, &data, device);
+                }
                 result.population = total;
                 result.wall_seconds = wall_seconds;
                 result.steps_per_second = steps_per_second;
@@ -637,6 +649,10 @@ impl RunState {
             diverged_step: self.diverged.map(|d| d.0),
             diverged_loss: self.diverged.map(|d| d.1),
             stopped_at_step: self.stopped_at,
+            snap_kept: None,
+            snapped_valid_mse: None,
+            snapped_extrapolation_mse: None,
+            snapped_success: None,
             restarts: self.restarts,
             population: 1,
             wall_seconds: 0.0,
@@ -646,6 +662,22 @@ impl RunState {
 }
 
 impl RunResult {
+    /// Tries the kept checkpoint with snapped weights; keeps them when their validation MSE is
+    /// no worse (the extrapolation split is read only to report the outcome).
+    fn snap(&mut self, model: &StaticToyModel, data: &TaskData, device: &Device) {
+        let snapped = model.clone().snap();
+        let valid = snapped.mse(&data.valid, device);
+        let kept = valid <= model.mse(&data.valid, device);
+        let extrapolation = match kept {
+            true => snapped.mse(&data.extrapolation, device),
+            false => self.extrapolation_mse,
+        };
+        self.snap_kept = Some(kept);
+        self.snapped_valid_mse = Some(valid);
+        self.snapped_extrapolation_mse = Some(extrapolation);
+        self.snapped_success = Some(extrapolation < self.success_threshold);
+    }
+
     fn readback(&mut self, b: Readback) {
         self.formula = b.formula;
         self.formula_error = b.formula_error;

@@ -266,6 +266,34 @@ pub(crate) fn clamp_param<const D: usize>(
     replace_value(param, |t| t.clamp(min, max))
 }
 
+/// A parameter with its value rounded to the nearest multiple of `1/steps` (then clamped to
+/// `range`, if given): the snap of weights that stand for integer or half-integer values.
+pub(crate) fn snap_param<const D: usize>(
+    param: Param<Tensor<D>>,
+    steps: f64,
+    range: Option<(f64, f64)>,
+) -> Param<Tensor<D>> {
+    replace_value(param, |t| {
+        let snapped = t.mul_scalar(steps).round().div_scalar(steps);
+        match range {
+            Some((min, max)) => snapped.clamp(min, max),
+            None => snapped,
+        }
+    })
+}
+
+/// `(Ŵ, M̂)` of a NAC whose weight `W = tanh(Ŵ)·σ(M̂)` is `W` rounded to −1, 0 or 1 exactly in
+/// f32 and f64: `Ŵ = 20·round(W)` (tanh(20) rounds to 1) and `M̂ = 20` (σ(20) rounds to 1).
+pub(crate) fn snap_nac(
+    w_hat: Param<Tensor<2>>,
+    m_hat: Param<Tensor<2>>,
+) -> (Param<Tensor<2>>, Param<Tensor<2>>) {
+    let w = nac_weight(w_hat.val(), m_hat.val()).detach();
+    let w_hat = replace_value(w_hat, |_| w.round().clamp(-1.0, 1.0).mul_scalar(20.0));
+    let m_hat = replace_value(m_hat, |t| t.ones_like().mul_scalar(20.0));
+    (w_hat, m_hat)
+}
+
 /// A parameter with a fresh value drawn from `distribution` on its device (a restart).
 pub(crate) fn redraw_param<const D: usize>(
     param: Param<Tensor<D>>,
