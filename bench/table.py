@@ -2,6 +2,7 @@
 import json
 import pathlib
 import platform
+import re
 import sys
 
 
@@ -9,6 +10,10 @@ def load(folder):
     rows = {}
     for path in sorted(pathlib.Path(folder).glob("*.json")):
         result = json.loads(path.read_text())
+        if "threads" in result:  # one file per thread count (jax_population.py): keys by threads
+            t = result.pop("threads")
+            result = {re.sub(r"^(population|peak_rss|base_rss)_", rf"\1_{t}t_", k): v
+                      for k, v in result.items()}
         row = rows.setdefault(result["framework"], {})
         row.update({k: v for k, v in result.items() if k != "framework"})
     return rows
@@ -26,22 +31,60 @@ def machine():
 
 def main(folder):
     rows = load(folder)
+    print(f"machine: {machine()}")
+    single_model_table(rows)
+    population_table(rows)
+
+
+def single_model_table(rows):
+    rows = {n: r for n, r in rows.items() if "toy_step_s" in r or "large_fwd_bwd_s" in r}
     peers = {name: r for name, r in rows.items() if not name.startswith("burn-nalu")}
     best = {
-        key: min(r[key] for r in peers.values() if key in r)
+        key: min((r[key] for r in peers.values() if key in r), default=None)
         for key in ("toy_step_s", "large_fwd_bwd_s")
     }
-    torch = next((r for name, r in peers.items() if name.startswith("PyTorch")), {})
-    print(f"machine: {machine()}")
+    torch = next((r for name, r in peers.items() if name.startswith("PyTorch") and "toy_step_s" in r), {})
     print("| Implementation | Toy step (µs, 1 thread) | × vs PyTorch | Large fwd+bwd (s, 2 threads) | × vs fastest peer |")
     print("|---|---|---|---|---|")
     for name, r in rows.items():
         toy, large = r.get("toy_step_s"), r.get("large_fwd_bwd_s")
         speedup = f"{torch['toy_step_s'] / toy:.1f}" if toy and "toy_step_s" in torch else "-"
-        vs_best = f"{best['large_fwd_bwd_s'] / large:.2f}" if large else "-"
+        vs_best = f"{best['large_fwd_bwd_s'] / large:.2f}" if large and best["large_fwd_bwd_s"] else "-"
         toy_us = f"{toy * 1e6:.1f}" if toy else "-"
         large_s = f"{large:.3f}" if large else "-"
         print(f"| {name} | {toy_us} | {speedup} | {large_s} | {vs_best} |")
+
+
+def population_table(rows):
+    """Seed-steps per second of each way to train S seeds; memory is the process's peak RSS / S."""
+    entries = []  # (label, seed-steps per second, peak RSS bytes or None, S)
+    for name, r in rows.items():
+        s = r.get("population")
+        if not s:
+            continue
+        if "population_step_s" in r:  # burn-nalu (examples/timing.rs --population)
+            entries.append((f"{name} population, 1 thread", s / r["population_step_s"],
+                            r.get("peak_rss_bytes"), s))
+            if "toy_step_s" in r:
+                entries.append((f"{name} {s} single runs, 1 thread", 1 / r["toy_step_s"], None, s))
+        for key, seconds in r.items():
+            m = re.fullmatch(r"(\w+?)_(\d+)t_step_s", key)
+            if m:
+                variant = "" if m[1] == "population" else f" {m[1].replace('_', ' ')}"
+                rss = r.get(f"peak_rss_{m[2]}t_bytes", r.get("peak_rss_bytes"))
+                entries.append((f"{name}{variant}, {m[2]} thread{'s' * (m[2] != '1')}",
+                                s / seconds, rss, s))
+    if not entries:
+        return
+    ref = next((e[1] for e in entries if e[0].startswith("burn-nalu") and "population" in e[0]), None)
+    print()
+    print(f"Population training (S = {entries[0][3]} seeds, seed-steps per second = S / step time)")
+    print("| Implementation | Seed-steps/s | burn-nalu population × | Memory per seed (MiB, peak RSS / S) |")
+    print("|---|---|---|---|")
+    for label, rate, rss, s in entries:
+        ratio = f"{ref / rate:.2f}" if ref else "-"
+        memory = f"{rss / s / 2**20:.2f}" if rss else "-"
+        print(f"| {label} | {rate:,.0f} | {ratio} | {memory} |")
 
 
 if __name__ == "__main__":

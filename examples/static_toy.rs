@@ -31,10 +31,11 @@ struct Cli {
     /// Task to run: add, sub, mul, div, square or sqrt (repeatable; default: all six).
     #[arg(long = "task", value_name = "NAME")]
     tasks: Vec<Operation>,
-    /// Model: nalu, nac, nac-mul, nau, nau-nmu, inalu, npu, realnpu, or all (repeatable;
-    /// default: nalu).
+    /// Model: nalu, nac, nac-mul, nau, nau-nmu, inalu, npu, realnpu, all, or recommended (the
+    /// stack and recipe this crate recommends for each task; repeatable; default: nalu and
+    /// recommended, or nalu with --protocol madsen).
     #[arg(long = "model", value_name = "NAME", value_parser = parse_models)]
-    models: Vec<Vec<ModelKind>>,
+    models: Vec<Vec<Choice>>,
     /// Data and success criterion: reference (the Keras reference's task) or madsen (Madsen &
     /// Johansen 2020: overlapping subsets, fresh batches from U[1, 2), extrapolation U[2, 6),
     /// threshold from weights off by 1e-5, their recipes).
@@ -77,6 +78,11 @@ struct Cli {
     /// worse on validation; reported beside the plain results ("Success, snapped").
     #[arg(long)]
     snap: bool,
+    /// Train each seed from N initialisations and keep, per seed, the one with the lowest
+    /// validation MSE (restarts chosen on validation data; reported with its count).
+    /// (Default: the recipe's, 1 but for the recommended ÷ and √.)
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
+    inits: Option<usize>,
     /// Final weight of the sparsity regulariser (default: the model's recipe; 0 turns it off).
     #[arg(long, value_name = "F", value_parser = non_negative_f64)]
     reg_lambda: Option<f64>,
@@ -165,23 +171,52 @@ fn parse_range(s: &str) -> Result<(f32, f32), String> {
     }
 }
 
-fn parse_models(s: &str) -> Result<Vec<ModelKind>, String> {
+/// A `--model` entry: one stack with its recipe, or each task's recommended stack and recipe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Choice {
+    Stack(ModelKind),
+    Recommended,
+}
+
+impl Choice {
+    /// The stack trained for `op`.
+    fn model(self, op: Operation) -> ModelKind {
+        match self {
+            Self::Stack(model) => model,
+            Self::Recommended => TrainConfig::recommended(op).model,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Stack(model) => model.name(),
+            Self::Recommended => "recommended",
+        }
+    }
+}
+
+fn parse_models(s: &str) -> Result<Vec<Choice>, String> {
     match s {
-        "all" => Ok(ModelKind::ALL.to_vec()),
-        _ => s.parse().map(|m| vec![m]),
+        "all" => Ok(ModelKind::ALL.iter().map(|&m| Choice::Stack(m)).collect()),
+        "recommended" => Ok(vec![Choice::Recommended]),
+        _ => s.parse().map(|m| vec![Choice::Stack(m)]),
     }
 }
 
 impl Cli {
-    /// The tasks and models asked for (defaults: all six tasks, NALU).
-    fn selection(&self) -> (Vec<Operation>, Vec<ModelKind>) {
+    /// The tasks and models asked for (defaults: all six tasks; NALU, and the recommended
+    /// stacks on the reference task).
+    fn selection(&self) -> (Vec<Operation>, Vec<Choice>) {
         let tasks = match self.tasks.is_empty() {
             true => Operation::ALL.to_vec(),
             false => self.tasks.clone(),
         };
-        let mut models: Vec<ModelKind> = self.models.iter().flatten().copied().collect();
+        let mut models: Vec<Choice> = self.models.iter().flatten().copied().collect();
         if models.is_empty() {
-            models.push(ModelKind::Nalu);
+            models.push(Choice::Stack(ModelKind::Nalu));
+            if self.protocol == ProtocolName::Reference {
+                models.push(Choice::Recommended);
+            }
         }
         models.dedup();
         (tasks, models)
@@ -217,10 +252,11 @@ impl Cli {
     }
 
     /// The model's recipe for `op` under `--protocol`, with what the command line overrides.
-    fn config(&self, model: ModelKind, op: Operation) -> TrainConfig {
-        let recipe = match self.protocol {
-            ProtocolName::Reference => TrainConfig::recipe(model, op),
-            ProtocolName::Madsen => TrainConfig::madsen(model),
+    fn config(&self, choice: Choice, op: Operation) -> TrainConfig {
+        let recipe = match (self.protocol, choice) {
+            (ProtocolName::Reference, Choice::Stack(model)) => TrainConfig::recipe(model, op),
+            (ProtocolName::Reference, Choice::Recommended) => TrainConfig::recommended(op),
+            (ProtocolName::Madsen, _) => TrainConfig::madsen(choice.model(op)),
         };
         let schedule = recipe.regularizer.unwrap_or(RegularizerSchedule {
             lambda: 0.0,
@@ -248,6 +284,7 @@ impl Cli {
             eval_every: self.eval_every.or(recipe.eval_every),
             early_stop_patience: recipe.early_stop_patience.filter(|_| !self.no_early_stop),
             snap: self.snap,
+            inits_per_seed: self.inits.unwrap_or(recipe.inits_per_seed),
             ..recipe
         }
     }
@@ -267,7 +304,18 @@ impl Cli {
         if self.resume && self.out.is_none() {
             return Err("--resume needs --out DIR, the run to continue".into());
         }
-        let (tasks, models) = self.selection();
+        let (tasks, choices) = self.selection();
+        if self.protocol == ProtocolName::Madsen && choices.contains(&Choice::Recommended) {
+            return Err(
+                "--model recommended needs --protocol reference: its recipes are the \
+                        reference task's"
+                    .into(),
+            );
+        }
+        let models: Vec<ModelKind> = choices
+            .iter()
+            .flat_map(|c| tasks.iter().map(|&op| c.model(op)))
+            .collect();
         let reg_flags = [
             ("--reg-lambda", self.reg_lambda.is_some()),
             ("--reg-start", self.reg_start.is_some()),
@@ -287,9 +335,10 @@ impl Cli {
                 "{flag} contradicts --reg-lambda 0, which turns the regulariser off"
             ));
         }
-        for &model in &models {
+        for &choice in &choices {
             for &op in &tasks {
-                let Some(r) = self.config(model, op).regularizer else {
+                let model = choice.model(op);
+                let Some(r) = self.config(choice, op).regularizer else {
                     continue;
                 };
                 if r.end >= r.start {
@@ -317,9 +366,20 @@ impl Cli {
 /// One population to train: a model, a task and a range of seeds.
 #[derive(Clone, Debug)]
 struct Work {
+    choice: Choice,
     model: ModelKind,
+    inits: usize,
     op: Operation,
     seeds: Vec<u64>,
+}
+
+impl Work {
+    /// Whether `r` is one of this population's runs.
+    fn holds(&self, r: &RunResult) -> bool {
+        (r.model.as_str(), r.task.as_str(), r.inits)
+            == (self.model.name(), self.op.name(), self.inits)
+            && self.seeds.contains(&r.seed)
+    }
 }
 
 /// The populations of the run, in report order: per model, per task, seeds in chunks.
@@ -328,11 +388,13 @@ fn plan(cli: &Cli) -> Vec<Work> {
     let seeds: Vec<u64> = (cli.seed..cli.seed + cli.seeds as u64).collect();
     let chunk = cli.population.unwrap_or(cli.seeds);
     let mut work = Vec::new();
-    for &model in &models {
+    for &choice in &models {
         for &op in &tasks {
             for part in seeds.chunks(chunk) {
                 work.push(Work {
-                    model,
+                    choice,
+                    model: choice.model(op),
+                    inits: cli.config(choice, op).inits_per_seed,
                     op,
                     seeds: part.to_vec(),
                 });
@@ -347,9 +409,9 @@ fn plan(cli: &Cli) -> Vec<Work> {
 fn settings(cli: &Cli, task: &dyn Task) -> serde_json::Value {
     let (tasks, models) = cli.selection();
     let mut configs = BTreeMap::new();
-    for &model in &models {
+    for &choice in &models {
         for &op in &tasks {
-            configs.insert(format!("{model}/{op}"), cli.config(model, op));
+            configs.insert(format!("{}/{op}", choice.name()), cli.config(choice, op));
         }
     }
     serde_json::json!({ "protocol": task.settings(), "configs": configs })
@@ -464,13 +526,7 @@ fn run(
     let started = Instant::now();
     let device = Device::default();
     let work = plan(cli);
-    let done = |w: &Work| {
-        w.seeds.iter().all(|&s| {
-            kept.iter().any(|r| {
-                (r.model.as_str(), r.task.as_str(), r.seed) == (w.model.name(), w.op.name(), s)
-            })
-        })
-    };
+    let done = |w: &Work| kept.iter().filter(|r| w.holds(r)).count() == w.seeds.len();
     let todo: VecDeque<(usize, Work)> = work
         .iter()
         .cloned()
@@ -491,11 +547,7 @@ fn run(
     let mut results: Vec<Option<Vec<RunResult>>> = vec![None; work.len()];
     for (k, w) in work.iter().enumerate() {
         if done(w) {
-            let mine = |r: &&RunResult| {
-                (r.model.as_str(), r.task.as_str()) == (w.model.name(), w.op.name())
-                    && w.seeds.contains(&r.seed)
-            };
-            results[k] = Some(kept.iter().filter(mine).cloned().collect());
+            results[k] = Some(kept.iter().filter(|r| w.holds(r)).cloned().collect());
         }
     }
     let bars = MultiProgress::new();
@@ -536,6 +588,9 @@ fn run(
         println!("\n{}", report::results_table(&all));
     }
     let summaries = report::summarize(&all);
+    if cli.selection().1.len() > 1 {
+        println!("Per operation:\n\n{}", report::verdict_table(&summaries));
+    }
     if cli.seeds > 1 {
         println!("{}", report::summary_table(&summaries));
         if cli.selection().1.len() > 1 {
@@ -560,7 +615,7 @@ fn train_work(
     bars: &MultiProgress,
 ) -> Vec<TrainedRun> {
     let data = w.seeds.iter().map(|&seed| task.data(w.op, seed)).collect();
-    let config = cli.config(w.model, w.op);
+    let config = cli.config(w.choice, w.op);
     let bar = bars.add(ProgressBar::new(1));
     let style = ProgressStyle::with_template("{prefix:>28} [{bar:30}] {pos}/{len} steps {msg}")
         .expect("valid template")

@@ -13,7 +13,8 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, FloatDType, Tensor};
 use burn_nalu::RegularizerSchedule;
 use burn_nalu::experiments::{
-    Budget, ModelKind, Operation, ReferenceTask, Task, TrainConfig, TrainedRun, train_population,
+    Budget, ModelKind, Operation, ReferenceTask, Task, TrainConfig, TrainedRun, init_seed,
+    train_population,
 };
 
 /// The default device with f64 as its float type, configured once before any tensor exists.
@@ -122,4 +123,51 @@ fn nalu_population_equals_five_runs() {
         ..TrainConfig::reference(Operation::Add)
     };
     check(config, Operation::Add);
+}
+
+/// With three initialisations per seed, each seed keeps the initialisation with the lowest
+/// validation MSE, and that run is the one its initialisation seed trains alone.
+#[test]
+fn each_seed_keeps_its_initialisation_with_the_lowest_validation_mse() {
+    let device = f64_device();
+    let task = ReferenceTask::default();
+    let config = TrainConfig {
+        budget: Budget::Steps(200),
+        inits_per_seed: 3,
+        ..TrainConfig::recipe(ModelKind::RealNpu, Operation::Div)
+    };
+    let data = || (0..2).map(|seed| task.data(Operation::Div, seed));
+    let chosen = train_population(data().collect(), &config, &device, &mut |_| {});
+    let single = TrainConfig {
+        inits_per_seed: 1,
+        ..config.clone()
+    };
+    for (run, d) in chosen.iter().zip(data()) {
+        let seed = d.seed;
+        let alone: Vec<TrainedRun> = (0..3)
+            .map(|k| {
+                let mut d = task.data(Operation::Div, seed);
+                d.seed = init_seed(seed, k);
+                train_population(vec![d], &single, &device, &mut |_| {}).remove(0)
+            })
+            .collect();
+        let best = alone
+            .iter()
+            .min_by(|a, b| a.result.valid_mse.total_cmp(&b.result.valid_mse))
+            .unwrap();
+        let distinct = alone[0].result.valid_mse != alone[1].result.valid_mse;
+        assert!(distinct, "initialisations must differ");
+        assert_eq!((run.result.seed, run.result.inits), (seed, 3));
+        assert_eq!(run.result.init_seed, best.result.init_seed);
+        assert_close(
+            run.result.valid_mse,
+            best.result.valid_mse,
+            "chosen valid MSE",
+        );
+        assert_close(
+            run.result.extrapolation_mse,
+            best.result.extrapolation_mse,
+            "chosen extrapolation MSE",
+        );
+    }
 }

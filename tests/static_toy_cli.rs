@@ -182,13 +182,13 @@ fn contradictory_regularizer_arguments_are_refused_naming_both() {
         "error: --reg-end 5 is before --reg-start 10",
     );
     assert_argument_error(
-        &["--model", "nau-nmu", "--reg-end", "100"],
-        "error: --reg-end 100 is before --reg-start 4000 of the nau-nmu recipe for add \
+        &["--model", "nau", "--reg-end", "100"],
+        "error: --reg-end 100 is before --reg-start 4000 of the nau recipe for add \
          (give --reg-start too)",
     );
     assert_argument_error(
-        &["--model", "nau-nmu", "--reg-start", "9000"],
-        "error: --reg-start 9000 is after --reg-end 8000 of the nau-nmu recipe for add \
+        &["--model", "nau", "--reg-start", "9000"],
+        "error: --reg-start 9000 is after --reg-end 8000 of the nau recipe for add \
          (give --reg-end too)",
     );
     assert_argument_error(
@@ -261,7 +261,7 @@ fn several_models_print_a_success_matrix() {
 }
 
 /// The fields of every run, in JSON and CSV alike.
-const FIELDS: [&str; 35] = [
+const FIELDS: [&str; 37] = [
     "model",
     "task",
     "protocol",
@@ -294,6 +294,8 @@ const FIELDS: [&str; 35] = [
     "snapped_extrapolation_mse",
     "snapped_success",
     "restarts",
+    "inits",
+    "init_seed",
     "population",
     "wall_seconds",
     "steps_per_second",
@@ -303,6 +305,8 @@ const FIELDS: [&str; 35] = [
 fn out_dir_receives_results_weights_and_plots() {
     let dir = tempfile::tempdir().unwrap();
     let out = run(&[
+        "--model",
+        "nalu",
         "--task",
         "add",
         "--task",
@@ -439,5 +443,55 @@ fn resume_continues_a_run_and_refuses_other_settings() {
     assert!(
         stderr.contains("trained nac/add with other settings"),
         "{stderr}"
+    );
+}
+
+/// The main job with no `--model`: NALU and the recommended stack per task (with its
+/// initialisations per seed), closed by the per-operation summary.
+#[test]
+fn default_run_trains_nalu_and_the_recommended_stacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&[
+        "--task",
+        "add",
+        "--task",
+        "div",
+        "--epochs",
+        "2",
+        "--quiet",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("| Operation | Solved | Best model |"),
+        "{stdout}"
+    );
+    let runs: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(dir.path().join("results.json")).unwrap()).unwrap();
+    let cells: Vec<(&str, &str, u64)> = runs
+        .iter()
+        .map(|r| {
+            let (model, task) = (r["model"].as_str().unwrap(), r["task"].as_str().unwrap());
+            (model, task, r["inits"].as_u64().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        cells,
+        [
+            ("nalu", "add", 1),
+            ("nalu", "div", 1),
+            ("nac", "add", 1),
+            ("realnpu", "div", 8)
+        ]
+    );
+    assert_eq!(
+        runs[3]["seed"], 0,
+        "the seed of the data, whichever initialisation won"
     );
 }

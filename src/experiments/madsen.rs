@@ -169,6 +169,7 @@ impl Task for MadsenTask {
 }
 
 /// Fresh rows: inputs from [`Uniform`], targets `op(a, b)`.
+#[derive(Clone)]
 struct UniformBatches {
     uniform: Uniform,
     subsets: Subsets,
@@ -181,6 +182,10 @@ impl BatchSampler for UniformBatches {
         self.uniform.append(rows * WIDTH, x);
         y.extend(self.subsets.targets(self.op, &x[start..], WIDTH));
     }
+
+    fn boxed_clone(&self) -> Box<dyn BatchSampler> {
+        Box::new(self.clone())
+    }
 }
 
 /// Number of independent generators [`Uniform`] interleaves, so that its loop vectorises.
@@ -190,6 +195,7 @@ const LANES: usize = 8;
 /// of 12,800 inputs costs a few microseconds, where a scalar generator would cost more than the
 /// training step it feeds. Each draw takes the generator's top 23 bits as the mantissa of a
 /// number in [1, 2) (the low bits of xoshiro128+ are its weak ones), mapped onto the range.
+#[derive(Clone)]
 struct Uniform {
     state: [[u32; LANES]; 4],
     lo: f32,

@@ -39,5 +39,6 @@ pub use reference::ReferenceTask;
 pub use stacks::{InitScheme, ModelKind, Stack, StaticToyModel, madsen_nac_range};
 pub use task::{BatchSampler, Operation, Split, Subsets, Task, TaskData, TrainingData};
 pub use train::{
-    BASELINE_INITS, Evaluation, Progress, RunResult, TrainedRun, Trainer, train, train_population,
+    BASELINE_INITS, Evaluation, Progress, RunResult, TrainedRun, Trainer, init_seed, train,
+    train_population,
 };

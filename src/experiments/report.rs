@@ -65,7 +65,7 @@ pub fn results_table(results: &[RunResult]) -> String {
 /// A model's results on a task over several seeds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TaskSummary {
-    /// The model.
+    /// The model ([`RunResult::label`]).
     pub model: String,
     /// The operation.
     pub task: String,
@@ -118,12 +118,14 @@ fn median_of_some(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
     (!present.is_empty()).then(|| median(present.into_iter()))
 }
 
-/// Groups `results` by model and task (in order of first appearance) and summarises each group.
+/// Groups `results` by model (with its initialisations per seed, [`RunResult::label`]) and
+/// task, in order of first appearance, and summarises each group.
 pub fn summarize(results: &[RunResult]) -> Vec<TaskSummary> {
-    let mut groups: Vec<(&str, &str)> = Vec::new();
+    let mut groups: Vec<(String, &str)> = Vec::new();
     for r in results {
-        if !groups.contains(&(&r.model, &r.task)) {
-            groups.push((&r.model, &r.task));
+        let key = (r.label(), r.task.as_str());
+        if !groups.contains(&key) {
+            groups.push(key);
         }
     }
     groups
@@ -131,11 +133,11 @@ pub fn summarize(results: &[RunResult]) -> Vec<TaskSummary> {
         .map(|(model, task)| {
             let runs: Vec<&RunResult> = results
                 .iter()
-                .filter(|r| (r.model.as_str(), r.task.as_str()) == (model, task))
+                .filter(|r| r.task == task && r.label() == model)
                 .collect();
             let successes: Vec<&&RunResult> = runs.iter().filter(|r| r.success).collect();
             TaskSummary {
-                model: model.into(),
+                model,
                 task: task.into(),
                 runs: runs.len(),
                 successes: successes.len(),
@@ -198,6 +200,57 @@ pub fn summary_table(summaries: &[TaskSummary]) -> String {
             format_metric(s.median_extrapolation_mse),
             s.median_normalized_error,
             or_dash(s.snapped_successes.map(|k| format!("{k}/{}", s.runs))),
+        );
+    }
+    out
+}
+
+/// Per operation, the model that solved it in the most runs (ties: the lower median
+/// extrapolation MSE) and how every other model did: the closing summary of a run.
+pub fn verdict_table(summaries: &[TaskSummary]) -> String {
+    let mut out = String::from(
+        "| Operation | Solved | Best model | Extrapolation MSE (median) | Others |\n\
+         |---|---|---|---|---|\n",
+    );
+    let mut tasks: Vec<&str> = Vec::new();
+    for s in summaries {
+        if !tasks.contains(&s.task.as_str()) {
+            tasks.push(&s.task);
+        }
+    }
+    let rate = |s: &TaskSummary| s.successes as f64 / s.runs.max(1) as f64;
+    for task in tasks {
+        let mut cell: Vec<&TaskSummary> = summaries.iter().filter(|s| s.task == task).collect();
+        cell.sort_by(|a, b| {
+            rate(b).total_cmp(&rate(a)).then(
+                a.median_extrapolation_mse
+                    .total_cmp(&b.median_extrapolation_mse),
+            )
+        });
+        let best = cell[0];
+        let others: Vec<String> = cell[1..]
+            .iter()
+            .map(|s| {
+                let mse = format_metric(s.median_extrapolation_mse);
+                format!("{} {}/{} ({mse})", s.model, s.successes, s.runs)
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} |",
+            formula_of(task),
+            if best.successes > 0 {
+                format!("yes, {}/{}", best.successes, best.runs)
+            } else {
+                "no".into()
+            },
+            best.model,
+            format_metric(best.median_extrapolation_mse),
+            if others.is_empty() {
+                "-".into()
+            } else {
+                others.join("; ")
+            },
         );
     }
     out

@@ -165,6 +165,18 @@ pub trait BatchSampler: Send {
     /// Appends `rows` fresh rows to `x` (row-major, the task's width per row) and their targets
     /// to `y`.
     fn sample(&mut self, rows: usize, x: &mut Vec<f32>, y: &mut Vec<f32>);
+
+    /// A copy in the same state (it draws the same batches from here on).
+    fn boxed_clone(&self) -> Box<dyn BatchSampler>;
+}
+
+impl Clone for TrainingData {
+    fn clone(&self) -> Self {
+        match self {
+            Self::Rows(split) => Self::Rows(split.clone()),
+            Self::Stream(sampler) => Self::Stream(sampler.boxed_clone()),
+        }
+    }
 }
 
 /// How a run gets its training batches.
@@ -176,6 +188,7 @@ pub enum TrainingData {
 }
 
 /// The data of one run of a [`Task`]: one operation, one seed.
+#[derive(Clone)]
 pub struct TaskData {
     /// The task's name ([`Task::name`]).
     pub protocol: &'static str,

@@ -105,6 +105,14 @@ pub struct RunResult {
     pub snapped_success: Option<bool>,
     /// Restarts from fresh weights after a stalled loss (iNALU's strategy).
     pub restarts: usize,
+    /// Initialisations trained on this seed's data ([`TrainConfig::inits_per_seed`]); this is
+    /// the one with the lowest validation MSE.
+    #[serde(default = "one")]
+    pub inits: usize,
+    /// The seed of this run's initial weights and shuffling (`seed` for the first
+    /// initialisation; absent in results from before initialisations were counted).
+    #[serde(default)]
+    pub init_seed: u64,
     /// How many runs trained together in this run's population.
     pub population: usize,
     /// Wall-clock seconds of the population's training, evaluation included.
@@ -115,6 +123,15 @@ pub struct RunResult {
 }
 
 impl RunResult {
+    /// The model, and the initialisations per seed where there were several (`realnpu, best of
+    /// 8`): runs that chose among restarts are never summarised with plain ones.
+    pub fn label(&self) -> String {
+        match self.inits {
+            0 | 1 => self.model.clone(),
+            n => format!("{}, best of {n}", self.model),
+        }
+    }
+
     /// What happened to the run, in a few words.
     pub fn status(&self) -> String {
         match (self.diverged_step, self.success) {
@@ -168,7 +185,10 @@ pub fn train(
 }
 
 /// Trains one run per entry of `data` as one population (see [`Trainer`]) to the end of its
-/// budget, calling `on_eval` after every evaluation.
+/// budget, calling `on_eval` after every evaluation. With
+/// [`inits_per_seed`](TrainConfig::inits_per_seed) `k > 1`, each entry is trained from `k`
+/// initialisations (seeds [`init_seed`]) in the same population, and the one with the lowest
+/// validation MSE stands for it.
 ///
 /// # Panics
 ///
@@ -179,13 +199,53 @@ pub fn train_population(
     device: &Device,
     on_eval: &mut dyn FnMut(&Progress),
 ) -> Vec<TrainedRun> {
+    let inits = config.inits_per_seed.max(1);
+    let seeds: Vec<u64> = data.iter().map(|d| d.seed).collect();
+    let data = data
+        .into_iter()
+        .flat_map(|d| {
+            (0..inits).map(move |k| TaskData {
+                seed: init_seed(d.seed, k),
+                ..d.clone()
+            })
+        })
+        .collect();
     let mut trainer = Trainer::new(data, config, device);
     while !trainer.is_done() {
         if let Some(progress) = trainer.step() {
             on_eval(&progress);
         }
     }
-    trainer.finish()
+    let mut runs = trainer.finish().into_iter();
+    seeds
+        .into_iter()
+        .map(|seed| {
+            let mut best = runs
+                .by_ref()
+                .take(inits)
+                .min_by(|a, b| valid_key(a).total_cmp(&valid_key(b)))
+                .expect("inits ≥ 1");
+            best.result.seed = seed;
+            best.result.inits = inits;
+            best
+        })
+        .collect()
+}
+
+/// The seed of initialisation `k` of seed `seed`: `seed` itself for the first, so one
+/// initialisation is the plain run; the others far from every seed a run would use.
+pub fn init_seed(seed: u64, k: usize) -> u64 {
+    seed ^ ((k as u64) << 40)
+}
+
+fn one() -> usize {
+    1
+}
+
+/// A run's validation MSE for choosing among initialisations (NaN last).
+fn valid_key(run: &TrainedRun) -> f64 {
+    let v = run.result.valid_mse;
+    if v.is_nan() { f64::INFINITY } else { v }
 }
 
 /// One run per seed (per entry of its data; one model kind and config) trained as one
@@ -654,6 +714,8 @@ impl RunState {
             snapped_extrapolation_mse: None,
             snapped_success: None,
             restarts: self.restarts,
+            inits: 1,
+            init_seed: data.seed,
             population: 1,
             wall_seconds: 0.0,
             steps_per_second: 0.0,
