@@ -458,6 +458,8 @@ mod tests {
             snapped_extrapolation_mse: None,
             snapped_success: Some(true),
             restarts: 0,
+            inits: 8,
+            init_seed: 3 ^ (5 << 40),
             population: 100,
             wall_seconds: 1.25,
             steps_per_second: 4000.0,
@@ -467,6 +469,18 @@ mod tests {
         let path = dir.join("results.csv");
         write_csv(&path, &[run.clone(), run.clone()]).unwrap();
         assert_eq!(read_csv(&path).unwrap(), [run.clone(), run.clone()]);
+        // Runs that chose among initialisations are summarised apart from plain ones.
+        let plain = RunResult {
+            inits: 1,
+            success: false,
+            ..run.clone()
+        };
+        let summaries = summarize(&[run.clone(), plain]);
+        let cells: Vec<(&str, usize)> = summaries
+            .iter()
+            .map(|s| (s.model.as_str(), s.successes))
+            .collect();
+        assert_eq!(cells, [("nau-nmu, best of 8", 1), ("nau-nmu", 0)]);
         let json = dir.join("results.json");
         write_json(&json, std::slice::from_ref(&run)).unwrap();
         assert_eq!(read_json::<Vec<RunResult>>(&json).unwrap(), [run]);
