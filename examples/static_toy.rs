@@ -110,7 +110,7 @@ struct Cli {
     /// Train at most N seeds as one population (default: all of a model's seeds of a task).
     #[arg(long, value_name = "N", value_parser = at_least_one)]
     population: Option<usize>,
-    /// Train N populations at a time, on N threads.
+    /// Train N populations at a time, on N threads (each with its share of the cores).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = at_least_one)]
     jobs: usize,
     /// Write results.json, results.csv, summary.json and run.json (the settings) into DIR as
@@ -443,9 +443,11 @@ fn resumed(dir: &Path, settings: &serde_json::Value) -> Result<Vec<RunResult>, S
             ));
         }
     }
-    let results = dir.join("results.json");
+    // The CSV, not the JSON: JSON has no NaN or infinity (serde_json writes them as null), and a
+    // diverged run's losses can be either.
+    let results = dir.join("results.csv");
     match results.exists() {
-        true => report::read_json(&results).map_err(|e| format!("--resume: {e}")),
+        true => report::read_csv(&results).map_err(|e| format!("--resume: {e}")),
         false => Ok(Vec::new()),
     }
 }
@@ -560,9 +562,17 @@ fn run(
         for _ in 0..cli.jobs {
             let (queue, send, bars, device) = (&queue, send.clone(), &bars, &device);
             scope.spawn(move || {
-                while let Some((k, w)) = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front()
-                {
-                    let runs = train_work(cli, task, &w, device, bars);
+                let pool = job_pool(cli.jobs);
+                loop {
+                    // The queue's lock is released here, before training: held in a `while let`
+                    // it would serialise the jobs.
+                    let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
+                    let Some((k, w)) = next else { return };
+                    let train = || train_work(cli, task, &w, device, bars);
+                    let runs = match &pool {
+                        Some(pool) => pool.install(train),
+                        None => train(),
+                    };
                     if send.send((k, runs)).is_err() {
                         return;
                     }
@@ -604,6 +614,19 @@ fn run(
         println!("total wall time {:.1} s", started.elapsed().as_secs_f64());
     }
     Ok(())
+}
+
+/// With several jobs, each its own share of the cores for the kernels' parallel loops: sharing
+/// rayon's global pool, the jobs' loops would queue behind each other.
+fn job_pool(jobs: usize) -> Option<rayon::ThreadPool> {
+    if jobs == 1 {
+        return None;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    rayon::ThreadPoolBuilder::new()
+        .num_threads((cores / jobs).max(1))
+        .build()
+        .ok()
 }
 
 /// Trains one population, with a progress bar.

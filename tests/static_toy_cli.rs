@@ -495,3 +495,53 @@ fn default_run_trains_nalu_and_the_recommended_stacks() {
         "the seed of the data, whichever initialisation won"
     );
 }
+
+/// `--jobs 2` trains populations side by side (each job on its own thread pool) and reports what
+/// one job at a time does, run for run. Exactly: the kernels split their work across threads by
+/// rows and never split a sum, so the thread count does not change a bit.
+#[test]
+fn jobs_run_side_by_side_with_the_same_results() {
+    let results = |jobs: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let out = run(&[
+            "--model",
+            "nalu",
+            "--model",
+            "nac",
+            "--task",
+            "add",
+            "--task",
+            "sub",
+            "--epochs",
+            "3",
+            "--seeds",
+            "2",
+            "--jobs",
+            jobs,
+            "--quiet",
+            "--out",
+            dir.path().to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let runs: Vec<serde_json::Value> =
+            serde_json::from_slice(&std::fs::read(dir.path().join("results.json")).unwrap())
+                .unwrap();
+        let fields = [
+            "model",
+            "task",
+            "seed",
+            "train_mse",
+            "valid_mse",
+            "extrapolation_mse",
+        ];
+        let pick = |r: &serde_json::Value| fields.map(|f| r[f].clone());
+        runs.iter().map(pick).collect::<Vec<_>>()
+    };
+    let one = results("1");
+    assert_eq!(one.len(), 8);
+    assert_eq!(results("2"), one);
+}

@@ -437,7 +437,8 @@ mod tests {
             clip_norm: None,
             steps: 1000,
             best_step: 900,
-            train_mse: 0.5,
+            // A diverged run's losses may be infinite (JSON cannot hold them; CSV can).
+            train_mse: f64::INFINITY,
             valid_mse: 0.25,
             extrapolation_mse: 1.5e-7,
             random_init_extrapolation_mse: 3.0,
@@ -482,8 +483,12 @@ mod tests {
             .collect();
         assert_eq!(cells, [("nau-nmu, best of 8", 1), ("nau-nmu", 0)]);
         let json = dir.join("results.json");
-        write_json(&json, std::slice::from_ref(&run)).unwrap();
-        assert_eq!(read_json::<Vec<RunResult>>(&json).unwrap(), [run]);
+        let finite = RunResult {
+            train_mse: 0.5,
+            ..run
+        };
+        write_json(&json, std::slice::from_ref(&finite)).unwrap();
+        assert_eq!(read_json::<Vec<RunResult>>(&json).unwrap(), [finite]);
         std::fs::remove_dir_all(dir).unwrap();
     }
 
