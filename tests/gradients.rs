@@ -3,12 +3,10 @@
 
 mod common;
 
-use std::sync::OnceLock;
-
 use burn::module::Param;
-use burn::tensor::{Device, FloatDType, Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 use burn_nalu::{InaluConfig, Nac, NaluConfig, Nau, Nmu, NpuConfig};
-use common::{inputs, to_f64, values};
+use common::{f64_device, inputs, to_f64, values};
 
 const BATCH: usize = 5;
 const D_IN: usize = 4;
@@ -19,20 +17,6 @@ const STEP: f64 = 1e-6;
 /// 1e-10 for losses of order 1): about 1e-9 relative to `1 + |∂L/∂p|`; 1e-6 leaves a margin
 /// while any wrong or missing term is off by O(1).
 const TOLERANCE: f64 = 1e-6;
-
-/// The default device with f64 as its float type, configured once before any tensor exists.
-fn f64_device() -> Device {
-    static DEVICE: OnceLock<Device> = OnceLock::new();
-    DEVICE
-        .get_or_init(|| {
-            let mut device = Device::default();
-            device
-                .configure(FloatDType::F64)
-                .expect("configure f64 before any tensor is created");
-            device
-        })
-        .clone()
-}
 
 /// One parameter's values and shape (`[n]` for gates, `[d_in, d_out]` for weights).
 #[derive(Clone)]

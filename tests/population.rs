@@ -7,29 +7,16 @@
 //! parameter by some 1e-16 relative, far below what 200 steps of a stable descent can grow to
 //! 1e-9.
 
-use std::sync::OnceLock;
+mod common;
 
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::tensor::{Device, FloatDType, Tensor};
+use burn::tensor::Tensor;
 use burn_nalu::RegularizerSchedule;
 use burn_nalu::experiments::{
     Budget, ModelKind, Operation, ReferenceTask, Task, TrainConfig, TrainedRun, init_seed,
     train_population,
 };
-
-/// The default device with f64 as its float type, configured once before any tensor exists.
-fn f64_device() -> Device {
-    static DEVICE: OnceLock<Device> = OnceLock::new();
-    DEVICE
-        .get_or_init(|| {
-            let mut device = Device::default();
-            device
-                .configure(FloatDType::F64)
-                .expect("configure f64 before any tensor is created");
-            device
-        })
-        .clone()
-}
+use common::f64_device;
 
 /// Every float parameter of `module`, flattened, in visiting order.
 fn parameters<M: Module>(module: &M) -> Vec<f64> {

@@ -2,7 +2,7 @@
 //!
 //! `cargo test` builds the examples next to the test binaries; these tests run that build.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn example() -> PathBuf {
@@ -22,6 +22,12 @@ fn example() -> PathBuf {
 
 fn run(args: &[&str]) -> Output {
     Command::new(example()).args(args).output().unwrap()
+}
+
+/// The runs of `DIR/results.json`, one object each.
+fn results_json(dir: &Path) -> Vec<serde_json::Value> {
+    let json = std::fs::read(dir.join("results.json")).unwrap();
+    serde_json::from_slice(&json).unwrap()
 }
 
 /// Exit code 2 and exactly one line on stderr containing `expected`.
@@ -141,8 +147,7 @@ fn madsen_protocol_reports_confidence_intervals() {
     let ci = s["success_rate_ci"].as_array().unwrap();
     let (lo, hi) = (ci[0].as_f64().unwrap(), ci[1].as_f64().unwrap());
     assert!(0.0 <= lo && lo < hi && hi <= 1.0, "{ci:?}");
-    let results: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("results.json")).unwrap()).unwrap();
+    let results = results_json(dir.path());
     let r = &results[0];
     assert_eq!(
         (r["protocol"].as_str(), r["steps"].as_u64()),
@@ -334,11 +339,9 @@ fn out_dir_receives_results_weights_and_plots() {
         "per-task summary for --seeds: {stdout}"
     );
 
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("results.json")).unwrap()).unwrap();
-    let runs = json.as_array().unwrap();
+    let runs = results_json(dir.path());
     assert_eq!(runs.len(), 4, "one object per task and seed");
-    for run in runs {
+    for run in &runs {
         let obj = run.as_object().unwrap();
         let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
         keys.sort();
@@ -397,14 +400,7 @@ fn resume_continues_a_run_and_refuses_other_settings() {
         "{}",
         String::from_utf8_lossy(&first.stderr)
     );
-    let read = || -> Vec<serde_json::Value> {
-        let json = std::fs::read(dir.path().join("results.json")).unwrap();
-        serde_json::from_slice::<serde_json::Value>(&json)
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .clone()
-    };
+    let read = || -> Vec<serde_json::Value> { results_json(dir.path()) };
     let before = read();
     assert_eq!(before.len(), 2);
     // Now add and sub: the two add runs are kept, not retrained; sub's two are trained.
@@ -472,8 +468,7 @@ fn default_run_trains_nalu_and_the_recommended_stacks() {
         stdout.contains("| Operation | Solved | Best model |"),
         "{stdout}"
     );
-    let runs: Vec<serde_json::Value> =
-        serde_json::from_slice(&std::fs::read(dir.path().join("results.json")).unwrap()).unwrap();
+    let runs = results_json(dir.path());
     let cells: Vec<(&str, &str, u64)> = runs
         .iter()
         .map(|r| {
@@ -527,9 +522,7 @@ fn jobs_run_side_by_side_with_the_same_results() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let runs: Vec<serde_json::Value> =
-            serde_json::from_slice(&std::fs::read(dir.path().join("results.json")).unwrap())
-                .unwrap();
+        let runs = results_json(dir.path());
         let fields = [
             "model",
             "task",

@@ -109,7 +109,8 @@ pub struct TrainConfig {
     pub inits_per_seed: usize,
 }
 
-fn one() -> usize {
+/// Serde's default for counts that were 1 before they were recorded.
+pub(super) fn one() -> usize {
     1
 }
 

@@ -212,14 +212,8 @@ pub fn verdict_table(summaries: &[TaskSummary]) -> String {
         "| Operation | Solved | Best model | Extrapolation MSE (median) | Others |\n\
          |---|---|---|---|---|\n",
     );
-    let mut tasks: Vec<&str> = Vec::new();
-    for s in summaries {
-        if !tasks.contains(&s.task.as_str()) {
-            tasks.push(&s.task);
-        }
-    }
     let rate = |s: &TaskSummary| s.successes as f64 / s.runs.max(1) as f64;
-    for task in tasks {
+    for task in tasks_in_order(summaries) {
         let mut cell: Vec<&TaskSummary> = summaries.iter().filter(|s| s.task == task).collect();
         cell.sort_by(|a, b| {
             rate(b).total_cmp(&rate(a)).then(
@@ -258,22 +252,13 @@ pub fn verdict_table(summaries: &[TaskSummary]) -> String {
 
 /// Success counts with tasks as rows and models as columns (`9/10`; `-` where not run).
 pub fn success_matrix(summaries: &[TaskSummary]) -> String {
-    let mut models: Vec<&str> = Vec::new();
-    let mut tasks: Vec<&str> = Vec::new();
-    for s in summaries {
-        if !models.contains(&s.model.as_str()) {
-            models.push(&s.model);
-        }
-        if !tasks.contains(&s.task.as_str()) {
-            tasks.push(&s.task);
-        }
-    }
+    let models = distinct(summaries.iter().map(|s| s.model.as_str()));
     let mut out = format!(
         "| Operation | {} |\n|---|{}\n",
         models.join(" | "),
         "---|".repeat(models.len())
     );
-    for task in tasks {
+    for task in tasks_in_order(summaries) {
         let cells: Vec<String> = models
             .iter()
             .map(|&m| {
@@ -289,6 +274,22 @@ pub fn success_matrix(summaries: &[TaskSummary]) -> String {
         let _ = writeln!(out, "| {} | {} |", formula_of(task), cells.join(" | "));
     }
     out
+}
+
+/// The tasks of `summaries`, each once, in order of first appearance.
+fn tasks_in_order(summaries: &[TaskSummary]) -> Vec<&str> {
+    distinct(summaries.iter().map(|s| s.task.as_str()))
+}
+
+/// `items` without repeats, in order of first appearance.
+fn distinct<'a>(items: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut seen: Vec<&str> = Vec::new();
+    for item in items {
+        if !seen.contains(&item) {
+            seen.push(item);
+        }
+    }
+    seen
 }
 
 /// Writes `value` as pretty-printed JSON: the runs ([`RunResult`] fields, one object per run)

@@ -107,7 +107,7 @@ pub struct RunResult {
     pub restarts: usize,
     /// Initialisations trained on this seed's data ([`TrainConfig::inits_per_seed`]); this is
     /// the one with the lowest validation MSE.
-    #[serde(default = "one")]
+    #[serde(default = "super::config::one")]
     pub inits: usize,
     /// The seed of this run's initial weights and shuffling (`seed` for the first
     /// initialisation; absent in results from before initialisations were counted).
@@ -236,10 +236,6 @@ pub fn train_population(
 /// initialisation is the plain run; the others far from every seed a run would use.
 pub fn init_seed(seed: u64, k: usize) -> u64 {
     seed ^ ((k as u64) << 40)
-}
-
-fn one() -> usize {
-    1
 }
 
 /// A run's validation MSE for choosing among initialisations (NaN last).

@@ -3,8 +3,10 @@
 
 pub mod bound;
 
+use std::sync::OnceLock;
+
 use burn::module::Param;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, FloatDType, Tensor, TensorData};
 use burn_nalu::{Nac, Nalu, NaluConfig};
 
 /// Deterministic values in `[-scale, scale]` that look random (a hash of the index).
@@ -83,4 +85,18 @@ pub fn matrix(v: &[f64], rows: usize, cols: usize, device: &Device) -> Tensor<2>
 /// A tensor's values as f64, whatever its float dtype.
 pub fn to_f64<const D: usize>(t: Tensor<D>) -> Vec<f64> {
     t.into_data().convert::<f64>().try_to_vec::<f64>().unwrap()
+}
+
+/// The default device with f64 as its float type, configured once before any tensor exists.
+pub fn f64_device() -> Device {
+    static DEVICE: OnceLock<Device> = OnceLock::new();
+    DEVICE
+        .get_or_init(|| {
+            let mut device = Device::default();
+            device
+                .configure(FloatDType::F64)
+                .expect("configure f64 before any tensor is created");
+            device
+        })
+        .clone()
 }
