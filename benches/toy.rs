@@ -21,5 +21,5 @@ pub fn toy_trainer(members: usize, device: &Device) -> Trainer {
         eval_every: Some(never),
         ..TrainConfig::reference(Operation::Add)
     };
-    Trainer::new(data, &config, device)
+    Trainer::new(data, &config, device).expect("valid benchmark settings")
 }

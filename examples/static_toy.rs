@@ -5,22 +5,22 @@
 //! over `burn_nalu::experiments`: the seeds of each model and task train as one population,
 //! `--jobs` populations at a time; results are written as each population finishes.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Mutex, mpsc};
 use std::time::Instant;
 
-use burn::module::Module;
 use burn::tensor::Device;
 use burn_nalu::RegularizerSchedule;
-use burn_nalu::experiments::report::{self, format_metric};
+use burn_nalu::experiments::report::{self, RunSettings, format_metric};
 use burn_nalu::experiments::{
-    Budget, MadsenSpec, MadsenTask, ModelKind, Operation, OptimizerKind, ReferenceTask, RunResult,
-    Task, TrainConfig, TrainedRun, train_population,
+    Budget, ExperimentError, MadsenSpec, MadsenTask, ModelKind, Operation, OptimizerKind, Protocol,
+    ReferenceTask, RunResult, Task, TrainConfig, TrainedRun, train_population,
 };
-use clap::{Parser, ValueEnum};
+use clap::Parser;
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 /// Train two-layer stacks of arithmetic units on the static arithmetic tasks and report train
@@ -28,19 +28,24 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Cli {
-    /// Task to run: add, sub, mul, div, square or sqrt (repeatable; default: all six).
-    #[arg(long = "task", value_name = "NAME")]
+    /// Task to run (repeatable; default: all six).
+    #[arg(long = "task", value_name = "NAME", value_parser = names(&Operation::ALL, Operation::name))]
     tasks: Vec<Operation>,
-    /// Model: nalu, nac, nac-mul, nau, nau-nmu, inalu, npu, realnpu, all, or recommended (the
-    /// stack and recipe this crate recommends for each task; repeatable; default: nalu and
-    /// recommended, or nalu with --protocol madsen).
-    #[arg(long = "model", value_name = "NAME", value_parser = parse_models)]
+    /// Model: one of the stacks below, all of them, or recommended (the stack and recipe
+    /// this crate recommends for each task); repeatable; default: nalu and recommended, or nalu
+    /// with --protocol madsen.
+    #[arg(long = "model", value_name = "NAME", value_parser = model_choices())]
     models: Vec<Vec<Choice>>,
     /// Data and success criterion: reference (the Keras reference's task) or madsen (Madsen &
     /// Johansen 2020: overlapping subsets, fresh batches from U[1, 2), extrapolation U[2, 6),
     /// threshold from weights off by 1e-5, their recipes).
-    #[arg(long, value_enum, default_value_t = ProtocolName::Reference)]
-    protocol: ProtocolName,
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "reference",
+        value_parser = names(&Protocol::ALL, Protocol::name)
+    )]
+    protocol: Protocol,
     /// With --protocol madsen: size of each subset as a fraction of the inputs.
     #[arg(long, value_name = "F", value_parser = positive_f64)]
     subset_ratio: Option<f64>,
@@ -56,8 +61,8 @@ struct Cli {
     /// With --protocol madsen: rows of the validation and of the extrapolation split.
     #[arg(long, value_name = "N", value_parser = at_least_one)]
     eval_rows: Option<usize>,
-    /// Optimizer: adam or rmsprop, with Keras's defaults (default: the model's recipe).
-    #[arg(long)]
+    /// Optimizer, with Keras's defaults (default: the model's recipe).
+    #[arg(long, value_name = "NAME", value_parser = names(&OptimizerKind::ALL, OptimizerKind::name))]
     optimizer: Option<OptimizerKind>,
     /// Learning rate (default: the model's recipe).
     #[arg(long, value_parser = positive_f64)]
@@ -127,11 +132,31 @@ struct Cli {
     quiet: bool,
 }
 
-/// The task families `--protocol` offers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum ProtocolName {
-    Reference,
-    Madsen,
+/// A parser of the names of `all`, which `--help` and errors list.
+fn names<T: Copy + Send + Sync + 'static>(
+    all: &'static [T],
+    name: fn(T) -> &'static str,
+) -> impl TypedValueParser<Value = T> {
+    let find = move |s: String| all.iter().copied().find(|&v| name(v) == s);
+    PossibleValuesParser::new(all.iter().map(|&v| name(v)))
+        .map(move |s| find(s).expect("one of the possible values"))
+}
+
+/// `--model`'s parser: the stacks of the one table (with their summaries in `--help`), `all`
+/// and `recommended`.
+fn model_choices() -> impl TypedValueParser<Value = Vec<Choice>> {
+    let stacks = ModelKind::ALL
+        .iter()
+        .map(|m| PossibleValue::new(m.name()).help(m.summary()));
+    let more = [
+        PossibleValue::new("all").help("Every stack above"),
+        PossibleValue::new("recommended").help("Each task's recommended stack and recipe"),
+    ];
+    PossibleValuesParser::new(stacks.chain(more)).map(|s| match s.as_str() {
+        "all" => ModelKind::ALL.iter().map(|&m| Choice::Stack(m)).collect(),
+        "recommended" => vec![Choice::Recommended],
+        name => vec![Choice::Stack(name.parse().expect("a possible value"))],
+    })
 }
 
 fn positive_f64(s: &str) -> Result<f64, String> {
@@ -195,14 +220,6 @@ impl Choice {
     }
 }
 
-fn parse_models(s: &str) -> Result<Vec<Choice>, String> {
-    match s {
-        "all" => Ok(ModelKind::ALL.iter().map(|&m| Choice::Stack(m)).collect()),
-        "recommended" => Ok(vec![Choice::Recommended]),
-        _ => s.parse().map(|m| vec![Choice::Stack(m)]),
-    }
-}
-
 impl Cli {
     /// The tasks and models asked for (defaults: all six tasks; NALU, and the recommended
     /// stacks on the reference task).
@@ -214,7 +231,7 @@ impl Cli {
         let mut models: Vec<Choice> = self.models.iter().flatten().copied().collect();
         if models.is_empty() {
             models.push(Choice::Stack(ModelKind::Nalu));
-            if self.protocol == ProtocolName::Reference {
+            if self.protocol == Protocol::Reference {
                 models.push(Choice::Recommended);
             }
         }
@@ -232,7 +249,7 @@ impl Cli {
             ("--eval-rows", self.eval_rows.is_some()),
             ("--no-early-stop", self.no_early_stop),
         ];
-        if self.protocol == ProtocolName::Reference {
+        if self.protocol == Protocol::Reference {
             if let Some((name, _)) = madsen_args.iter().find(|(_, given)| *given) {
                 return Err(format!("{name} needs --protocol madsen"));
             }
@@ -246,17 +263,16 @@ impl Cli {
             extrapolation: self.extrapolation_range.unwrap_or(d.extrapolation),
             eval_rows: self.eval_rows.unwrap_or(d.eval_rows),
         };
-        spec.validate()
-            .map_err(|e| format!("--protocol madsen: {e}"))?;
-        Ok(Box::new(MadsenTask::new(spec)))
+        let task = MadsenTask::new(spec).map_err(|e| format!("--protocol madsen: {e}"))?;
+        Ok(Box::new(task))
     }
 
     /// The model's recipe for `op` under `--protocol`, with what the command line overrides.
     fn config(&self, choice: Choice, op: Operation) -> TrainConfig {
         let recipe = match (self.protocol, choice) {
-            (ProtocolName::Reference, Choice::Stack(model)) => TrainConfig::recipe(model, op),
-            (ProtocolName::Reference, Choice::Recommended) => TrainConfig::recommended(op),
-            (ProtocolName::Madsen, _) => TrainConfig::madsen(choice.model(op)),
+            (Protocol::Reference, Choice::Stack(model)) => TrainConfig::recipe(model, op),
+            (Protocol::Reference, Choice::Recommended) => TrainConfig::recommended(op),
+            (Protocol::Madsen, _) => TrainConfig::madsen(choice.model(op)),
         };
         let schedule = recipe.regularizer.unwrap_or(RegularizerSchedule {
             lambda: 0.0,
@@ -289,23 +305,17 @@ impl Cli {
         }
     }
 
-    /// Refuses arguments that contradict each other or the chosen models' recipes, naming both.
+    /// Refuses arguments that contradict each other or the chosen models, naming both (what
+    /// the settings they make are refused for, the library says: [`Cli::check_configs`]).
     fn check_combinations(&self) -> Result<(), String> {
         if self.epochs.is_some() && self.steps.is_some() {
             return Err("--epochs contradicts --steps: give one budget".into());
-        }
-        if self.epochs.is_some() && self.protocol == ProtocolName::Madsen {
-            return Err(
-                "--epochs contradicts --protocol madsen, which draws a fresh batch \
-                        every step (use --steps)"
-                    .into(),
-            );
         }
         if self.resume && self.out.is_none() {
             return Err("--resume needs --out DIR, the run to continue".into());
         }
         let (tasks, choices) = self.selection();
-        if self.protocol == ProtocolName::Madsen && choices.contains(&Choice::Recommended) {
+        if self.protocol == Protocol::Madsen && choices.contains(&Choice::Recommended) {
             return Err(
                 "--model recommended needs --protocol reference: its recipes are the \
                         reference task's"
@@ -335,30 +345,6 @@ impl Cli {
                 "{flag} contradicts --reg-lambda 0, which turns the regulariser off"
             ));
         }
-        for &choice in &choices {
-            for &op in &tasks {
-                let model = choice.model(op);
-                let Some(r) = self.config(choice, op).regularizer else {
-                    continue;
-                };
-                if r.end >= r.start {
-                    continue;
-                }
-                return Err(match (self.reg_start, self.reg_end) {
-                    (Some(s), Some(e)) => format!("--reg-end {e} is before --reg-start {s}"),
-                    (Some(s), None) => format!(
-                        "--reg-start {s} is after --reg-end {} of the {model} recipe for {op} \
-                         (give --reg-end too)",
-                        r.end
-                    ),
-                    _ => format!(
-                        "--reg-end {} is before --reg-start {} of the {model} recipe for {op} \
-                         (give --reg-start too)",
-                        r.end, r.start
-                    ),
-                });
-            }
-        }
         Ok(())
     }
 }
@@ -376,8 +362,7 @@ struct Work {
 impl Work {
     /// Whether `r` is one of this population's runs.
     fn holds(&self, r: &RunResult) -> bool {
-        (r.model.as_str(), r.task.as_str(), r.inits)
-            == (self.model.name(), self.op.name(), self.inits)
+        (r.model, r.task, r.inits) == (self.model, self.op, self.inits)
             && self.seeds.contains(&r.seed)
     }
 }
@@ -404,52 +389,61 @@ fn plan(cli: &Cli) -> Vec<Work> {
     work
 }
 
-/// The settings that decide the results of a run in `--out DIR` (written to run.json): the
-/// task and every model's configuration for every task.
-fn settings(cli: &Cli, task: &dyn Task) -> serde_json::Value {
-    let (tasks, models) = cli.selection();
-    let mut configs = BTreeMap::new();
-    for &choice in &models {
-        for &op in &tasks {
-            configs.insert(format!("{}/{op}", choice.name()), cli.config(choice, op));
+impl Cli {
+    /// Checks every cell's settings against the task before any training time is spent: the
+    /// library refuses what it cannot train, and the message names the cell.
+    fn check_configs(&self, task: &dyn Task) -> Result<(), String> {
+        let (tasks, models) = self.selection();
+        for op in tasks {
+            let data = task.data(op, self.seed);
+            for &choice in &models {
+                let checked = self.config(choice, op).validate_for(&data);
+                checked.map_err(|e| format!("--model {} --task {op}: {e}", choice.name()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The settings that decide the results of a run in `--out DIR` (written to run.json): the
+    /// task and every model's configuration for every task.
+    fn settings(&self, task: &dyn Task) -> RunSettings {
+        let (tasks, models) = self.selection();
+        let cells = models
+            .iter()
+            .flat_map(|&c| tasks.iter().map(move |&op| (c, op)));
+        RunSettings {
+            protocol: task.settings(),
+            configs: cells
+                .map(|(c, op)| (format!("{}/{op}", c.name()), self.config(c, op)))
+                .collect(),
         }
     }
-    serde_json::json!({ "protocol": task.settings(), "configs": configs })
 }
 
 /// The results a resumed run keeps, after checking that DIR's settings agree with this run's.
-fn resumed(dir: &Path, settings: &serde_json::Value) -> Result<Vec<RunResult>, String> {
+/// A row cut short by a crash (of a version that wrote in place) is dropped and retrained.
+fn resumed(dir: &Path, settings: &RunSettings) -> Result<Vec<RunResult>, String> {
+    let refuse = |e: ExperimentError| format!("--resume: {}: {e}", dir.display());
     let manifest = dir.join("run.json");
     if !manifest.exists() {
         return Ok(Vec::new());
     }
-    let old: serde_json::Value = report::read_json(&manifest)
-        .map_err(|e| format!("--resume: {}: {e}", manifest.display()))?;
-    if old["protocol"] != settings["protocol"] {
-        return Err(format!(
-            "--resume: {} holds a run of another task ({} here, {} there)",
-            dir.display(),
-            settings["protocol"],
-            old["protocol"]
-        ));
-    }
-    for (cell, config) in settings["configs"].as_object().into_iter().flatten() {
-        let before = &old["configs"][cell];
-        if !before.is_null() && before != config {
-            return Err(format!(
-                "--resume: {} trained {cell} with other settings ({before} there, {config} \
-                 here)",
-                dir.display()
-            ));
-        }
-    }
+    let before: RunSettings = report::read_json(&manifest).map_err(|e| format!("--resume: {e}"))?;
+    settings.check_resume(&before).map_err(refuse)?;
     // The CSV, not the JSON: JSON has no NaN or infinity (serde_json writes them as null), and a
     // diverged run's losses can be either.
     let results = dir.join("results.csv");
-    match results.exists() {
-        true => report::read_csv(&results).map_err(|e| format!("--resume: {e}")),
-        false => Ok(Vec::new()),
+    if !results.exists() {
+        return Ok(Vec::new());
     }
+    let (kept, dropped) = report::read_csv_rows(&results).map_err(|e| format!("--resume: {e}"))?;
+    for row in &dropped {
+        eprintln!(
+            "warning: --resume: {}: dropped {row}; its run is trained again",
+            results.display()
+        );
+    }
+    Ok(kept)
 }
 
 /// Creates `dir` and proves a file can be written there, before any training time is spent.
@@ -468,46 +462,22 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(err) => {
-            // One line that names the argument; clap's usage hint adds nothing here.
+            // One line that names the argument and what it takes; clap's usage hint adds nothing.
             let rendered = err.render().to_string();
-            let first = rendered
-                .lines()
-                .next()
-                .unwrap_or("error: invalid arguments");
-            eprintln!("{first}");
+            let lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
+            let useful: Vec<&str> = lines.filter(|l| !l.starts_with("For more")).collect();
+            eprintln!("{}", useful.join(" "));
             return ExitCode::from(2);
         }
     };
-    let checked = cli.check_combinations().and_then(|()| cli.task());
-    let task = match checked {
-        Ok(task) => task,
+    let (task, kept) = match prepare(&cli) {
+        Ok(prepared) => prepared,
         Err(err) => {
             eprintln!("error: {err}");
             return ExitCode::from(2);
         }
     };
-    if let Err(err) = burn_nalu::simd_level() {
-        eprintln!("error: {err}");
-        return ExitCode::from(2);
-    }
-    let settings = settings(&cli, task.as_ref());
-    let mut kept = Vec::new();
-    if let Some(dir) = &cli.out {
-        if let Err(err) = check_writable(dir) {
-            eprintln!("error: --out {}: cannot write there: {err}", dir.display());
-            return ExitCode::from(2);
-        }
-        if cli.resume {
-            match resumed(dir, &settings) {
-                Ok(results) => kept = results,
-                Err(err) => {
-                    eprintln!("error: {err}");
-                    return ExitCode::from(2);
-                }
-            }
-        }
-    }
-    match run(&cli, task.as_ref(), &settings, kept) {
+    match run(&cli, task.as_ref(), kept) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err}");
@@ -516,49 +486,57 @@ fn main() -> ExitCode {
     }
 }
 
-/// A finished population, sent from a worker to the main thread.
-type Finished = (usize, Vec<TrainedRun>);
+/// Everything that can be refused before training: the arguments, every cell's settings, the
+/// SIMD level, the output directory and what a resumed run keeps.
+fn prepare(cli: &Cli) -> Result<(Box<dyn Task>, Vec<RunResult>), String> {
+    cli.check_combinations()?;
+    let task = cli.task()?;
+    cli.check_configs(task.as_ref())?;
+    burn_nalu::simd::simd_level().map_err(|e| e.to_string())?;
+    let Some(dir) = &cli.out else {
+        return Ok((task, Vec::new()));
+    };
+    check_writable(dir).map_err(|e| format!("--out {}: cannot write there: {e}", dir.display()))?;
+    let kept = match cli.resume {
+        true => resumed(dir, &cli.settings(task.as_ref()))?,
+        false => Vec::new(),
+    };
+    Ok((task, kept))
+}
 
-fn run(
-    cli: &Cli,
-    task: &dyn Task,
-    settings: &serde_json::Value,
-    kept: Vec<RunResult>,
-) -> Result<(), Box<dyn std::error::Error>> {
+/// A finished population, sent from a worker to the main thread.
+type Finished = (usize, Result<Vec<TrainedRun>, ExperimentError>);
+
+fn run(cli: &Cli, task: &dyn Task, kept: Vec<RunResult>) -> Result<(), ExperimentError> {
     let started = Instant::now();
     let device = Device::default();
     let work = plan(cli);
-    let done = |w: &Work| kept.iter().filter(|r| w.holds(r)).count() == w.seeds.len();
-    let todo: VecDeque<(usize, Work)> = work
-        .iter()
-        .cloned()
-        .enumerate()
-        .filter(|(_, w)| !done(w))
+    // Each population's kept runs; what is missing of it is trained.
+    let mut results: Vec<Vec<RunResult>> = (work.iter())
+        .map(|w| kept.iter().filter(|r| w.holds(r)).cloned().collect())
+        .collect();
+    let todo: VecDeque<(usize, Work)> = (work.iter().enumerate())
+        .filter_map(|(k, w)| missing(w, &results[k]).map(|w| (k, w)))
         .collect();
     if !cli.quiet {
         println!(
             "static toy ({} protocol): {} population(s) of up to {} seed(s) to train ({} kept) \
              on {device:?}, {} at a time",
-            task.name(),
+            task.protocol(),
             todo.len(),
             cli.population.unwrap_or(cli.seeds),
             work.len() - todo.len(),
             cli.jobs
         );
     }
-    let mut results: Vec<Option<Vec<RunResult>>> = vec![None; work.len()];
-    for (k, w) in work.iter().enumerate() {
-        if done(w) {
-            results[k] = Some(kept.iter().filter(|r| w.holds(r)).cloned().collect());
-        }
-    }
     let bars = MultiProgress::new();
     if cli.quiet || !std::io::stdout().is_terminal() {
         bars.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
+    let settings = cli.settings(task);
     let queue = Mutex::new(todo);
     let (send, receive) = mpsc::channel::<Finished>();
-    std::thread::scope(|scope| -> Result<(), Box<dyn std::error::Error>> {
+    std::thread::scope(|scope| -> Result<(), ExperimentError> {
         for _ in 0..cli.jobs {
             let (queue, send, bars, device) = (&queue, send.clone(), &bars, &device);
             scope.spawn(move || {
@@ -581,19 +559,36 @@ fn run(
         }
         drop(send);
         for (k, runs) in receive {
+            let runs = runs?;
             save_population(cli, &runs)?;
             if !cli.quiet {
                 print_population(&runs, &bars);
             }
-            results[k] = Some(runs.into_iter().map(|r| r.result).collect());
+            results[k].extend(runs.into_iter().map(|r| r.result));
+            results[k].sort_by_key(|r| r.seed);
             if let Some(dir) = &cli.out {
-                write_results(dir, settings, &results)?;
+                write_results(dir, &settings, &results)?;
             }
         }
         Ok(())
     })?;
+    report_all(cli, results.into_iter().flatten().collect());
+    if !cli.quiet {
+        println!("total wall time {:.1} s", started.elapsed().as_secs_f64());
+    }
+    Ok(())
+}
 
-    let all: Vec<RunResult> = results.into_iter().flatten().flatten().collect();
+/// The part of `w` whose seeds `kept` lacks, if any.
+fn missing(w: &Work, kept: &[RunResult]) -> Option<Work> {
+    let seeds: Vec<u64> = (w.seeds.iter().copied())
+        .filter(|&s| !kept.iter().any(|r| r.seed == s))
+        .collect();
+    (!seeds.is_empty()).then(|| Work { seeds, ..w.clone() })
+}
+
+/// The closing tables: every run (when few), per operation, per task and model.
+fn report_all(cli: &Cli, all: Vec<RunResult>) {
     if all.len() <= 60 {
         println!("\n{}", report::results_table(&all));
     }
@@ -610,10 +605,6 @@ fn run(
             );
         }
     }
-    if !cli.quiet {
-        println!("total wall time {:.1} s", started.elapsed().as_secs_f64());
-    }
-    Ok(())
 }
 
 /// With several jobs, each its own share of the cores for the kernels' parallel loops: sharing
@@ -636,7 +627,7 @@ fn train_work(
     w: &Work,
     device: &Device,
     bars: &MultiProgress,
-) -> Vec<TrainedRun> {
+) -> Result<Vec<TrainedRun>, ExperimentError> {
     let data = w.seeds.iter().map(|&seed| task.data(w.op, seed)).collect();
     let config = cli.config(w.choice, w.op);
     let bar = bars.add(ProgressBar::new(1));
@@ -661,34 +652,32 @@ fn train_work(
 }
 
 /// Saves each run's best weights and loss plot into `--out`.
-fn save_population(cli: &Cli, runs: &[TrainedRun]) -> Result<(), Box<dyn std::error::Error>> {
+fn save_population(cli: &Cli, runs: &[TrainedRun]) -> Result<(), ExperimentError> {
     let Some(dir) = &cli.out else {
         return Ok(());
     };
     for run in runs {
         let r = &run.result;
         let stem = format!("{}-{}-seed{}", r.model, r.task, r.seed);
-        run.model
-            .clone()
-            .save_file(dir.join(format!("{stem}.bpk")))?;
+        report::save_model(&dir.join(format!("{stem}.bpk")), run.model.clone())?;
         let title = format!("{}, {} (seed {}): MSE per step", r.model, r.task, r.seed);
         report::plot_history(&dir.join(format!("{stem}.svg")), &title, &run.history)?;
     }
     Ok(())
 }
 
-/// Rewrites the results of every finished population (in report order) and the settings.
+/// Rewrites the results of every finished population (in report order) and the settings, each
+/// file replaced whole.
 fn write_results(
     dir: &Path,
-    settings: &serde_json::Value,
-    results: &[Option<Vec<RunResult>>],
-) -> Result<(), Box<dyn std::error::Error>> {
-    let all: Vec<RunResult> = results.iter().flatten().flatten().cloned().collect();
+    settings: &RunSettings,
+    results: &[Vec<RunResult>],
+) -> Result<(), ExperimentError> {
+    let all: Vec<RunResult> = results.iter().flatten().cloned().collect();
     report::write_json(&dir.join("run.json"), settings)?;
     report::write_json(&dir.join("results.json"), &all)?;
     report::write_csv(&dir.join("results.csv"), &all)?;
-    report::write_json(&dir.join("summary.json"), &report::summarize(&all))?;
-    Ok(())
+    report::write_json(&dir.join("summary.json"), &report::summarize(&all))
 }
 
 /// One line per run for small populations; one line for the population otherwise.

@@ -15,11 +15,13 @@
 //! - [`Inalu`] (improved NALU, Schlör et al. 2020): separate weights, capped log path, sign
 //!   recovery, input-independent gate.
 //! - [`Npu`] and [`RealNpu`] (neural power units, Heim et al. 2020): `z = exp(log r·W_re − k·W_im)
-//!   ⊙ cos(log r·W_im + k·W_re)`, real powers of inputs of any sign.
+//!   ⊙ cos(log r·W_im + k·W_re)`, real powers of inputs of any sign (RealNPU: `W_im = 0`).
 //!
-//! Every unit implements [`ArithmeticUnit`], the interface a training loop needs: the forward
-//! pass, the sparsity `regularizer` (weighted over time by a [`RegularizerSchedule`]) and the
-//! projection after each optimizer step (`clamp_weights`). A [`Population`] trains many
+//! Each unit lives in its own module (`burn_nalu::nac`, `burn_nalu::nalu`, …, also re-exported
+//! here) with its config, its formula and shapes on `forward`, its sparsity `regularizer`
+//! (weighted over time by a [`RegularizerSchedule`]) and its projection after each optimizer
+//! step (`clamp_weights`) where it has them. Every unit implements [`ArithmeticUnit`], the same
+//! for a training loop over stacked copies, and [`formula::Discretize`]. A [`Population`] trains many
 //! independently initialised copies of a unit (one per seed) as one model, in one forward, one
 //! backward and one optimizer step. [`formula`] reads a trained stack back as the arithmetic it
 //! computes (`a + b`, `a·b`), after snapping its weights to discrete values, or says which weights
@@ -74,7 +76,7 @@
 //! ops with hand-written backward passes ([`ops::gated_nalu`]; [`backend`] says which devices
 //! take them); every other backend composes Burn ops, with the same results to rounding
 //! ([`ops::gated_nalu_reference`]). The fused loops compute the same bits at every SIMD level
-//! ([`SimdLevel`], pinned with `BURN_NALU_SIMD`).
+//! ([`simd::SimdLevel`], pinned with `BURN_NALU_SIMD`).
 //!
 //! # Where things go
 //!
@@ -87,32 +89,55 @@ mod error;
 #[cfg(feature = "experiments")]
 pub mod experiments;
 pub mod formula;
-mod inalu;
-mod nac;
-mod nac_mul;
-mod nalu;
-mod nau;
-mod nmu;
-mod npu;
+pub mod inalu;
+pub mod nac;
+pub mod nac_mul;
+pub mod nalu;
+pub mod nau;
+pub mod nmu;
+pub mod npu;
 pub mod ops;
 pub mod optim;
 mod population;
+pub mod real_npu;
 mod schedule;
-mod simd;
+pub mod simd;
 mod unit;
 
 pub use error::ConfigError;
-pub use inalu::{Inalu, InaluConfig, StallDetector};
+pub use inalu::{Inalu, InaluConfig};
 pub use nac::{Nac, NacConfig};
 pub use nac_mul::{NacMul, NacMulConfig};
 pub use nalu::{Nalu, NaluConfig};
 pub use nau::{Nau, NauConfig};
 pub use nmu::{Nmu, NmuConfig};
-pub use npu::{Npu, NpuConfig, RealNpu};
+pub use npu::{Npu, NpuConfig};
 pub use population::Population;
+pub use real_npu::{RealNpu, RealNpuConfig};
 pub use schedule::RegularizerSchedule;
-pub use simd::{SIMD_ENV, SimdLevel, simd_level};
 pub use unit::ArithmeticUnit;
+
+/// iNALU's restart rule, now at [`inalu::StallDetector`].
+#[deprecated(since = "0.2.0", note = "use `burn_nalu::inalu::StallDetector`")]
+pub type StallDetector = inalu::StallDetector;
+
+/// The SIMD levels, now at [`simd::SimdLevel`].
+#[deprecated(since = "0.2.0", note = "use `burn_nalu::simd::SimdLevel`")]
+pub type SimdLevel = simd::SimdLevel;
+
+/// The environment variable that pins a SIMD level, now at [`simd::SIMD_ENV`].
+#[deprecated(since = "0.2.0", note = "use `burn_nalu::simd::SIMD_ENV`")]
+pub const SIMD_ENV: &str = simd::SIMD_ENV;
+
+/// The SIMD level in force, now at [`simd::simd_level`].
+///
+/// # Errors
+///
+/// As [`simd::simd_level`].
+#[deprecated(since = "0.2.0", note = "use `burn_nalu::simd::simd_level`")]
+pub fn simd_level() -> Result<simd::SimdLevel, ConfigError> {
+    simd::simd_level()
+}
 
 /// Frees the memory the fused NALU layer keeps between training steps and returns how many
 /// bytes that was.

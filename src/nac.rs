@@ -6,6 +6,8 @@ use burn::nn::Initializer;
 use burn::tensor::{Device, Tensor};
 
 use crate::error::ConfigError;
+use crate::formula::{Discretize, Expr, FormulaError, LayerSnap, SnapOptions, SnappedWeights};
+use crate::unit::sized_display;
 use crate::{ArithmeticUnit, ops};
 
 /// Configuration to create a [`Nac`] layer using the [init function](NacConfig::init).
@@ -115,11 +117,23 @@ impl ArithmeticUnit for Nac {
         let (w_hat, m_hat) = ops::snap_nac(self.w_hat, self.m_hat);
         Self { w_hat, m_hat }
     }
+}
 
-    fn as_formula_layer(&self) -> Option<&dyn crate::formula::Discretize> {
-        Some(self)
+impl Discretize for Nac {
+    /// `Σ_i W_ij·x_i` with `W` snapped to {−1, 0, 1}.
+    fn discretize(
+        &self,
+        inputs: &[Expr],
+        _: &Tensor<2>,
+        options: &SnapOptions,
+    ) -> Result<LayerSnap, FormulaError> {
+        let w = SnappedWeights::new(self.weight(), false, options);
+        let outputs = w.sums(inputs);
+        Ok(w.into_layer(outputs))
     }
 }
+
+sized_display!(Nac);
 
 #[cfg(test)]
 mod tests {

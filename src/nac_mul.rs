@@ -6,7 +6,9 @@ use burn::nn::Initializer;
 use burn::tensor::{Device, Tensor};
 
 use crate::error::ConfigError;
+use crate::formula::{Discretize, Expr, FormulaError, LayerSnap, SnapOptions, SnappedWeights};
 use crate::nac::{Nac, NacConfig};
+use crate::unit::sized_display;
 use crate::{ArithmeticUnit, ops};
 
 /// Configuration to create a [`NacMul`] layer using the [init function](NacMulConfig::init).
@@ -113,15 +115,27 @@ impl ArithmeticUnit for NacMul {
 
     fn snap(self) -> Self {
         Self {
-            nac: ArithmeticUnit::snap(self.nac),
+            nac: self.nac.snap(),
             ..self
         }
     }
+}
 
-    fn as_formula_layer(&self) -> Option<&dyn crate::formula::Discretize> {
-        Some(self)
+impl Discretize for NacMul {
+    /// `Π_i |x_i|^W_ij` with `W` snapped to {−1, 0, 1}.
+    fn discretize(
+        &self,
+        inputs: &[Expr],
+        _: &Tensor<2>,
+        options: &SnapOptions,
+    ) -> Result<LayerSnap, FormulaError> {
+        let w = SnappedWeights::new(self.weight(), false, options);
+        let outputs = w.products(inputs, true);
+        Ok(w.into_layer(outputs))
     }
 }
+
+sized_display!(NacMul);
 
 #[cfg(test)]
 mod tests {

@@ -6,6 +6,10 @@ use burn::nn::Initializer;
 use burn::tensor::{Device, Tensor};
 
 use crate::error::ConfigError;
+use crate::formula::{
+    Discretize, Expr, FormulaError, LayerSnap, NotDiscrete, SnapOptions, SnappedWeights,
+    column_ranges,
+};
 use crate::nac::{Nac, NacConfig, init_matrix};
 use crate::{ArithmeticUnit, ops};
 
@@ -150,13 +154,51 @@ impl ArithmeticUnit for Nalu {
     /// Snaps `W` (the gate, which depends on the input, stays as it is).
     fn snap(self) -> Self {
         Self {
-            nac: ArithmeticUnit::snap(self.nac),
+            nac: self.nac.snap(),
             ..self
         }
     }
+}
 
-    fn as_formula_layer(&self) -> Option<&dyn crate::formula::Discretize> {
-        Some(self)
+impl Discretize for Nalu {
+    /// `W` snapped to {−1, 0, 1}. Gated: per output, the additive path where the gate is ≈ 1
+    /// on all rows of `x`, the multiplicative path where it is ≈ 0, an obstacle otherwise.
+    /// Ungated: the sum of both paths.
+    fn discretize(
+        &self,
+        inputs: &[Expr],
+        x: &Tensor<2>,
+        options: &SnapOptions,
+    ) -> Result<LayerSnap, FormulaError> {
+        let w = SnappedWeights::new(self.weight(), false, options);
+        let (add, mul) = (w.sums(inputs), w.products(inputs, true));
+        let Some(gate) = &self.gate else {
+            let both = add.into_iter().zip(mul);
+            let outputs = both.map(|(a, m)| Expr::weighted_sum([(1, a), (1, m)]));
+            return Ok(w.into_layer(outputs.collect()));
+        };
+        let g = ops::sigmoid(ops::matmul_members(x.clone(), gate.val(), 1));
+        let tol = options.gate_tolerance;
+        let mut open = Vec::new();
+        let outputs = (add.into_iter().zip(mul).zip(column_ranges(g)).enumerate())
+            .map(
+                |(j, ((a, m), (lo, hi)))| match (lo >= 1.0 - tol, hi <= tol) {
+                    (true, _) => a,
+                    (_, true) => m,
+                    _ => {
+                        open.push(NotDiscrete::Gate {
+                            layer: String::new(),
+                            output: j,
+                            range: (lo, hi),
+                        });
+                        Expr::weighted_sum([])
+                    }
+                },
+            )
+            .collect();
+        let mut layer = w.into_layer(outputs);
+        layer.obstacles.extend(open);
+        Ok(layer)
     }
 }
 

@@ -6,6 +6,8 @@ use burn::nn::Initializer;
 use burn::tensor::{Device, Tensor};
 
 use crate::error::ConfigError;
+use crate::formula::{Discretize, Expr, FormulaError, LayerSnap, SnapOptions, SnappedWeights};
+use crate::unit::sized_display;
 use crate::{ArithmeticUnit, ops};
 
 /// Configuration to create a [`Nau`] layer using the [init function](NauConfig::init).
@@ -74,7 +76,12 @@ impl Nau {
 
     /// The sparsity regulariser `mean(min(|W|, 1 − |W|))`: 0 when every weight is −1, 0 or 1.
     pub fn regularizer(&self) -> Tensor<1> {
-        ops::member_mean(ops::sparsity_to_signed_unit(self.weight.val()), 1)
+        self.sparsity(1)
+    }
+
+    /// `mean(min(|W|, 1 − |W|))` of each of `members` stacked copies.
+    fn sparsity(&self, members: usize) -> Tensor<1> {
+        ops::member_mean(ops::sparsity_to_signed_unit(self.weight.val()), members)
     }
 
     /// Clamps `W` to [−1, 1]; call after every optimizer step.
@@ -105,11 +112,10 @@ impl ArithmeticUnit for Nau {
     }
 
     fn regularizer_members(&self, members: usize) -> Option<Tensor<1>> {
-        let distance = ops::sparsity_to_signed_unit(self.weight.val());
-        Some(ops::member_mean(distance, members))
+        Some(self.sparsity(members))
     }
 
-    fn clamp_weights(self) -> Self {
+    fn clamp_members(self) -> Self {
         self.clamp_weights()
     }
 
@@ -118,11 +124,23 @@ impl ArithmeticUnit for Nau {
             weight: ops::snap_param(self.weight, 1.0, Some((-1.0, 1.0))),
         }
     }
+}
 
-    fn as_formula_layer(&self) -> Option<&dyn crate::formula::Discretize> {
-        Some(self)
+impl Discretize for Nau {
+    /// `Σ_i W_ij·x_i` with `W` snapped to {−1, 0, 1}.
+    fn discretize(
+        &self,
+        inputs: &[Expr],
+        _: &Tensor<2>,
+        options: &SnapOptions,
+    ) -> Result<LayerSnap, FormulaError> {
+        let w = SnappedWeights::new(self.weight.val(), false, options);
+        let outputs = w.sums(inputs);
+        Ok(w.into_layer(outputs))
     }
 }
+
+sized_display!(Nau);
 
 #[cfg(test)]
 mod tests {

@@ -6,6 +6,8 @@ use burn::nn::Initializer;
 use burn::tensor::{Device, Tensor};
 
 use crate::error::ConfigError;
+use crate::formula::{Discretize, Expr, FormulaError, LayerSnap, SnapOptions, SnappedWeights};
+use crate::unit::sized_display;
 use crate::{ArithmeticUnit, ops};
 
 /// Configuration to create a [`Nmu`] layer using the [init function](NmuConfig::init).
@@ -76,7 +78,12 @@ impl Nmu {
 
     /// The sparsity regulariser `mean(min(W, 1 − W))`: 0 when every weight is 0 or 1.
     pub fn regularizer(&self) -> Tensor<1> {
-        ops::member_mean(ops::sparsity_to_unit(self.weight.val()), 1)
+        self.sparsity(1)
+    }
+
+    /// `mean(min(W, 1 − W))` of each of `members` stacked copies.
+    fn sparsity(&self, members: usize) -> Tensor<1> {
+        ops::member_mean(ops::sparsity_to_unit(self.weight.val()), members)
     }
 
     /// Clamps `W` to [0, 1]; call after every optimizer step.
@@ -103,15 +110,14 @@ impl ArithmeticUnit for Nmu {
     fn forward_members<const D: usize>(&self, input: Tensor<D>, members: usize) -> Tensor<D> {
         let d_in = self.d_input() / members;
         ops::check_input("Nmu", &input.dims(), d_in, members);
-        ops::gated_product(input, self.weight.val(), members)
+        ops::nmu_product(input, self.weight.val(), members)
     }
 
     fn regularizer_members(&self, members: usize) -> Option<Tensor<1>> {
-        let distance = ops::sparsity_to_unit(self.weight.val());
-        Some(ops::member_mean(distance, members))
+        Some(self.sparsity(members))
     }
 
-    fn clamp_weights(self) -> Self {
+    fn clamp_members(self) -> Self {
         self.clamp_weights()
     }
 
@@ -120,11 +126,23 @@ impl ArithmeticUnit for Nmu {
             weight: ops::snap_param(self.weight, 1.0, Some((0.0, 1.0))),
         }
     }
+}
 
-    fn as_formula_layer(&self) -> Option<&dyn crate::formula::Discretize> {
-        Some(self)
+impl Discretize for Nmu {
+    /// `Π_i x_i^W_ij` with `W` snapped to {0, 1}.
+    fn discretize(
+        &self,
+        inputs: &[Expr],
+        _: &Tensor<2>,
+        options: &SnapOptions,
+    ) -> Result<LayerSnap, FormulaError> {
+        let w = SnappedWeights::new(self.weight.val(), true, options);
+        let outputs = w.products(inputs, false);
+        Ok(w.into_layer(outputs))
     }
 }
+
+sized_display!(Nmu);
 
 #[cfg(test)]
 mod tests {

@@ -32,6 +32,9 @@ use crate::ConfigError;
 /// Largest parameter (in elements) updated through host memory; above it, tensor ops win.
 const HOST_MAX_LEN: usize = 1 << 16;
 
+/// The most state values per element a [`Rule`] keeps (Adam's two).
+const MAX_SLOTS: usize = 2;
+
 /// Configuration of [`FastRmsProp`].
 #[derive(Config, Debug)]
 pub struct FastRmsPropConfig {
@@ -90,13 +93,11 @@ impl FastRmsPropConfig {
         if let Err(err) = self.validate() {
             panic!("{err}");
         }
-        Elementwise::new(
-            RmsPropRule {
-                rho: self.rho,
-                epsilon: self.epsilon,
-            },
-            &self.grad_clipping,
-        )
+        let rule = RmsPropRule {
+            rho: self.rho,
+            epsilon: self.epsilon,
+        };
+        FastRmsProp(Elementwise::new(rule, &self.grad_clipping))
     }
 }
 
@@ -120,19 +121,50 @@ impl FastAdamConfig {
             beta_2: self.beta_2,
             epsilon: self.epsilon,
         };
-        Elementwise::new(rule, &self.grad_clipping)
+        FastAdam(Elementwise::new(rule, &self.grad_clipping))
     }
 }
 
-/// RMSProp without momentum, fused for small parameters; see the [module docs](self).
-pub type FastRmsProp = Elementwise<RmsPropRule>;
+/// The public optimizers: each an [`Elementwise`] update with its rule.
+macro_rules! fast_optimizer {
+    ($(#[$doc:meta])* $name:ident($rule:ty)) => {
+        $(#[$doc])*
+        pub struct $name(Elementwise<$rule>);
 
-/// Adam, fused for small parameters; see the [module docs](self).
-pub type FastAdam = Elementwise<AdamRule>;
+        impl $name {
+            /// Updates every parameter of `module` that has a gradient in `grads` (computed on
+            /// `module`'s autodiff device, as for `ModuleOptimizer::step`) with learning rate
+            /// `lr`.
+            pub fn step<M: Module>(&mut self, lr: f64, module: M, grads: GradientsParams) -> M {
+                self.0.step(lr, module, grads)
+            }
 
-/// An optimizer that updates every element of a parameter alone from its gradient and a few
-/// state values of its own ([`FastRmsProp`], [`FastAdam`]).
-pub struct Elementwise<R> {
+            /// Keeps the state of the members of a population of `members` where `keep` is
+            /// set, in order, for the population
+            /// [`Population::retain`](crate::Population::retain) leaves.
+            ///
+            /// # Panics
+            /// If `keep` does not have one entry per member.
+            pub fn retain_members(&mut self, keep: &[bool], members: usize) {
+                self.0.retain_members(keep, members)
+            }
+        }
+    };
+}
+
+fast_optimizer!(
+    /// RMSProp without momentum, fused for small parameters; see the [module docs](self).
+    FastRmsProp(RmsPropRule)
+);
+
+fast_optimizer!(
+    /// Adam, fused for small parameters; see the [module docs](self).
+    FastAdam(AdamRule)
+);
+
+/// An optimizer that updates every element of a parameter alone from its gradient and the
+/// [`Rule::SLOTS`] state values of its own ([`FastRmsProp`], [`FastAdam`]).
+pub(crate) struct Elementwise<R> {
     rule: R,
     clipping: Option<GradientClipping>,
     state: HashMap<ParamId, State>,
@@ -142,8 +174,8 @@ pub struct Elementwise<R> {
 
 /// An element-wise update: the state slots it keeps per element and the update itself, on host
 /// values or on tensors.
-pub trait Rule {
-    /// State values per element.
+pub(crate) trait Rule {
+    /// State values per element (at most [`MAX_SLOTS`]).
     const SLOTS: usize;
 
     /// Updates one element `p` from its gradient `g` and its slots, at step `t` (from 1).
@@ -161,7 +193,7 @@ pub trait Rule {
 }
 
 /// RMSProp's rule (see the [module docs](self)).
-pub struct RmsPropRule {
+pub(crate) struct RmsPropRule {
     rho: f64,
     epsilon: f64,
 }
@@ -195,7 +227,7 @@ impl Rule for RmsPropRule {
 }
 
 /// Adam's rule (see the [module docs](self)).
-pub struct AdamRule {
+pub(crate) struct AdamRule {
     beta_1: f64,
     beta_2: f64,
     epsilon: f64,
@@ -266,9 +298,7 @@ impl<R: Rule> Elementwise<R> {
         }
     }
 
-    /// Updates every parameter of `module` that has a gradient in `grads` (computed on
-    /// `module`'s autodiff device, as for `ModuleOptimizer::step`) with learning rate `lr`.
-    pub fn step<M: Module>(&mut self, lr: f64, module: M, grads: GradientsParams) -> M {
+    fn step<M: Module>(&mut self, lr: f64, module: M, grads: GradientsParams) -> M {
         self.steps += 1;
         module.map(&mut Updater {
             optim: self,
@@ -277,12 +307,7 @@ impl<R: Rule> Elementwise<R> {
         })
     }
 
-    /// Keeps the state of the members of a population of `members` where `keep` is set, in
-    /// order, for the population [`Population::retain`](crate::Population::retain) leaves.
-    ///
-    /// # Panics
-    /// If `keep` does not have one entry per member.
-    pub fn retain_members(&mut self, keep: &[bool], members: usize) {
+    fn retain_members(&mut self, keep: &[bool], members: usize) {
         assert_eq!(keep.len(), members, "one flag per member");
         fn blocks<T: Clone>(v: &[T], keep: &[bool]) -> Vec<T> {
             let per = v.len() / keep.len();
@@ -350,7 +375,13 @@ impl<R: Rule> Elementwise<R> {
         }
         let slots = F::slots(state).expect("set above");
         let (lr, t) = (F::from(lr).expect("a finite learning rate"), self.steps);
-        let mut local = [F::zero(); 2];
+        const {
+            assert!(
+                R::SLOTS <= MAX_SLOTS,
+                "a rule keeps at most MAX_SLOTS values"
+            )
+        };
+        let mut local = [F::zero(); MAX_SLOTS];
         for (i, (p, &g)) in p.iter_mut().zip(&g).enumerate() {
             for (l, s) in local.iter_mut().zip(slots.iter()) {
                 *l = s[i];
@@ -514,14 +545,14 @@ mod tests {
 
     #[test]
     fn small_parameters_update_like_the_formulas() {
-        matches_hand_computed(FastRmsPropConfig::new().init(), 10, rmsprop);
-        matches_hand_computed(FastAdamConfig::new().init(), 10, adam);
+        matches_hand_computed(FastRmsPropConfig::new().init().0, 10, rmsprop);
+        matches_hand_computed(FastAdamConfig::new().init().0, 10, adam);
     }
 
     #[test]
     fn large_parameters_update_like_the_formulas() {
-        matches_hand_computed(FastRmsPropConfig::new().init(), HOST_MAX_LEN + 5, rmsprop);
-        matches_hand_computed(FastAdamConfig::new().init(), HOST_MAX_LEN + 5, adam);
+        matches_hand_computed(FastRmsPropConfig::new().init().0, HOST_MAX_LEN + 5, rmsprop);
+        matches_hand_computed(FastAdamConfig::new().init().0, HOST_MAX_LEN + 5, adam);
     }
 
     #[test]

@@ -159,7 +159,7 @@ impl<U: Module + ArithmeticUnit> Population<U> {
     /// Clamps every member's constrained parameters; call after every optimizer step.
     pub fn clamp_weights(self) -> Self {
         Self {
-            unit: self.unit.clamp_weights(),
+            unit: self.unit.clamp_members(),
             ..self
         }
     }

@@ -1,20 +1,18 @@
 //! What every arithmetic unit offers a training loop, as one trait.
 
-use burn::module::{Content, DisplaySettings, Module, ModuleDisplay};
+use burn::module::{Module, ModuleDisplay};
 use burn::tensor::Tensor;
 
-use crate::formula::Discretize;
-use crate::ops;
-use crate::{Nac, NacMul, Nau, Nmu, Npu, RealNpu};
-
 /// An arithmetic unit as a training loop sees it: a forward pass, an optional sparsity
-/// regulariser to add to the loss, and a projection to apply after each optimizer step.
+/// regulariser to add to the loss, and a projection to apply after each optimizer step, each
+/// for `members` independent copies whose parameters are stacked along each parameter's first
+/// axis (see [`Population`](crate::Population)).
 ///
-/// Each method takes `members`, the number of independent copies whose parameters are stacked
-/// along each parameter's first axis (see [`Population`](crate::Population)); a plain unit is
-/// one member, and its own `forward`, `regularizer` and `clamp_weights` call these with 1.
-/// Written with the members-aware math of `ops`, a unit has its population form for free.
-/// Each unit implements this trait in its own file, beside its config and module.
+/// The trait's methods are the stacked forms, and none shares a name with a unit's own methods:
+/// a unit's inherent `forward`, `regularizer` and `clamp_weights` are the plain (one-member)
+/// forms a user calls, written as calls of these with `members = 1`. Written with the
+/// members-aware math of [`ops`](crate::ops), a unit has its population form for free. Each unit
+/// implements this trait in its own file, beside its config and module.
 pub trait ArithmeticUnit: Module + ModuleDisplay + Sized {
     /// Whether the unit has a sparsity regulariser ([`regularizer_members`] returns `Some`).
     ///
@@ -31,8 +29,9 @@ pub trait ArithmeticUnit: Module + ModuleDisplay + Sized {
         None
     }
 
-    /// Clamps the parameters that must stay in a range (identity for units without one).
-    fn clamp_weights(self) -> Self {
+    /// Clamps every member's parameters that must stay in a range (identity for units without
+    /// one); a training loop calls it after every optimizer step.
+    fn clamp_members(self) -> Self {
         self
     }
 
@@ -44,40 +43,29 @@ pub trait ArithmeticUnit: Module + ModuleDisplay + Sized {
     fn snap(self) -> Self {
         self
     }
-
-    /// The forward pass of a plain unit (one member): `[..., d_in] → [..., d_out]`.
-    fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        self.forward_members(input, 1)
-    }
-
-    /// The sparsity regulariser of a plain unit, or `None` when the unit has none.
-    fn regularizer(&self) -> Option<Tensor<1>> {
-        self.regularizer_members(1)
-    }
-
-    /// The unit as a layer [`formula::extract`](crate::formula::extract) can read, if it is one.
-    fn as_formula_layer(&self) -> Option<&dyn Discretize> {
-        None
-    }
 }
 
-/// The one-line display of units described by their sizes alone:
-/// `Nau {d_input: 3, d_output: 5, params: 15}`.
+/// `ModuleDisplay` for a unit described by its sizes alone, `Nau {d_input: 3, d_output: 5,
+/// params: 15}`: `sized_display!(Nau);` in the unit's file (it needs `d_input()` and
+/// `d_output()`).
 macro_rules! sized_display {
-    ($($unit:ty),*) => {$(
-        impl ModuleDisplay for $unit {
-            fn custom_settings(&self) -> Option<DisplaySettings> {
-                ops::inline_display()
+    ($unit:ty) => {
+        impl burn::module::ModuleDisplay for $unit {
+            fn custom_settings(&self) -> Option<burn::module::DisplaySettings> {
+                $crate::ops::inline_display()
             }
 
-            fn custom_content(&self, content: Content) -> Option<Content> {
+            fn custom_content(
+                &self,
+                content: burn::module::Content,
+            ) -> Option<burn::module::Content> {
                 content
                     .add("d_input", &self.d_input())
                     .add("d_output", &self.d_output())
                     .optional()
             }
         }
-    )*};
+    };
 }
 
-sized_display!(Nac, NacMul, Nau, Nmu, Npu, RealNpu);
+pub(crate) use sized_display;

@@ -5,7 +5,7 @@ mod common;
 
 use burn::module::Param;
 use burn::tensor::{Device, Tensor, TensorData};
-use burn_nalu::{InaluConfig, Nac, NaluConfig, Nau, Nmu, NpuConfig};
+use burn_nalu::{InaluConfig, Nac, NaluConfig, Nau, Nmu, NpuConfig, RealNpuConfig};
 use common::{f64_device, inputs, to_f64, values};
 
 const BATCH: usize = 5;
@@ -187,7 +187,7 @@ fn cases() -> Vec<Case> {
             name: "realnpu",
             params: vec![matrix(18, 1.0), vector(D_IN, 19, 0.5, 0.3)],
             build: |p, device| {
-                let mut unit = NpuConfig::new(D_IN, D_OUT).init_real(device);
+                let mut unit = RealNpuConfig::new(D_IN, D_OUT).init(device);
                 unit.w_re = p[0].matrix();
                 unit.gate = p[1].vector();
                 Box::new(move |x| unit.forward(x))

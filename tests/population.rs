@@ -44,9 +44,14 @@ fn both_ways(config: &TrainConfig, op: Operation) -> (Vec<TrainedRun>, Vec<Train
     let device = f64_device();
     let task = ReferenceTask::default();
     let data = || (0..5).map(|seed| task.data(op, seed));
-    let together = train_population(data().collect(), config, &device, &mut |_| {});
+    let together: Vec<TrainedRun> =
+        train_population(data().collect(), config, &device, &mut |_| {}).unwrap();
     let alone = data()
-        .map(|d| train_population(vec![d], config, &device, &mut |_| {}).remove(0))
+        .map(|d| {
+            train_population(vec![d], config, &device, &mut |_| {})
+                .unwrap()
+                .remove(0)
+        })
         .collect();
     (together, alone)
 }
@@ -124,7 +129,8 @@ fn each_seed_keeps_its_initialisation_with_the_lowest_validation_mse() {
         ..TrainConfig::recipe(ModelKind::RealNpu, Operation::Div)
     };
     let data = || (0..2).map(|seed| task.data(Operation::Div, seed));
-    let chosen = train_population(data().collect(), &config, &device, &mut |_| {});
+    let chosen: Vec<TrainedRun> =
+        train_population(data().collect(), &config, &device, &mut |_| {}).unwrap();
     let single = TrainConfig {
         inits_per_seed: 1,
         ..config.clone()
@@ -135,7 +141,9 @@ fn each_seed_keeps_its_initialisation_with_the_lowest_validation_mse() {
             .map(|k| {
                 let mut d = task.data(Operation::Div, seed);
                 d.seed = init_seed(seed, k);
-                train_population(vec![d], &single, &device, &mut |_| {}).remove(0)
+                train_population(vec![d], &single, &device, &mut |_| {})
+                    .unwrap()
+                    .remove(0)
             })
             .collect();
         let best = alone

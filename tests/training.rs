@@ -2,8 +2,8 @@
 
 use burn::tensor::Device;
 use burn_nalu::experiments::{
-    Budget, MadsenSpec, MadsenTask, ModelKind, Operation, ReferenceTask, Task, TrainConfig, train,
-    train_population,
+    Budget, MadsenSpec, MadsenTask, ModelKind, Operation, ReferenceTask, Task, TrainConfig,
+    TrainedRun, train, train_population,
 };
 
 /// The reference's `add` recipe (RMSProp, lr 0.1, batch 64) cut to 50 epochs: 800 steps.
@@ -20,14 +20,15 @@ fn short_add_run_extrapolates() {
         ..TrainConfig::reference(Operation::Add)
     };
     let mut evaluations = 0;
-    let run = train(data, &config, &Device::default(), &mut |p| {
+    let run: TrainedRun = train(data, &config, &Device::default(), &mut |p| {
         evaluations += 1;
         assert_eq!(
             p.step,
             16 * evaluations,
             "one evaluation per epoch of 16 steps"
         );
-    });
+    })
+    .unwrap();
     let r = &run.result;
     assert_eq!((evaluations, r.steps, run.history.len()), (50, 800, 51));
     assert!(r.diverged_step.is_none());
@@ -52,7 +53,7 @@ fn nac_learns_subtraction_and_reads_it_back() {
         budget: Budget::Epochs(50),
         ..TrainConfig::recipe(ModelKind::Nac, Operation::Sub)
     };
-    let run = train(data, &config, &Device::default(), &mut |_| {});
+    let run: TrainedRun = train(data, &config, &Device::default(), &mut |_| {}).unwrap();
     let r = &run.result;
     assert_eq!(r.formula.as_deref(), Some("a − b"), "{r:?}");
     // The formula, evaluated in f64 with exact integer weights, against targets rounded to f32.
@@ -73,12 +74,13 @@ fn a_diverged_run_stops_and_keeps_its_best_checkpoint_while_the_others_go_on() {
         budget: Budget::Epochs(20),
         ..TrainConfig::reference(Operation::Mul)
     };
-    let run = train(
+    let run: TrainedRun = train(
         task.data(Operation::Mul, 0),
         &config,
         &Device::default(),
         &mut |_| {},
-    );
+    )
+    .unwrap();
     let r = &run.result;
     let step = r.diverged_step.expect("lr 1e3 diverges");
     assert!(!r.diverged_loss.unwrap().is_finite());
@@ -88,18 +90,20 @@ fn a_diverged_run_stops_and_keeps_its_best_checkpoint_while_the_others_go_on() {
 
     // In a population beside seed 1, seed 0 diverges at the same step as alone, and seed 1
     // trains exactly as alone whatever seed 0 does.
-    let mixed = train_population(
+    let mixed: Vec<TrainedRun> = train_population(
         vec![task.data(Operation::Mul, 0), task.data(Operation::Mul, 1)],
         &config,
         &Device::default(),
         &mut |_| {},
-    );
-    let alone = train(
+    )
+    .unwrap();
+    let alone: TrainedRun = train(
         task.data(Operation::Mul, 1),
         &config,
         &Device::default(),
         &mut |_| {},
-    );
+    )
+    .unwrap();
     assert_eq!(mixed[0].result.diverged_step, Some(step));
     assert_eq!(mixed[1].result.diverged_step, alone.result.diverged_step);
     assert_eq!(mixed[1].result.best_step, alone.result.best_step);
@@ -113,7 +117,8 @@ fn madsen_add_stops_early_on_the_validation_rule() {
     let task = MadsenTask::new(MadsenSpec {
         eval_rows: 1000,
         ..MadsenSpec::default()
-    });
+    })
+    .unwrap();
     // Their recipe with the schedule compressed tenfold (ramp over steps 500 to 5,000) and a
     // patience of 3 evaluations, to fit a test.
     let config = TrainConfig {
@@ -127,7 +132,8 @@ fn madsen_add_stops_early_on_the_validation_rule() {
         ..TrainConfig::madsen(ModelKind::Nau)
     };
     let data = (0..4).map(|seed| task.data(Operation::Add, seed)).collect();
-    let runs = train_population(data, &config, &Device::default(), &mut |_| {});
+    let runs: Vec<TrainedRun> =
+        train_population(data, &config, &Device::default(), &mut |_| {}).unwrap();
     let stopped: Vec<usize> = runs
         .iter()
         .filter_map(|r| r.result.stopped_at_step)

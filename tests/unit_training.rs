@@ -6,7 +6,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Distribution, Tensor};
-use burn_nalu::{ArithmeticUnit, NauConfig, NmuConfig, NpuConfig, RegularizerSchedule};
+use burn_nalu::{ArithmeticUnit, NauConfig, NmuConfig, RealNpuConfig, RegularizerSchedule};
 
 const STEPS: usize = 600;
 const BATCH: usize = 32;
@@ -30,13 +30,13 @@ where
             Distribution::Uniform(range.0, range.1),
             device,
         );
-        let err = ArithmeticUnit::forward(&unit, x.clone()).sub(target(x));
+        let err = unit.forward_members(x.clone(), 1).sub(target(x));
         let mut loss = err.clone().mul(err).mean();
-        if let Some(reg) = ArithmeticUnit::regularizer(&unit) {
+        if let Some(reg) = unit.regularizer_members(1) {
             loss = loss.add(reg.mul_scalar(schedule.weight(step)));
         }
         let grads = GradientsParams::from_grads(loss.backward(), &unit);
-        unit = optim.step(0.05, unit, grads).clamp_weights();
+        unit = optim.step(0.05, unit, grads).clamp_members();
     }
     unit
 }
@@ -103,7 +103,7 @@ fn nmu_learns_a_product_of_signed_inputs_exactly() {
 #[test]
 fn realnpu_learns_a_quotient_exactly() {
     let (_lock, device) = seeded(3);
-    let unit = NpuConfig::new(4, 1).init_real(&device);
+    let unit = RealNpuConfig::new(4, 1).init(&device);
     // y = x1 / x3 on positive inputs.
     let unit = fit(
         unit,

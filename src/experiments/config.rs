@@ -6,8 +6,9 @@ use core::str::FromStr;
 use burn::optim::GradientsParams;
 use serde::{Deserialize, Serialize};
 
+use super::names::parse_name;
 use super::stacks::{InitScheme, ModelKind};
-use super::task::Operation;
+use super::task::{Operation, TaskData};
 use crate::optim::{FastAdam, FastAdamConfig, FastRmsProp, FastRmsPropConfig};
 use crate::{ConfigError, RegularizerSchedule};
 
@@ -22,12 +23,22 @@ pub enum OptimizerKind {
     RmsProp,
 }
 
-impl fmt::Display for OptimizerKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl OptimizerKind {
+    /// Both optimizers.
+    pub const ALL: [OptimizerKind; 2] = [OptimizerKind::Adam, OptimizerKind::RmsProp];
+
+    /// The name results and the command line use (`adam`, `rmsprop`).
+    pub fn name(self) -> &'static str {
+        match self {
             OptimizerKind::Adam => "adam",
             OptimizerKind::RmsProp => "rmsprop",
-        })
+        }
+    }
+}
+
+impl fmt::Display for OptimizerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -35,13 +46,7 @@ impl FromStr for OptimizerKind {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "adam" => Ok(OptimizerKind::Adam),
-            "rmsprop" => Ok(OptimizerKind::RmsProp),
-            _ => Err(format!(
-                "unknown optimizer '{s}' (expected adam or rmsprop)"
-            )),
-        }
+        parse_name(s, "optimizer", &OptimizerKind::ALL, OptimizerKind::name)
     }
 }
 
@@ -290,6 +295,20 @@ impl TrainConfig {
         if !self.model.has_regularizer() {
             let reason = format!("is set, but the {} stack has no regulariser", self.model);
             return Err(ConfigError::new("TrainConfig", "regularizer", reason));
+        }
+        Ok(())
+    }
+
+    /// [`validate`](Self::validate), and that the budget fits `data`'s task: an epoch budget
+    /// needs fixed training rows, which a task that draws a fresh batch every step has not.
+    pub fn validate_for(&self, data: &TaskData) -> Result<(), ConfigError> {
+        self.validate()?;
+        if let (Budget::Epochs(_), None) = (self.budget, data.train_rows()) {
+            let reason = format!(
+                "is in epochs, but the {} task draws a fresh batch every step: give it in steps",
+                data.protocol
+            );
+            return Err(ConfigError::new("TrainConfig", "budget", reason));
         }
         Ok(())
     }

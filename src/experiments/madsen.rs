@@ -2,8 +2,8 @@
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use serde::Serialize;
 
+use super::protocol::{MadsenSpec, Protocol, TaskSettings, WIDTH};
 use super::task::{BatchSampler, Operation, Subsets, Task, TaskData, TrainingData};
 use crate::ConfigError;
 
@@ -14,78 +14,6 @@ pub const MADSEN_EPSILON: f64 = 1e-5;
 /// draws them from two fixed seeds and varies only the subsets with the run's seed).
 const VALID_SEED: u64 = 43_953_907;
 const EXTRAPOLATION_SEED: u64 = 8_689_336;
-
-/// The settings of Madsen & Johansen's static task (their defaults by [`Default`]).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
-pub struct MadsenSpec {
-    /// Size of each subset as a fraction of the 100 inputs, rounded down (0.25: 25 inputs).
-    pub subset_ratio: f64,
-    /// Fraction of a subset that `a` and `b` share, rounded down (0.5: 12 of 25).
-    pub overlap_ratio: f64,
-    /// Training and validation inputs are uniform in `[lo, hi)`.
-    pub interpolation: (f32, f32),
-    /// Extrapolation inputs are uniform in `[lo, hi)`.
-    pub extrapolation: (f32, f32),
-    /// Rows of the validation and of the extrapolation split.
-    pub eval_rows: usize,
-}
-
-impl Default for MadsenSpec {
-    /// Subsets of 25 inputs overlapping by 12, `U[1, 2)` and `U[2, 6)`, 10,000 rows each.
-    fn default() -> Self {
-        Self {
-            subset_ratio: 0.25,
-            overlap_ratio: 0.5,
-            interpolation: (1.0, 2.0),
-            extrapolation: (2.0, 6.0),
-            eval_rows: 10_000,
-        }
-    }
-}
-
-/// The task's inputs per row.
-const WIDTH: usize = 100;
-
-impl MadsenSpec {
-    /// `(subset size, overlap size)` for 100 inputs.
-    pub fn sizes(&self) -> (usize, usize) {
-        let size = (self.subset_ratio * WIDTH as f64).floor() as usize;
-        (size, (self.overlap_ratio * size as f64).floor() as usize)
-    }
-
-    /// Checks the ratios, ranges and row count; the error names the field.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let (size, overlap) = self.sizes();
-        let range_ok = |(lo, hi): (f32, f32)| lo.is_finite() && hi.is_finite() && lo < hi;
-        let refuse = |field, reason| Err(ConfigError::new("MadsenSpec", field, reason));
-        if size == 0 || 2 * size - overlap > WIDTH {
-            refuse(
-                "subset_ratio",
-                format!(
-                    "must give two subsets that fit 100 inputs, got {}",
-                    self.subset_ratio
-                ),
-            )
-        } else if !(0.0..=1.0).contains(&self.overlap_ratio) {
-            refuse(
-                "overlap_ratio",
-                format!("must be in [0, 1], got {}", self.overlap_ratio),
-            )
-        } else if !range_ok(self.interpolation) {
-            refuse(
-                "interpolation",
-                format!("must have lo < hi, got {:?}", self.interpolation),
-            )
-        } else if !range_ok(self.extrapolation) {
-            refuse(
-                "extrapolation",
-                format!("must have lo < hi, got {:?}", self.extrapolation),
-            )
-        } else {
-            ConfigError::check_size("MadsenSpec", "eval_rows", self.eval_rows)
-        }
-    }
-}
 
 /// Madsen & Johansen's static task: `a` and `b` sum two contiguous subsets of the 100 inputs
 /// that overlap (25 inputs sharing 12, at a seeded offset); a fresh batch from the
@@ -101,13 +29,11 @@ pub struct MadsenTask {
 impl MadsenTask {
     /// The task with `spec`.
     ///
-    /// # Panics
-    /// If `spec` is invalid ([`MadsenSpec::validate`]).
-    pub fn new(spec: MadsenSpec) -> Self {
-        if let Err(err) = spec.validate() {
-            panic!("{err}");
-        }
-        Self { spec }
+    /// # Errors
+    /// If `spec` is invalid ([`MadsenSpec::validate`]); the error names the field.
+    pub fn new(spec: MadsenSpec) -> Result<Self, ConfigError> {
+        spec.validate()?;
+        Ok(Self { spec })
     }
 
     /// The subsets of `seed`: `a = x[s..s+n]`, `b = x[s+n−o..s+2n−o]` at a seeded start `s`.
@@ -124,12 +50,8 @@ impl MadsenTask {
 }
 
 impl Task for MadsenTask {
-    fn name(&self) -> &'static str {
-        "madsen"
-    }
-
-    fn input_width(&self) -> usize {
-        WIDTH
+    fn protocol(&self) -> Protocol {
+        Protocol::Madsen
     }
 
     fn data(&self, op: Operation, seed: u64) -> TaskData {
@@ -149,7 +71,7 @@ impl Task for MadsenTask {
             op,
         };
         TaskData {
-            protocol: self.name(),
+            protocol: self.protocol(),
             op,
             seed,
             train: TrainingData::Stream(Box::new(sampler)),
@@ -161,10 +83,8 @@ impl Task for MadsenTask {
         }
     }
 
-    fn settings(&self) -> serde_json::Value {
-        let mut settings = serde_json::to_value(self.spec).expect("plain numbers");
-        settings["name"] = self.name().into();
-        settings
+    fn settings(&self) -> TaskSettings {
+        TaskSettings::Madsen(self.spec)
     }
 }
 
@@ -251,7 +171,7 @@ impl Uniform {
     /// the same integer steps and exact float conversions, so the same draws.
     fn fill(&mut self, out: &mut [f32; 32 * LANES]) {
         #[cfg(target_arch = "x86_64")]
-        if crate::simd::active() >= crate::SimdLevel::Avx2 {
+        if crate::simd::active() >= crate::simd::SimdLevel::Avx2 {
             // SAFETY: the level in force is one the CPU supports, so it has AVX2.
             return unsafe { self.fill_avx2(out) };
         }
@@ -311,7 +231,8 @@ mod tests {
         let task = MadsenTask::new(MadsenSpec {
             eval_rows: 200,
             ..MadsenSpec::default()
-        });
+        })
+        .unwrap();
         let mut data = task.data(Operation::Mul, 8);
         assert_eq!((data.valid.rows(), data.extrapolation.rows()), (200, 200));
         assert!(data.valid.x.iter().all(|&v| (1.0..2.0).contains(&v)));

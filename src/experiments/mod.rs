@@ -5,8 +5,8 @@
 //! task of Trask et al. 2018 as the Keras reference ran it, [`MadsenTask`] Madsen & Johansen
 //! 2020's. A [`ModelKind`] names a two-layer stack of units ([`StaticToyModel`]), and a
 //! [`TrainConfig`] how to train it (each model has a recipe per task).
-//! [`train_population`] trains one run per seed as one [`Population`](crate::Population):
-//! every run computes what it would alone, in one forward, one backward and one optimizer step
+//! [`train_population`] trains one run per seed as one [`Population`](crate::Population) of any
+//! [`Model`]: every run computes what it would alone, in one forward, one backward and one optimizer step
 //! for all. Model selection uses each run's validation split, never its extrapolation split.
 //! [`report`] turns the [`RunResult`]s into tables, summaries with Wilson intervals, JSON,
 //! CSV and plots.
@@ -14,18 +14,23 @@
 //! ```no_run
 //! use burn::tensor::Device;
 //! use burn_nalu::experiments::{ModelKind, Operation, ReferenceTask, Task, TrainConfig};
-//! use burn_nalu::experiments::train_population;
+//! use burn_nalu::experiments::{TrainedRun, train_population};
 //!
 //! let task = ReferenceTask::default();
 //! let data = (0..10).map(|seed| task.data(Operation::Add, seed)).collect();
 //! let config = TrainConfig::recipe(ModelKind::Nac, Operation::Add);
-//! let runs = train_population(data, &config, &Device::default(), &mut |_| {});
+//! let runs: Vec<TrainedRun> = train_population(data, &config, &Device::default(), &mut |_| {})?;
 //! let solved = runs.iter().filter(|r| r.result.success).count();
 //! println!("{solved} of 10 seeds solved a + b");
+//! # Ok::<(), burn_nalu::experiments::ExperimentError>(())
 //! ```
 
 mod config;
+mod error;
 mod madsen;
+mod model;
+mod names;
+mod protocol;
 mod readback;
 mod reference;
 pub mod report;
@@ -34,11 +39,14 @@ mod task;
 mod train;
 
 pub use config::{Budget, OptimizerKind, RunOptimizer, TrainConfig};
-pub use madsen::{MADSEN_EPSILON, MadsenSpec, MadsenTask};
+pub use error::ExperimentError;
+pub use madsen::{MADSEN_EPSILON, MadsenTask};
+pub use model::Model;
+pub use protocol::{MadsenSpec, Protocol, TaskSettings};
 pub use reference::ReferenceTask;
 pub use stacks::{InitScheme, ModelKind, Stack, StaticToyModel, madsen_nac_range};
 pub use task::{BatchSampler, Operation, Split, Subsets, Task, TaskData, TrainingData};
 pub use train::{
-    BASELINE_INITS, Evaluation, Progress, RunResult, TrainedRun, Trainer, init_seed, train,
-    train_population,
+    BASELINE_INITS, Evaluation, Progress, RunResult, TrainedRun, Trainer, init_seed, split_mse,
+    train, train_population,
 };

@@ -1,12 +1,12 @@
-//! The learned formula of a trained static-toy model, checked on the extrapolation set.
+//! The learned formula of a trained model, checked on the extrapolation set.
 
 use burn::tensor::Device;
 
-use super::stacks::StaticToyModel;
+use super::model::Model;
 use super::task::TaskData;
 use crate::formula::{FormulaError, SnapOptions};
 
-/// What [`StaticToyModel::formula`] makes of a trained model, with default [`SnapOptions`].
+/// What [`Model::formula`] makes of a trained model, with default [`SnapOptions`].
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct Readback {
     /// The formula in terms of `a` and `b` (the task's input groups), when the weights are
@@ -25,7 +25,7 @@ pub(crate) struct Readback {
 
 impl Readback {
     /// Extracts and checks the formula of `model` on `data`'s extrapolation split.
-    pub(crate) fn new(model: &StaticToyModel, data: &TaskData, device: &Device) -> Self {
+    pub(crate) fn new<M: Model>(model: &M, data: &TaskData, device: &Device) -> Self {
         let split = &data.extrapolation;
         let (x, _) = split.tensors(device);
         let formula = match model.formula(x.clone(), &SnapOptions::default()) {
@@ -42,7 +42,7 @@ impl Readback {
                 };
             }
         };
-        let network = model.forward(x).into_data().convert::<f64>();
+        let network = model.forward_members(x, 1).into_data().convert::<f64>();
         let network = network.as_slice::<f64>().expect("f64 after convert");
         let snapped: Vec<f64> = formula
             .eval_rows(&split.x, split.width)

@@ -4,6 +4,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 
+use super::protocol::{Protocol, TaskSettings, WIDTH};
 use super::task::{Operation, Subsets, Task, TaskData, TrainingData};
 
 /// The Keras reference's static task: 100 inputs uniform in [0, 1); a seeded permutation of
@@ -27,16 +28,9 @@ impl Default for ReferenceTask {
     }
 }
 
-/// The reference task's inputs per row.
-const WIDTH: usize = 100;
-
 impl Task for ReferenceTask {
-    fn name(&self) -> &'static str {
-        "reference"
-    }
-
-    fn input_width(&self) -> usize {
-        WIDTH
+    fn protocol(&self) -> Protocol {
+        Protocol::Reference
     }
 
     fn data(&self, op: Operation, seed: u64) -> TaskData {
@@ -53,7 +47,7 @@ impl Task for ReferenceTask {
         let extrapolation = subsets.split(op, extrapolation_x, WIDTH);
         let valid = subsets.split(op, valid_x, WIDTH);
         TaskData {
-            protocol: self.name(),
+            protocol: self.protocol(),
             op,
             seed,
             train: TrainingData::Rows(subsets.split(op, train_x, WIDTH)),
@@ -65,8 +59,8 @@ impl Task for ReferenceTask {
         }
     }
 
-    fn settings(&self) -> serde_json::Value {
-        serde_json::json!({ "name": self.name(), "rows": self.rows })
+    fn settings(&self) -> TaskSettings {
+        TaskSettings::Reference { rows: self.rows }
     }
 }
 

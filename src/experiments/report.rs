@@ -1,18 +1,23 @@
 //! Reports: the results table, per-task summaries over seeds, JSON, CSV and loss-curve plots.
 //!
 //! JSON and CSV come from one flat struct ([`RunResult`]), the CSV through the `csv` crate, so
-//! that a formula or message holding commas or quotes stays one field.
+//! that a formula or message holding commas or quotes stays one field. Every file is written
+//! whole to a temporary file beside it and renamed over it ([`write_file`]): a run killed at
+//! any instant leaves the old file or the new one, never a torn one.
 
-use std::error::Error;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::Path;
 
+use burn::module::Module;
 use plotters::prelude::*;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::config::TrainConfig;
+use super::error::ExperimentError;
+use super::protocol::TaskSettings;
+use super::task::Operation;
 use super::train::{Evaluation, RunResult};
 
 /// A metric as reports print it: `0` when exactly zero, otherwise three significant digits in
@@ -25,12 +30,6 @@ pub fn format_metric(x: f64) -> String {
     } else {
         format!("{x}")
     }
-}
-
-/// `a + b` for `add`, as the reference's results table writes the operation.
-fn formula_of(task: &str) -> &str {
-    task.parse::<super::Operation>()
-        .map_or(task, |op| op.formula())
 }
 
 /// The results table, one row per run, in the Keras reference's shape (operation, train loss,
@@ -46,7 +45,7 @@ pub fn results_table(results: &[RunResult]) -> String {
             out,
             "| {} | {} | {} | {} | {} | {} | {:.3} | {} / {} | {:.2} | {:.0} | {} |",
             r.model,
-            formula_of(&r.task),
+            r.task.formula(),
             r.seed,
             format_metric(r.train_mse),
             format_metric(r.extrapolation_mse),
@@ -65,10 +64,11 @@ pub fn results_table(results: &[RunResult]) -> String {
 /// A model's results on a task over several seeds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TaskSummary {
-    /// The model ([`RunResult::label`]).
+    /// The model, with its initialisations per seed where there were several
+    /// ([`RunResult::label`]).
     pub model: String,
     /// The operation.
-    pub task: String,
+    pub task: Operation,
     /// Number of runs (seeds).
     pub runs: usize,
     /// Runs whose extrapolation MSE is below their success threshold.
@@ -121,9 +121,9 @@ fn median_of_some(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
 /// Groups `results` by model (with its initialisations per seed, [`RunResult::label`]) and
 /// task, in order of first appearance, and summarises each group.
 pub fn summarize(results: &[RunResult]) -> Vec<TaskSummary> {
-    let mut groups: Vec<(String, &str)> = Vec::new();
+    let mut groups: Vec<(String, Operation)> = Vec::new();
     for r in results {
-        let key = (r.label(), r.task.as_str());
+        let key = (r.label(), r.task);
         if !groups.contains(&key) {
             groups.push(key);
         }
@@ -138,7 +138,7 @@ pub fn summarize(results: &[RunResult]) -> Vec<TaskSummary> {
             let successes: Vec<&&RunResult> = runs.iter().filter(|r| r.success).collect();
             TaskSummary {
                 model,
-                task: task.into(),
+                task,
                 runs: runs.len(),
                 successes: successes.len(),
                 snapped_successes: runs
@@ -189,7 +189,7 @@ pub fn summary_table(summaries: &[TaskSummary]) -> String {
             out,
             "| {} | {} | {}/{} | [{:.2}, {:.2}] | {} | {} | {} | {} | {:.3} | {} |",
             s.model,
-            formula_of(&s.task),
+            s.task.formula(),
             s.successes,
             s.runs,
             s.success_rate_ci.0,
@@ -232,7 +232,7 @@ pub fn verdict_table(summaries: &[TaskSummary]) -> String {
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {} |",
-            formula_of(task),
+            task.formula(),
             if best.successes > 0 {
                 format!("yes, {}/{}", best.successes, best.runs)
             } else {
@@ -264,26 +264,26 @@ pub fn success_matrix(summaries: &[TaskSummary]) -> String {
             .map(|&m| {
                 match summaries
                     .iter()
-                    .find(|s| (s.model.as_str(), s.task.as_str()) == (m, task))
+                    .find(|s| (s.model.as_str(), s.task) == (m, task))
                 {
                     Some(s) => format!("{}/{}", s.successes, s.runs),
                     None => "-".into(),
                 }
             })
             .collect();
-        let _ = writeln!(out, "| {} | {} |", formula_of(task), cells.join(" | "));
+        let _ = writeln!(out, "| {} | {} |", task.formula(), cells.join(" | "));
     }
     out
 }
 
 /// The tasks of `summaries`, each once, in order of first appearance.
-fn tasks_in_order(summaries: &[TaskSummary]) -> Vec<&str> {
-    distinct(summaries.iter().map(|s| s.task.as_str()))
+fn tasks_in_order(summaries: &[TaskSummary]) -> Vec<Operation> {
+    distinct(summaries.iter().map(|s| s.task))
 }
 
 /// `items` without repeats, in order of first appearance.
-fn distinct<'a>(items: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
-    let mut seen: Vec<&str> = Vec::new();
+fn distinct<T: PartialEq>(items: impl Iterator<Item = T>) -> Vec<T> {
+    let mut seen: Vec<T> = Vec::new();
     for item in items {
         if !seen.contains(&item) {
             seen.push(item);
@@ -292,47 +292,190 @@ fn distinct<'a>(items: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
     seen
 }
 
-/// Writes `value` as pretty-printed JSON: the runs ([`RunResult`] fields, one object per run)
-/// or the per-task summaries ([`TaskSummary`]).
-pub fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<(), Box<dyn Error>> {
-    let mut file = BufWriter::new(File::create(path)?);
-    serde_json::to_writer_pretty(&mut file, value)?;
-    writeln!(file)?;
-    Ok(())
+/// The settings that decide the results of a run of many cells, as a results directory records
+/// them (`run.json`): the task's, and the configuration of every cell, keyed `model/task` as the
+/// command line names them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunSettings {
+    /// The task's settings.
+    pub protocol: TaskSettings,
+    /// Each cell's configuration.
+    pub configs: BTreeMap<String, TrainConfig>,
+}
+
+impl RunSettings {
+    /// Whether a run with these settings may continue one made with `before`: the same task,
+    /// and the same configuration for every cell both have (cells may be added). The error
+    /// names the cell and the fields that differ.
+    pub fn check_resume(&self, before: &RunSettings) -> Result<(), ExperimentError> {
+        let json = |t: &TaskSettings| serde_json::to_string(t).unwrap_or_default();
+        if self.protocol != before.protocol {
+            return Err(ExperimentError::Resume(format!(
+                "holds a run of another task ({} here, {} there)",
+                json(&self.protocol),
+                json(&before.protocol)
+            )));
+        }
+        for (cell, config) in &self.configs {
+            match before.configs.get(cell) {
+                Some(old) if old != config => {
+                    return Err(ExperimentError::Resume(format!(
+                        "trained {cell} with other settings ({})",
+                        differences(old, config).join("; ")
+                    )));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `field: there → here` for each field of two configs that differs, as JSON writes them.
+fn differences(there: &TrainConfig, here: &TrainConfig) -> Vec<String> {
+    let object = |c: &TrainConfig| match serde_json::to_value(c) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    };
+    let (there, here) = (object(there), object(here));
+    let fields = here.iter().filter(|(k, v)| there.get(*k) != Some(*v));
+    fields
+        .map(|(k, v)| {
+            let old = there.get(k).map_or("absent".into(), ToString::to_string);
+            format!("{k}: {old} there, {v} here")
+        })
+        .collect()
+}
+
+/// Writes `bytes` to `path` whole or not at all: into a temporary file in the same directory,
+/// synced, then renamed over `path`. A process killed at any instant leaves the old file or the
+/// new one.
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ExperimentError> {
+    let name = path
+        .file_name()
+        .map_or_else(|| "results".into(), |n| n.to_string_lossy().into_owned());
+    let temporary = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut file = std::fs::File::create(&temporary)?;
+        std::io::Write::write_all(&mut file, bytes)?;
+        file.sync_all()
+    };
+    let written = write().and_then(|()| std::fs::rename(&temporary, path));
+    written.map_err(|err| {
+        let _ = std::fs::remove_file(&temporary);
+        ExperimentError::io(path, err)
+    })
+}
+
+/// Writes `value` as pretty-printed JSON ([`write_file`]): the runs ([`RunResult`] fields, one
+/// object per run), the per-task summaries ([`TaskSummary`]) or a run's settings.
+pub fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<(), ExperimentError> {
+    let mut json =
+        serde_json::to_vec_pretty(value).map_err(|e| ExperimentError::format(path, e))?;
+    json.push(b'\n');
+    write_file(path, &json)
 }
 
 /// Reads back what [`write_json`] wrote.
-pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, Box<dyn Error>> {
-    let file = std::io::BufReader::new(File::open(path)?);
-    Ok(serde_json::from_reader(file)?)
+pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, ExperimentError> {
+    let bytes = std::fs::read(path).map_err(|e| ExperimentError::io(path, e))?;
+    serde_json::from_slice(&bytes).map_err(|e| ExperimentError::format(path, e))
 }
 
-/// Writes `results` as CSV, one row per run, the columns [`RunResult`]'s fields (empty cells
-/// for absent values; fields with commas or quotes quoted).
-pub fn write_csv(path: &Path, results: &[RunResult]) -> Result<(), Box<dyn Error>> {
-    let mut writer = csv::Writer::from_path(path)?;
+/// Writes `results` as CSV ([`write_file`]), one row per run, the columns [`RunResult`]'s
+/// fields (empty cells for absent values; fields with commas or quotes quoted).
+pub fn write_csv(path: &Path, results: &[RunResult]) -> Result<(), ExperimentError> {
+    let format = |e: csv::Error| ExperimentError::format(path, e);
+    let mut writer = csv::Writer::from_writer(Vec::new());
     for r in results {
-        writer.serialize(r)?;
+        writer.serialize(r).map_err(format)?;
     }
-    writer.flush()?;
-    Ok(())
+    let bytes = writer
+        .into_inner()
+        .map_err(|e| format(e.into_error().into()))?;
+    write_file(path, &bytes)
 }
 
-/// Reads back what [`write_csv`] wrote.
-pub fn read_csv(path: &Path) -> Result<Vec<RunResult>, Box<dyn Error>> {
-    let mut reader = csv::Reader::from_path(path)?;
-    let rows: Result<Vec<RunResult>, _> = reader.deserialize().collect();
-    Ok(rows?)
+/// Reads back what [`write_csv`] wrote; any row that cannot be read is an error.
+pub fn read_csv(path: &Path) -> Result<Vec<RunResult>, ExperimentError> {
+    let (runs, dropped) = read_csv_rows(path)?;
+    match dropped.first() {
+        Some(row) => Err(ExperimentError::format(path, row)),
+        None => Ok(runs),
+    }
+}
+
+/// A row of a results CSV that could not be read, such as the last row of a file an older
+/// version was killed while writing.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DroppedRow {
+    /// The row's line in the file (1: the header).
+    pub line: u64,
+    /// Why it could not be read.
+    pub reason: String,
+}
+
+impl std::fmt::Display for DroppedRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {}: {}", self.line, self.reason)
+    }
+}
+
+/// Reads the rows of a results CSV that are complete, and says which were not: a last line
+/// without its newline (a write cut short) and any row that does not parse.
+pub fn read_csv_rows(path: &Path) -> Result<(Vec<RunResult>, Vec<DroppedRow>), ExperimentError> {
+    let bytes = std::fs::read(path).map_err(|e| ExperimentError::io(path, e))?;
+    let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let mut dropped = Vec::new();
+    if complete < bytes.len() {
+        dropped.push(DroppedRow {
+            line: bytes[..complete].iter().filter(|&&b| b == b'\n').count() as u64 + 1,
+            reason: "cut short (no end of line)".into(),
+        });
+    }
+    let mut reader = csv::Reader::from_reader(&bytes[..complete]);
+    let mut runs = Vec::new();
+    for row in reader.deserialize::<RunResult>() {
+        match row {
+            Ok(run) => runs.push(run),
+            Err(err) => dropped.push(DroppedRow {
+                line: err.position().map_or(0, |p| p.line()),
+                reason: err.to_string(),
+            }),
+        }
+    }
+    dropped.sort_by_key(|d| d.line);
+    Ok((runs, dropped))
+}
+
+/// Saves `model`'s parameters as a burnpack file ([`write_file`]), which `Module::load_file`
+/// reads.
+pub fn save_model<M: Module>(path: &Path, model: M) -> Result<(), ExperimentError> {
+    let format = |e| ExperimentError::format(path, format!("{e:?}"));
+    let bytes = model.into_record().into_bytes().map_err(format)?;
+    write_file(path, &bytes)
 }
 
 /// Plots train, validation and extrapolation MSE per evaluation on a log scale, as SVG.
 ///
-/// Values that are zero or not finite cannot sit on a log axis: they are left out.
+/// Values that are zero or not finite cannot sit on a log axis: they are left out. Written with
+/// [`write_file`].
 pub fn plot_history(
     path: &Path,
     title: &str,
     history: &[Evaluation],
-) -> Result<(), Box<dyn Error>> {
+) -> Result<(), ExperimentError> {
+    let mut svg = String::new();
+    draw_history(&mut svg, title, history).map_err(|e| ExperimentError::format(path, e))?;
+    write_file(path, svg.as_bytes())
+}
+
+/// The plot of [`plot_history`], as SVG text.
+fn draw_history(
+    svg: &mut String,
+    title: &str,
+    history: &[Evaluation],
+) -> Result<(), Box<dyn std::error::Error>> {
     type Pick = fn(&Evaluation) -> f64;
     let series: [(&str, Pick, RGBColor); 3] = [
         ("train", |m| m.train_mse, BLUE),
@@ -355,7 +498,7 @@ pub fn plot_history(
     let hi = all.iter().copied().fold(0.0, f64::max).max(lo * 10.0);
     let last_step = history.last().map_or(1, |m| m.step.max(1)) as f64;
 
-    let root = SVGBackend::new(path, (800, 500)).into_drawing_area();
+    let root = SVGBackend::with_string(svg, (800, 500)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 20))
@@ -389,6 +532,7 @@ pub fn plot_history(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::experiments::{ModelKind, OptimizerKind, Protocol};
 
     #[test]
     fn metrics_format_compactly() {
@@ -424,14 +568,14 @@ mod tests {
         );
     }
 
-    #[test]
-    fn csv_fields_with_commas_and_quotes_read_back_intact() {
-        let run = RunResult {
-            model: "nau-nmu".into(),
-            task: "mul".into(),
-            protocol: "madsen".into(),
+    /// A run whose formula and message hold commas and quotes.
+    fn run() -> RunResult {
+        RunResult {
+            model: ModelKind::NauNmu,
+            task: Operation::Mul,
+            protocol: Protocol::Madsen,
             seed: 3,
-            optimizer: "adam".into(),
+            optimizer: OptimizerKind::Adam,
             lr: 1e-3,
             batch_size: 128,
             hidden: 2,
@@ -465,7 +609,12 @@ mod tests {
             population: 100,
             wall_seconds: 1.25,
             steps_per_second: 4000.0,
-        };
+        }
+    }
+
+    #[test]
+    fn csv_fields_with_commas_and_quotes_read_back_intact() {
+        let run = run();
         let dir = std::env::temp_dir().join(format!("burn-nalu-csv-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("results.csv");
@@ -490,6 +639,40 @@ mod tests {
         };
         write_json(&json, std::slice::from_ref(&finite)).unwrap();
         assert_eq!(read_json::<Vec<RunResult>>(&json).unwrap(), [finite]);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A CSV cut mid-row (a writer killed by an older version, which wrote in place) keeps
+    /// every complete row and names the one it drops; the strict reader refuses it.
+    #[test]
+    fn a_torn_csv_keeps_its_complete_rows() {
+        let dir = std::env::temp_dir().join(format!("burn-nalu-torn-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("results.csv");
+        let runs: Vec<RunResult> = (0..3).map(|seed| RunResult { seed, ..run() }).collect();
+        write_csv(&path, &runs).unwrap();
+        let whole = std::fs::read(&path).unwrap();
+        // No temporary file is left beside the results.
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["results.csv"]);
+        let last_row = whole[..whole.len() - 1]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .unwrap()
+            + 1;
+        std::fs::write(&path, &whole[..last_row + 20]).unwrap();
+        let (kept, dropped) = read_csv_rows(&path).unwrap();
+        assert_eq!(kept, runs[..2]);
+        assert_eq!(dropped.len(), 1);
+        assert_eq!(dropped[0].to_string(), "line 4: cut short (no end of line)");
+        let err = read_csv(&path).unwrap_err().to_string();
+        assert!(
+            err.ends_with("results.csv: line 4: cut short (no end of line)"),
+            "{err}"
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -15,10 +15,11 @@ use burn::nn::Initializer;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::formula::{self, Formula, FormulaError, SnapOptions};
+use super::names::parse_name;
+use crate::formula::{self, Discretize, Formula, FormulaError, SnapOptions};
 use crate::{
     ArithmeticUnit, Inalu, InaluConfig, Nac, NacConfig, NacMul, NacMulConfig, Nalu, NaluConfig,
-    Nau, NauConfig, Nmu, NmuConfig, Npu, NpuConfig, RealNpu,
+    Nau, NauConfig, Nmu, NmuConfig, Npu, NpuConfig, RealNpu, RealNpuConfig,
 };
 
 /// How the NAC and NALU weights are drawn (NAU, NMU, iNALU and the NPUs have one scheme each).
@@ -109,7 +110,7 @@ impl Layers<'_> {
     }
 
     fn real_npu(&self, d_in: usize, d_out: usize) -> RealNpu {
-        NpuConfig::new(d_in, d_out).init_real(self.device)
+        RealNpuConfig::new(d_in, d_out).init(self.device)
     }
 }
 
@@ -141,10 +142,10 @@ impl<A: ArithmeticUnit, B: ArithmeticUnit> ArithmeticUnit for Stack<A, B> {
         }
     }
 
-    fn clamp_weights(self) -> Self {
+    fn clamp_members(self) -> Self {
         Self {
-            hidden: self.hidden.clamp_weights(),
-            output: self.output.clamp_weights(),
+            hidden: self.hidden.clamp_members(),
+            output: self.output.clamp_members(),
         }
     }
 
@@ -156,24 +157,11 @@ impl<A: ArithmeticUnit, B: ArithmeticUnit> ArithmeticUnit for Stack<A, B> {
     }
 }
 
-impl<A: ArithmeticUnit, B: ArithmeticUnit> Stack<A, B> {
+impl<A: Discretize, B: Discretize> Stack<A, B> {
     /// The formula of the stack, if both its units can be read as one.
     fn formula(&self, x: Tensor<2>, options: &SnapOptions) -> Result<Formula, FormulaError> {
-        match (
-            self.hidden.as_formula_layer(),
-            self.output.as_formula_layer(),
-        ) {
-            (Some(h), Some(o)) => formula::extract(&[h, o], x, options),
-            (None, _) => Err(FormulaError::Unsupported(short_type_name::<A>())),
-            (_, None) => Err(FormulaError::Unsupported(short_type_name::<B>())),
-        }
+        formula::extract(&[&self.hidden, &self.output], x, options)
     }
-}
-
-/// `Npu` for `burn_nalu::npu::Npu`.
-fn short_type_name<T>() -> &'static str {
-    let name = std::any::type_name::<T>();
-    name.rsplit("::").next().unwrap_or(name)
 }
 
 /// The table of stacks. Each line: doc comment, variant `= "name"`: hidden unit `=>` output
@@ -198,6 +186,13 @@ macro_rules! stacks {
             pub fn name(self) -> &'static str {
                 match self {
                     $(ModelKind::$variant => $name,)*
+                }
+            }
+
+            /// What the stack is, in a line (its line of the table's documentation).
+            pub fn summary(self) -> &'static str {
+                match self {
+                    $(ModelKind::$variant => concat!($($doc),*).trim_ascii(),)*
                 }
             }
 
@@ -267,9 +262,9 @@ macro_rules! stacks {
                 }
             }
 
-            fn clamp_weights(self) -> Self {
+            fn clamp_members(self) -> Self {
                 match self {
-                    $(Self::$variant(s) => Self::$variant(s.clamp_weights()),)*
+                    $(Self::$variant(s) => Self::$variant(s.clamp_members()),)*
                 }
             }
 
@@ -311,14 +306,7 @@ impl FromStr for ModelKind {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        ModelKind::ALL
-            .iter()
-            .copied()
-            .find(|m| m.name() == s)
-            .ok_or_else(|| {
-                let names: Vec<_> = ModelKind::ALL.iter().map(|m| m.name()).collect();
-                format!("unknown model '{s}' (expected one of {})", names.join(", "))
-            })
+        parse_name(s, "model", ModelKind::ALL, ModelKind::name)
     }
 }
 

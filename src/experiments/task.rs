@@ -5,7 +5,8 @@
 //! and the names of the input groups. The training loop, the read-back, the reports and the
 //! command line work with any task; [`ReferenceTask`](super::ReferenceTask) and
 //! [`MadsenTask`](super::MadsenTask) are the two this crate has. A new task is a type that
-//! implements [`Task`], and a line in `static_toy`'s `--protocol` parser.
+//! implements [`Task`], with a [`Protocol`] name and its [`TaskSettings`]; its rows may have any
+//! shape (see [`Split`]).
 
 use core::fmt;
 use core::str::FromStr;
@@ -13,27 +14,21 @@ use core::str::FromStr;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
+use super::names::parse_name;
+use super::protocol::{Protocol, TaskSettings};
 use crate::formula::Naming;
 
 /// A family of arithmetic tasks: the data of every operation and seed, and how it is judged.
 pub trait Task: Send + Sync {
-    /// The name reports and the command line use (`reference`, `madsen`).
-    fn name(&self) -> &'static str;
-
-    /// The number of input features.
-    fn input_width(&self) -> usize;
-
-    /// The operations the task has targets for.
-    fn operations(&self) -> &'static [Operation] {
-        &Operation::ALL
-    }
+    /// The family's name, as reports and the command line write it.
+    fn protocol(&self) -> Protocol;
 
     /// The data of one run: operation `op`, seed `seed`.
     fn data(&self, op: Operation, seed: u64) -> TaskData;
 
     /// The task's settings, as reports record them; runs with different settings are not
     /// comparable (a resumed run refuses to mix them).
-    fn settings(&self) -> serde_json::Value;
+    fn settings(&self) -> TaskSettings;
 }
 
 /// The arithmetic target of a static task, `y = op(a, b)`.
@@ -112,39 +107,44 @@ impl FromStr for Operation {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Operation::ALL
-            .into_iter()
-            .find(|op| op.name() == s)
-            .ok_or_else(|| {
-                let names: Vec<_> = Operation::ALL.iter().map(|op| op.name()).collect();
-                format!("unknown task '{s}' (expected one of {})", names.join(", "))
-            })
+        parse_name(s, "task", &Operation::ALL, Operation::name)
     }
 }
 
 /// Rows of inputs and targets.
+///
+/// A row is whatever one example of the task is, flattened: `width` input values (the features
+/// of a static task, or `time × features` of a sequence) and `outputs` target values (one, or
+/// one per time step). The training loop feeds a model `[runs, rows, width]` and compares its
+/// `[runs, rows, outputs]` with the targets, so a task of another shape needs a model that reads
+/// its rows, not another loop.
 #[derive(Clone, Debug)]
 pub struct Split {
     /// Row-major inputs, `rows × width`.
     pub x: Vec<f32>,
-    /// Targets, one per row.
+    /// Row-major targets, `rows × outputs`.
     pub y: Vec<f32>,
-    /// Inputs per row.
+    /// Input values per row.
     pub width: usize,
+    /// Target values per row.
+    pub outputs: usize,
 }
 
 impl Split {
     /// The number of rows.
     pub fn rows(&self) -> usize {
-        self.y.len()
+        self.y.len() / self.outputs
     }
 
-    /// `(x, y)` as tensors of shapes `[rows, width]` and `[rows, 1]`.
+    /// `(x, y)` as tensors of shapes `[rows, width]` and `[rows, outputs]`.
     pub fn tensors(&self, device: &Device) -> (Tensor<2>, Tensor<2>) {
         let rows = self.rows();
         (
             Tensor::from_data(TensorData::new(self.x.clone(), [rows, self.width]), device),
-            Tensor::from_data(TensorData::new(self.y.clone(), [rows, 1]), device),
+            Tensor::from_data(
+                TensorData::new(self.y.clone(), [rows, self.outputs]),
+                device,
+            ),
         )
     }
 
@@ -163,7 +163,7 @@ impl Split {
 /// Draws fresh training batches.
 pub trait BatchSampler: Send {
     /// Appends `rows` fresh rows to `x` (row-major, the task's width per row) and their targets
-    /// to `y`.
+    /// to `y` (the task's outputs per row).
     fn sample(&mut self, rows: usize, x: &mut Vec<f32>, y: &mut Vec<f32>);
 
     /// A copy in the same state (it draws the same batches from here on).
@@ -190,8 +190,8 @@ pub enum TrainingData {
 /// The data of one run of a [`Task`]: one operation, one seed.
 #[derive(Clone)]
 pub struct TaskData {
-    /// The task's name ([`Task::name`]).
-    pub protocol: &'static str,
+    /// The task's family ([`Task::protocol`]).
+    pub protocol: Protocol,
     /// The operation the targets follow.
     pub op: Operation,
     /// The seed the data was made from (also the run's seed for initialisation and shuffling).
@@ -213,9 +213,14 @@ pub struct TaskData {
 }
 
 impl TaskData {
-    /// The number of input features.
+    /// Input values per row.
     pub fn width(&self) -> usize {
         self.valid.width
+    }
+
+    /// Target values per row.
+    pub fn outputs(&self) -> usize {
+        self.valid.outputs
     }
 
     /// The training rows, when the task has fixed ones.
@@ -254,7 +259,12 @@ impl Subsets {
     /// The split of inputs `x` with targets `op(a, b)`.
     pub fn split(&self, op: Operation, x: Vec<f32>, width: usize) -> Split {
         let y = self.targets(op, &x, width);
-        Split { x, y, width }
+        Split {
+            x,
+            y,
+            width,
+            outputs: 1,
+        }
     }
 
     /// The MSE on `split` of a nearly perfect solution: the sums' weights `1 − ε` on their

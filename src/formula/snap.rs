@@ -1,12 +1,12 @@
-//! Snapping a layer's weights to discrete values: what each readable unit computes once snapped,
-//! and what stands in the way.
+//! Snapping a layer's weights to discrete values: the trait a unit implements to be read back,
+//! the helpers it uses, and what stands in the way.
 
 use std::fmt;
 
 use burn::tensor::Tensor;
 
-use super::Expr;
-use crate::{Nac, NacMul, Nalu, Nau, Nmu, ops};
+use super::{Expr, FormulaError};
+use crate::ArithmeticUnit;
 
 /// How close to discrete a weight must be to be snapped.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -102,18 +102,57 @@ pub struct LayerSnap {
     pub obstacles: Vec<NotDiscrete>,
 }
 
-/// A unit whose weights can be snapped to discrete values.
-pub trait Discretize {
+/// A unit whose weights can be snapped to discrete values and read back as a formula.
+///
+/// Each unit implements it in its own file, with [`SnappedWeights`] (and [`column_ranges`] for
+/// gates that depend on the data); a unit that cannot be read returns
+/// [`FormulaError::Unsupported`]. [`extract`](super::extract) reads a stack of such units.
+pub trait Discretize: ArithmeticUnit {
     /// The layer's formula, given its inputs as expressions and its input values on the
     /// data (`[rows, d_input]`, used by input-dependent gates).
-    fn discretize(&self, inputs: &[Expr], x: &Tensor<2>, options: &SnapOptions) -> LayerSnap;
-
-    /// The layer's forward pass on a rank-2 batch.
-    fn forward_2d(&self, x: Tensor<2>) -> Tensor<2>;
+    fn discretize(
+        &self,
+        inputs: &[Expr],
+        x: &Tensor<2>,
+        options: &SnapOptions,
+    ) -> Result<LayerSnap, FormulaError>;
 }
 
-/// A weight matrix `[d_in, d_out]` on the host, snapped.
-struct Snapped {
+/// A layer of a stack as [`extract`](super::extract) reads it: implemented for every
+/// [`Discretize`] unit (a trait object can hold any of them).
+pub trait FormulaLayer {
+    /// [`Discretize::discretize`].
+    fn snap_layer(
+        &self,
+        inputs: &[Expr],
+        x: &Tensor<2>,
+        options: &SnapOptions,
+    ) -> Result<LayerSnap, FormulaError>;
+
+    /// The layer's forward pass on a rank-2 batch, `[rows, d_input] → [rows, d_output]`.
+    fn forward_rows(&self, x: Tensor<2>) -> Tensor<2>;
+}
+
+impl<U: Discretize> FormulaLayer for U {
+    fn snap_layer(
+        &self,
+        inputs: &[Expr],
+        x: &Tensor<2>,
+        options: &SnapOptions,
+    ) -> Result<LayerSnap, FormulaError> {
+        self.discretize(inputs, x, options)
+    }
+
+    fn forward_rows(&self, x: Tensor<2>) -> Tensor<2> {
+        self.forward_members(x, 1)
+    }
+}
+
+/// A weight matrix `[d_in, d_out]` on the host, snapped to {−1, 0, 1} (or {0, 1}), with the
+/// weights too far from their snap as obstacles: the building block of a unit's
+/// [`Discretize`].
+#[derive(Clone, Debug)]
+pub struct SnappedWeights {
     d_out: usize,
     /// Snapped values, row-major.
     values: Vec<i64>,
@@ -121,9 +160,9 @@ struct Snapped {
     obstacles: Vec<NotDiscrete>,
 }
 
-impl Snapped {
+impl SnappedWeights {
     /// Snaps `w` to {−1, 0, 1} (or {0, 1} when `nonnegative`) with `options.max_distance`.
-    fn new(w: Tensor<2>, nonnegative: bool, options: &SnapOptions) -> Self {
+    pub fn new(w: Tensor<2>, nonnegative: bool, options: &SnapOptions) -> Self {
         let [_, d_out] = w.dims();
         let host = w.into_data().convert::<f64>();
         let host = host.as_slice::<f64>().expect("f64 after convert");
@@ -156,7 +195,7 @@ impl Snapped {
     }
 
     /// `(input index, weight)` of the non-zero weights of output `j`.
-    fn column(&self, j: usize) -> impl Iterator<Item = (usize, i64)> + '_ {
+    pub fn column(&self, j: usize) -> impl Iterator<Item = (usize, i64)> + '_ {
         self.values
             .iter()
             .skip(j)
@@ -167,14 +206,15 @@ impl Snapped {
     }
 
     /// `Σ_i w_ij·inputs[i]` for each output `j`.
-    fn sums(&self, inputs: &[Expr]) -> Vec<Expr> {
+    pub fn sums(&self, inputs: &[Expr]) -> Vec<Expr> {
         (0..self.d_out)
             .map(|j| Expr::weighted_sum(self.column(j).map(|(i, w)| (w, inputs[i].clone()))))
             .collect()
     }
 
-    /// `Π_i inputs[i]^w_ij` for each output `j`.
-    fn products(&self, inputs: &[Expr], magnitudes: bool) -> Vec<Expr> {
+    /// `Π_i inputs[i]^w_ij` for each output `j` (of magnitudes `|inputs[i]|` when
+    /// `magnitudes`).
+    pub fn products(&self, inputs: &[Expr], magnitudes: bool) -> Vec<Expr> {
         (0..self.d_out)
             .map(|j| {
                 let factors = self.column(j).map(|(i, w)| (inputs[i].clone(), w as i32));
@@ -183,7 +223,9 @@ impl Snapped {
             .collect()
     }
 
-    fn into_layer(self, outputs: Vec<Expr>) -> LayerSnap {
+    /// The layer whose outputs are `outputs`, with these weights' support, sparsity error and
+    /// obstacles.
+    pub fn into_layer(self, outputs: Vec<Expr>) -> LayerSnap {
         let support = (0..self.d_out)
             .map(|j| self.column(j).map(|(i, _)| i).collect())
             .collect();
@@ -196,104 +238,8 @@ impl Snapped {
     }
 }
 
-impl Discretize for Nac {
-    fn discretize(&self, inputs: &[Expr], _: &Tensor<2>, options: &SnapOptions) -> LayerSnap {
-        let w = Snapped::new(self.weight(), false, options);
-        let outputs = w.sums(inputs);
-        w.into_layer(outputs)
-    }
-
-    fn forward_2d(&self, x: Tensor<2>) -> Tensor<2> {
-        self.forward(x)
-    }
-}
-
-impl Discretize for Nau {
-    fn discretize(&self, inputs: &[Expr], _: &Tensor<2>, options: &SnapOptions) -> LayerSnap {
-        let w = Snapped::new(self.weight.val(), false, options);
-        let outputs = w.sums(inputs);
-        w.into_layer(outputs)
-    }
-
-    fn forward_2d(&self, x: Tensor<2>) -> Tensor<2> {
-        self.forward(x)
-    }
-}
-
-impl Discretize for Nmu {
-    fn discretize(&self, inputs: &[Expr], _: &Tensor<2>, options: &SnapOptions) -> LayerSnap {
-        let w = Snapped::new(self.weight.val(), true, options);
-        let outputs = w.products(inputs, false);
-        w.into_layer(outputs)
-    }
-
-    fn forward_2d(&self, x: Tensor<2>) -> Tensor<2> {
-        self.forward(x)
-    }
-}
-
-impl Discretize for NacMul {
-    fn discretize(&self, inputs: &[Expr], _: &Tensor<2>, options: &SnapOptions) -> LayerSnap {
-        let w = Snapped::new(self.weight(), false, options);
-        let outputs = w.products(inputs, true);
-        w.into_layer(outputs)
-    }
-
-    fn forward_2d(&self, x: Tensor<2>) -> Tensor<2> {
-        self.forward(x)
-    }
-}
-
-impl Discretize for Nalu {
-    /// Gated: per output, the additive path where the gate is ≈ 1 on all rows of `x`, the
-    /// multiplicative path where it is ≈ 0. Ungated: the sum of both paths.
-    fn discretize(&self, inputs: &[Expr], x: &Tensor<2>, options: &SnapOptions) -> LayerSnap {
-        let w = Snapped::new(self.weight(), false, options);
-        let (add, mul) = (w.sums(inputs), w.products(inputs, true));
-        let mut obstacles = Vec::new();
-        let outputs = match &self.gate {
-            None => add
-                .into_iter()
-                .zip(mul)
-                .map(|(a, m)| Expr::weighted_sum([(1, a), (1, m)]))
-                .collect(),
-            Some(gate) => {
-                let g = ops::sigmoid(ops::matmul_members(x.clone(), gate.val(), 1));
-                let ranges = column_ranges(g);
-                let tol = options.gate_tolerance;
-                add.into_iter()
-                    .zip(mul)
-                    .zip(ranges)
-                    .enumerate()
-                    .map(|(j, ((a, m), (lo, hi)))| {
-                        if lo >= 1.0 - tol {
-                            a
-                        } else if hi <= tol {
-                            m
-                        } else {
-                            obstacles.push(NotDiscrete::Gate {
-                                layer: String::new(),
-                                output: j,
-                                range: (lo, hi),
-                            });
-                            Expr::weighted_sum([])
-                        }
-                    })
-                    .collect()
-            }
-        };
-        let mut layer = w.into_layer(outputs);
-        layer.obstacles.extend(obstacles);
-        layer
-    }
-
-    fn forward_2d(&self, x: Tensor<2>) -> Tensor<2> {
-        self.forward(x)
-    }
-}
-
-/// `(min, max)` of each column of `t`.
-fn column_ranges(t: Tensor<2>) -> Vec<(f64, f64)> {
+/// `(min, max)` of each column of `t`: the range of each output's gate on the data.
+pub fn column_ranges(t: Tensor<2>) -> Vec<(f64, f64)> {
     let [_, cols] = t.dims();
     let data = t.into_data().convert::<f64>();
     let values = data.as_slice::<f64>().expect("f64 after convert");

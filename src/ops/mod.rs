@@ -189,7 +189,7 @@ fn reference_members<const D: usize>(
 /// population `[S, batch, d_in] → [S, batch, d_out]`).
 ///
 /// Burn's `prod_dim` has a zero-safe gradient, so inputs (and factors) of exactly 0 are fine.
-pub(crate) fn gated_product<const D: usize>(
+pub(crate) fn nmu_product<const D: usize>(
     x: Tensor<D>,
     weight: Tensor<2>,
     members: usize,
@@ -227,6 +227,34 @@ pub(crate) fn npu_polar<const D: usize>(
         r.log(),
         negative.mul(gate).mul_scalar(core::f64::consts::PI),
     )
+}
+
+/// The NPU's product of powers, `exp(log r·W_re − k·W_im) ⊙ cos(log r·W_im + k·W_re)` with
+/// `(log r, k)` of [`npu_polar`]; the RealNPU's (`w_im` absent) is the same with `W_im = 0`,
+/// written without its products.
+pub(crate) fn npu_power<const D: usize>(
+    input: Tensor<D>,
+    w_re: Tensor<2>,
+    w_im: Option<Tensor<2>>,
+    gate: Tensor<1>,
+    epsilon: f64,
+    members: usize,
+) -> Tensor<D> {
+    let (log_r, k) = npu_polar(input, gate, epsilon, members);
+    let mm = |a: Tensor<D>, w: Tensor<2>| matmul_members(a, w, members);
+    match w_im {
+        Some(w_im) => {
+            let magnitude = mm(log_r.clone(), w_re.clone()).sub(mm(k.clone(), w_im.clone()));
+            let phase = mm(log_r, w_im).add(mm(k, w_re));
+            magnitude.exp().mul(phase.cos())
+        }
+        None => mm(log_r, w_re.clone()).exp().mul(mm(k, w_re).cos()),
+    }
+}
+
+/// `mean(1 − ĝ)` per member: how far, on average, the NPU's relevance gates are from open.
+pub(crate) fn gate_closure(gate: Tensor<1>, members: usize) -> Tensor<1> {
+    member_mean(one_minus(gate), members)
 }
 
 /// `min(|w|, |1 − |w||)` per weight: the distance to the nearest of −1, 0 and 1 (the NAU's
@@ -397,8 +425,8 @@ mod tests {
                 matmul_members(xk.clone(), wk.clone(), 1),
             );
             check(
-                gated_product(x.clone(), w.clone(), 2),
-                gated_product(xk.clone(), wk, 1),
+                nmu_product(x.clone(), w.clone(), 2),
+                nmu_product(xk.clone(), wk, 1),
             );
             let gk = gate.clone().narrow(0, 2 * k, 2);
             let (lr, kk) = npu_polar(x.clone(), gate.clone(), 0.0, 2);

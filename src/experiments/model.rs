@@ -1,0 +1,45 @@
+//! What the training loop needs of a model: any stack of units, one unit, or a model of
+//! another task shape.
+
+use burn::tensor::{Device, Tensor};
+
+use super::config::TrainConfig;
+use super::stacks::StaticToyModel;
+use crate::ArithmeticUnit;
+use crate::formula::{Formula, FormulaError, SnapOptions};
+
+/// A model the [`Trainer`](super::Trainer) trains: an [`ArithmeticUnit`] (forward pass,
+/// regulariser, clamps and snapping, for a population of copies at once) that knows how to
+/// build itself from a [`TrainConfig`] and can be read back as a formula.
+///
+/// Its forward pass takes the task's rows, `[runs, rows, width]`, and returns
+/// `[runs, rows, outputs]` (see [`Split`](super::Split) for what a row holds).
+pub trait Model: ArithmeticUnit + 'static {
+    /// A fresh model for `config` on rows of `width` input values, its parameters drawn now from
+    /// the device's generator (seeded by the caller).
+    fn init(config: &TrainConfig, width: usize, device: &Device) -> Self;
+
+    /// The model with fresh weights, for a run whose loss stalled
+    /// ([`TrainConfig::restart_on_stall`]); unchanged by default.
+    fn reinitialize(self) -> Self {
+        self
+    }
+
+    /// The formula the model computes, its weights snapped to discrete values; `x` is the data
+    /// the gates are judged on (`[rows, width]`).
+    fn formula(&self, x: Tensor<2>, options: &SnapOptions) -> Result<Formula, FormulaError>;
+}
+
+impl Model for StaticToyModel {
+    fn init(config: &TrainConfig, width: usize, device: &Device) -> Self {
+        StaticToyModel::init(config.model, config.init, width, config.hidden, device)
+    }
+
+    fn reinitialize(self) -> Self {
+        StaticToyModel::reinitialize(self)
+    }
+
+    fn formula(&self, x: Tensor<2>, options: &SnapOptions) -> Result<Formula, FormulaError> {
+        StaticToyModel::formula(self, x, options)
+    }
+}

@@ -1,0 +1,183 @@
+//! Each run's training batches: shuffled epochs over fixed rows, or a task's sampler.
+
+use burn::tensor::{Device, Tensor, TensorData};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+
+use crate::experiments::config::{Budget, TrainConfig};
+use crate::experiments::error::ExperimentError;
+use crate::experiments::task::{BatchSampler, Split, TaskData, TrainingData};
+
+/// Refuses runs that cannot train as one population: different input or target widths, or
+/// different numbers of fixed training rows (their epochs would not line up).
+pub(super) fn check_shapes(data: &[TaskData]) -> Result<(), ExperimentError> {
+    let shape = |d: &TaskData| (d.width(), d.outputs());
+    let rows = |d: &TaskData| d.train_rows().map(Split::rows);
+    let first = &data[0];
+    if let Some(d) = data.iter().find(|d| shape(d) != shape(first)) {
+        return Err(ExperimentError::Data(format!(
+            "runs of one population share their row shape: seed {} has (width, outputs) {:?}, \
+             seed {} {:?}",
+            first.seed,
+            shape(first),
+            d.seed,
+            shape(d)
+        )));
+    }
+    if let Some(d) = data.iter().find(|d| rows(d) != rows(first)) {
+        return Err(ExperimentError::Data(format!(
+            "runs of one population have the same number of training rows, or none: seed {} \
+             has {:?}, seed {} {:?}",
+            first.seed,
+            rows(first),
+            d.seed,
+            rows(d)
+        )));
+    }
+    Ok(())
+}
+
+/// Each run's training batches, gathered into one `[runs, batch, width]` input and its
+/// `[runs, batch, outputs]` targets per step.
+pub(super) struct Batches {
+    sources: Vec<Source>,
+    batch_size: usize,
+    width: usize,
+    outputs: usize,
+}
+
+/// One run's batches: shuffled epochs over fixed rows, or a sampler.
+// One per run, made once: the size of the row variant's generator costs nothing.
+#[allow(clippy::large_enum_variant)]
+enum Source {
+    Rows {
+        split: Split,
+        order: Vec<usize>,
+        next: usize,
+        rng: StdRng,
+    },
+    Stream(Box<dyn BatchSampler>),
+}
+
+impl Batches {
+    /// The batches of `data` (whose training sources move here; the rest is returned), which
+    /// [`check_shapes`] has accepted.
+    pub(super) fn new(data: Vec<TaskData>, batch_size: usize) -> (Self, Vec<TaskData>) {
+        let (width, outputs) = (data[0].width(), data[0].outputs());
+        let mut sources = Vec::with_capacity(data.len());
+        let rest = data
+            .into_iter()
+            .map(|mut d| {
+                let empty = TrainingData::Rows(Split {
+                    x: Vec::new(),
+                    y: Vec::new(),
+                    width,
+                    outputs,
+                });
+                sources.push(match std::mem::replace(&mut d.train, empty) {
+                    TrainingData::Rows(split) => Source::Rows {
+                        order: (0..split.rows()).collect(),
+                        next: split.rows(),
+                        rng: StdRng::seed_from_u64(d.seed ^ 0x5EED_5EED_5EED_5EED),
+                        split,
+                    },
+                    TrainingData::Stream(sampler) => Source::Stream(sampler),
+                });
+                d
+            })
+            .collect();
+        let batches = Self {
+            sources,
+            batch_size,
+            width,
+            outputs,
+        };
+        (batches, rest)
+    }
+
+    /// Keeps the sources of the runs where `keep` is set.
+    pub(super) fn retain(&mut self, keep: &[bool]) {
+        let mut flags = keep.iter();
+        self.sources
+            .retain(|_| *flags.next().expect("one flag per run"));
+    }
+
+    /// Steps per epoch over fixed rows, `None` for fresh batches.
+    fn steps_per_epoch(&self) -> Option<usize> {
+        self.sources[0].rows().map(|r| r.div_ceil(self.batch_size))
+    }
+
+    /// `(steps, evaluate every)` of `config` on these batches.
+    pub(super) fn schedule(&self, config: &TrainConfig) -> (usize, usize) {
+        let per_epoch = self.steps_per_epoch();
+        let steps = match (config.budget, per_epoch) {
+            (Budget::Steps(n), _) => n,
+            (Budget::Epochs(n), Some(per)) => n * per,
+            (Budget::Epochs(_), None) => unreachable!("refused by TrainConfig::validate_for"),
+        };
+        let every = config.eval_every.or(per_epoch).unwrap_or(1000);
+        (steps, every)
+    }
+
+    /// The next batch of every run, `([runs, batch, width], [runs, batch, outputs])`. Over
+    /// fixed rows an epoch's last batch may be smaller (the same size for every run).
+    pub(super) fn next(&mut self, device: &Device) -> (Tensor<3>, Tensor<3>) {
+        let (s, w, o) = (self.sources.len(), self.width, self.outputs);
+        let rows = self.sources[0].next_len(self.batch_size);
+        let (mut x, mut y) = (
+            Vec::with_capacity(s * rows * w),
+            Vec::with_capacity(s * rows * o),
+        );
+        for source in &mut self.sources {
+            source.append(rows, &mut x, &mut y);
+        }
+        (
+            Tensor::from_data(TensorData::new(x, [s, rows, w]), device),
+            Tensor::from_data(TensorData::new(y, [s, rows, o]), device),
+        )
+    }
+}
+
+impl Source {
+    fn rows(&self) -> Option<usize> {
+        match self {
+            Source::Rows { split, .. } => Some(split.rows()),
+            Source::Stream(_) => None,
+        }
+    }
+
+    /// The size of the next batch: `batch`, or what is left of the epoch.
+    fn next_len(&self, batch: usize) -> usize {
+        match self {
+            Source::Rows { split, next, .. } if *next < split.rows() => {
+                batch.min(split.rows() - next)
+            }
+            _ => batch,
+        }
+    }
+
+    /// Appends one batch of `rows` rows; a new epoch starts with a fresh shuffle of the rows.
+    fn append(&mut self, rows: usize, x: &mut Vec<f32>, y: &mut Vec<f32>) {
+        match self {
+            Source::Rows {
+                split,
+                order,
+                next,
+                rng,
+            } => {
+                if *next >= split.rows() {
+                    order.shuffle(rng);
+                    *next = 0;
+                }
+                let (w, o) = (split.width, split.outputs);
+                for &row in &order[*next..*next + rows] {
+                    x.extend_from_slice(&split.x[row * w..(row + 1) * w]);
+                    y.extend_from_slice(&split.y[row * o..(row + 1) * o]);
+                }
+                *next += rows;
+            }
+            Source::Stream(sampler) => sampler.sample(rows, x, y),
+        }
+    }
+}

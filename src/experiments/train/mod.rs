@@ -1,0 +1,340 @@
+//! The training loop: a population of runs (one per seed) trained as one model, with model
+//! selection on each run's validation split.
+//!
+//! One loop for any [`Model`] and any shape of task row (see [`Split`](super::Split)): the
+//! [`Trainer`] here holds the population and drives it; [`batches`] gathers each run's training
+//! batch, [`step`] is one optimizer step of every run, [`run`] follows each run (best
+//! checkpoint, divergence, early stop, restarts), [`eval`] measures the runs on their splits,
+//! and [`result`] is what a finished run leaves.
+
+mod batches;
+mod eval;
+mod result;
+mod run;
+mod step;
+
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::tensor::Device;
+
+use super::config::{RunOptimizer, TrainConfig};
+use super::error::ExperimentError;
+use super::model::Model;
+use super::readback::Readback;
+use super::stacks::StaticToyModel;
+use super::task::TaskData;
+use crate::Population;
+use crate::inalu::StallDetector;
+use batches::Batches;
+pub use eval::{BASELINE_INITS, split_mse};
+use eval::{EvalSets, random_init_extrapolation_mse};
+pub use result::{Evaluation, Progress, RunResult, TrainedRun};
+use run::RunState;
+use step::population_step;
+
+/// Trains one run: a population of one (see [`train_population`]).
+///
+/// # Errors
+///
+/// As [`Trainer::new`].
+pub fn train<M: Model>(
+    data: TaskData,
+    config: &TrainConfig,
+    device: &Device,
+    on_eval: &mut dyn FnMut(&Progress),
+) -> Result<TrainedRun<M>, ExperimentError> {
+    let mut runs = train_population(vec![data], config, device, on_eval)?;
+    Ok(runs.pop().expect("one run"))
+}
+
+/// Trains one run per entry of `data` as one population (see [`Trainer`]) to the end of its
+/// budget, calling `on_eval` after every evaluation. With
+/// [`inits_per_seed`](TrainConfig::inits_per_seed) `k > 1`, each entry is trained from `k`
+/// initialisations (seeds [`init_seed`]) in the same population, and the one with the lowest
+/// validation MSE stands for it.
+///
+/// # Errors
+///
+/// As [`Trainer::new`].
+pub fn train_population<M: Model>(
+    data: Vec<TaskData>,
+    config: &TrainConfig,
+    device: &Device,
+    on_eval: &mut dyn FnMut(&Progress),
+) -> Result<Vec<TrainedRun<M>>, ExperimentError> {
+    let inits = config.inits_per_seed.max(1);
+    let seeds: Vec<u64> = data.iter().map(|d| d.seed).collect();
+    let data = data
+        .into_iter()
+        .flat_map(|d| {
+            (0..inits).map(move |k| TaskData {
+                seed: init_seed(d.seed, k),
+                ..d.clone()
+            })
+        })
+        .collect();
+    let mut trainer = Trainer::new(data, config, device)?;
+    while !trainer.is_done() {
+        if let Some(progress) = trainer.step() {
+            on_eval(&progress);
+        }
+    }
+    let mut runs = trainer.finish().into_iter();
+    let best_of_inits = |seed| {
+        let mut best = (runs.by_ref().take(inits))
+            .min_by(|a, b| valid_key(a).total_cmp(&valid_key(b)))
+            .expect("inits ≥ 1");
+        best.result.seed = seed;
+        best.result.inits = inits;
+        best
+    };
+    Ok(seeds.into_iter().map(best_of_inits).collect())
+}
+
+/// The seed of initialisation `k` of seed `seed`: `seed` itself for the first, so one
+/// initialisation is the plain run; the others far from every seed a run would use.
+pub fn init_seed(seed: u64, k: usize) -> u64 {
+    seed ^ ((k as u64) << 40)
+}
+
+/// A run's validation MSE for choosing among initialisations (NaN last).
+fn valid_key<M>(run: &TrainedRun<M>) -> f64 {
+    let v = run.result.valid_mse;
+    if v.is_nan() { f64::INFINITY } else { v }
+}
+
+/// One run per seed (per entry of its data; one model and config) trained as one
+/// [`Population`], keeping each run's checkpoint with the lowest validation MSE.
+///
+/// Training runs on the autodiff twin of the given plain device. Each [`step`](Self::step)
+/// minimises, for every run, its batch MSE plus its scheduled regulariser (the population's
+/// loss is their sum, so no gradient mixes runs), clips each run's gradients alone, and clamps
+/// the units' constrained parameters. A run whose loss turns NaN or infinite stops there (its
+/// result says where, and keeps its best checkpoint so far) while the others go on; so does a
+/// run that meets the early-stopping rule. A stopped run is held still until the next
+/// evaluation, where the population drops the stopped runs once they are an eighth of it (so
+/// they cost nothing more). Every run computes what it would alone: the same initialisation,
+/// batches and updates (an iNALU restart draws from the process's generator, so it differs).
+pub struct Trainer<M: Model = StaticToyModel> {
+    config: TrainConfig,
+    device: Device,
+    /// The autodiff twin of `device`, where training runs.
+    train_device: Device,
+    /// The runs still in the population, as their indices in `runs`, in population order.
+    members: Vec<usize>,
+    model: Population<M>,
+    best: Population<M>,
+    /// The kept checkpoints of runs the population has dropped.
+    dropped: Vec<Option<M>>,
+    optim: RunOptimizer,
+    eval: EvalSets,
+    batches: Batches,
+    data: Vec<TaskData>,
+    runs: Vec<RunState>,
+    steps: usize,
+    eval_every: usize,
+    step: usize,
+    step_seconds: f64,
+    started: Instant,
+}
+
+impl<M: Model> Trainer<M> {
+    /// The initialised population and its data, evaluated once (step 0).
+    ///
+    /// # Errors
+    ///
+    /// On an invalid `config` ([`TrainConfig::validate_for`]: its own fields, or an epoch budget
+    /// for a task that draws fresh batches), on an empty `data` and on runs of different input
+    /// or target widths or training-row counts.
+    pub fn new(
+        data: Vec<TaskData>,
+        config: &TrainConfig,
+        device: &Device,
+    ) -> Result<Self, ExperimentError> {
+        let first = data
+            .first()
+            .ok_or_else(|| ExperimentError::Data("a population needs at least one run".into()))?;
+        config.validate_for(first)?;
+        let started = Instant::now();
+        let ad = device.clone().autodiff();
+        let width = first.width();
+        let init = |d: &Device| M::init(config, width, d);
+        batches::check_shapes(&data)?;
+        let model = Population::init(data.iter().map(|d| d.seed), &ad, init);
+        let eval = EvalSets::new(&data, device);
+        let runs = data.iter().map(|d| RunState::new(d, config)).collect();
+        let (batches, data) = Batches::new(data, config.batch_size);
+        let (steps, eval_every) = batches.schedule(config);
+        let mut trainer = Self {
+            config: config.clone(),
+            device: device.clone(),
+            train_device: ad,
+            members: (0..data.len()).collect(),
+            dropped: vec![None; data.len()],
+            optim: config.optimizer(),
+            best: model.valid(),
+            model,
+            eval,
+            batches,
+            data,
+            runs,
+            steps,
+            eval_every,
+            step: 0,
+            step_seconds: 0.0,
+            started,
+        };
+        trainer.start();
+        Ok(trainer)
+    }
+
+    /// Arms the stall rule and records the evaluation of the initial weights (step 0).
+    fn start(&mut self) {
+        let (config, eval_every) = (&self.config, self.eval_every);
+        for run in &mut self.runs {
+            // The iNALU authors' rule: every 10 evaluations, over at least 10 periods of losses.
+            run.stall = config
+                .restart_on_stall
+                .then(|| StallDetector::new(10, 10 * eval_every, 1.0));
+        }
+        let initial = self.eval.evaluate(&self.best, 0, None);
+        for (run, m) in self.runs.iter_mut().zip(initial) {
+            run.record(m, config.early_stop());
+        }
+    }
+
+    /// Whether every run has used its budget, diverged or stopped early.
+    pub fn is_done(&self) -> bool {
+        self.step >= self.steps || !self.runs.iter().any(RunState::active)
+    }
+
+    /// One optimizer step of every run still training; after the steps that evaluate, the
+    /// progress.
+    pub fn step(&mut self) -> Option<Progress> {
+        let started = Instant::now();
+        let batch = self.batches.next(&self.train_device);
+        let lambda = self.config.regularizer.map_or(0.0, |r| r.weight(self.step));
+        self.step += 1;
+        let step = self.step;
+        let is_eval = step.is_multiple_of(self.eval_every) || step == self.steps;
+        let runs: Vec<&RunState> = self.members.iter().map(|&r| &self.runs[r]).collect();
+        let weights: Vec<f64> = runs.iter().map(|r| lambda * r.lambda_scale).collect();
+        let read_mse = is_eval || runs.iter().any(|r| r.stall.is_some());
+        let before = self.model.clone();
+        let out = population_step(
+            self.model.clone(),
+            &mut self.optim,
+            batch,
+            &self.config,
+            &weights,
+            read_mse,
+        );
+        for (k, &r) in self.members.iter().enumerate() {
+            let mse = out.mses.as_ref().map(|m| m[k]);
+            self.runs[r].after_step(step, out.losses[k], mse);
+        }
+        let frozen: Vec<bool> = self.member_flags(|run| !run.active());
+        self.model = out.model.select(&before, &frozen);
+        self.step_seconds += started.elapsed().as_secs_f64();
+        is_eval.then(|| self.evaluate(out.mses.as_deref()))
+    }
+
+    /// `f` of each run still in the population, in population order.
+    fn member_flags(&self, f: impl Fn(&RunState) -> bool) -> Vec<bool> {
+        self.members.iter().map(|&r| f(&self.runs[r])).collect()
+    }
+
+    /// Evaluates every run in the population, keeps improved checkpoints, applies the stopping
+    /// and restart rules, and drops stopped runs once they are an eighth of the population.
+    fn evaluate(&mut self, batch_mse: Option<&[f64]>) -> Progress {
+        let step = self.step;
+        let plain = self.model.valid();
+        let metrics = self.eval.evaluate(&plain, step, batch_mse);
+        let mut improved = vec![false; self.members.len()];
+        for ((&r, m), better) in self.members.iter().zip(metrics).zip(&mut improved) {
+            if self.runs[r].active() {
+                *better = self.runs[r].record(m, self.config.early_stop());
+            }
+        }
+        self.best = self.best.clone().select(&plain, &improved);
+        self.restart_stalled(step / self.eval_every);
+        self.compact();
+        Progress {
+            step,
+            steps: self.steps,
+            active: self.runs.iter().filter(|r| r.active()).count(),
+            members: self.runs.len(),
+            best_valid_mse: (self.runs.iter().map(|r| r.best.valid_mse))
+                .fold(f64::INFINITY, f64::min),
+        }
+    }
+
+    /// Restarts from fresh weights the runs whose loss has stalled at evaluation `count`.
+    fn restart_stalled(&mut self, count: usize) {
+        let runs = &mut self.runs;
+        let stalled: Vec<bool> = (self.members.iter())
+            .map(|&r| runs[r].stalled(count))
+            .collect();
+        if stalled.iter().any(|&s| s) {
+            let fresh = self.model.clone().map_unit(M::reinitialize);
+            self.model = self.model.clone().select(&fresh, &stalled);
+        }
+    }
+
+    /// Drops the stopped runs from the population (keeping their checkpoints) once they are at
+    /// least an eighth of it, and some run is still training.
+    fn compact(&mut self) {
+        let keep = self.member_flags(RunState::active);
+        let stopped = keep.iter().filter(|&&k| !k).count();
+        if stopped == 0 || stopped == keep.len() || stopped * 8 < keep.len() {
+            return;
+        }
+        for (k, &r) in self.members.iter().enumerate() {
+            if !keep[k] {
+                self.dropped[r] = Some(self.best.member(k));
+            }
+        }
+        let n = keep.len();
+        self.model = self.model.clone().retain(&keep);
+        self.best = self.best.clone().retain(&keep);
+        self.optim.retain_members(&keep, n);
+        self.eval.retain(&keep);
+        self.batches.retain(&keep);
+        let mut flags = keep.iter();
+        self.members
+            .retain(|_| *flags.next().expect("one flag per member"));
+    }
+
+    /// The runs' results and kept checkpoints, read back as formulas.
+    pub fn finish(self) -> Vec<TrainedRun<M>> {
+        let baselines = random_init_extrapolation_mse::<M>(&self.data, &self.config, &self.device);
+        let wall_seconds = self.started.elapsed().as_secs_f64();
+        let steps_per_second = self.step as f64 / self.step_seconds.max(f64::MIN_POSITIVE);
+        let total = self.runs.len();
+        let mut models = self.dropped;
+        for (k, &r) in self.members.iter().enumerate() {
+            models[r] = Some(self.best.member(k));
+        }
+        let (config, device) = (&self.config, &self.device);
+        let finished = self.runs.into_iter().zip(self.data).zip(baselines);
+        (finished.zip(models))
+            .map(|(((run, data), baseline), model)| {
+                let model = model.expect("every run has a checkpoint");
+                let mut result = run.result(&data, config, baseline);
+                result.readback(Readback::new(&model, &data, device));
+                if config.snap {
+                    result.snap(&model, &data, device);
+                }
+                result.population = total;
+                result.wall_seconds = wall_seconds;
+                result.steps_per_second = steps_per_second;
+                TrainedRun {
+                    result,
+                    history: run.history,
+                    model,
+                }
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,187 @@
+//! What a finished run leaves: its evaluations, its result record and its kept checkpoint.
+
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use super::eval::split_mse;
+use crate::experiments::config::OptimizerKind;
+use crate::experiments::model::Model;
+use crate::experiments::protocol::Protocol;
+use crate::experiments::readback::Readback;
+use crate::experiments::stacks::{ModelKind, StaticToyModel};
+use crate::experiments::task::{Operation, TaskData};
+
+/// MSE on each split at one evaluation (step 0: the initial weights).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// Steps completed.
+    pub step: usize,
+    /// MSE on the training rows (fixed rows), or of the last training batch (fresh batches).
+    pub train_mse: f64,
+    /// MSE on the validation split (interpolation).
+    pub valid_mse: f64,
+    /// MSE on the extrapolation split.
+    pub extrapolation_mse: f64,
+}
+
+/// The outcome of one run, flat (one CSV row, one JSON object); metrics are those of the
+/// checkpoint with the lowest validation MSE.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    /// The stack of units (written `nalu`, `nau-nmu`, …).
+    pub model: ModelKind,
+    /// The operation (written `add`, `mul`, …).
+    pub task: Operation,
+    /// The task family (written `reference`, `madsen`).
+    pub protocol: Protocol,
+    /// The seed of the data, the initial weights and the shuffling.
+    pub seed: u64,
+    /// The optimizer (written `adam`, `rmsprop`).
+    pub optimizer: OptimizerKind,
+    /// Learning rate.
+    pub lr: f64,
+    /// Mini-batch size.
+    pub batch_size: usize,
+    /// Hidden width.
+    pub hidden: usize,
+    /// Per-parameter gradient-norm clip, if any.
+    pub clip_norm: Option<f32>,
+    /// Steps taken (fewer than the budget when the run diverged or stopped early).
+    pub steps: usize,
+    /// The step of the kept checkpoint (0: the initial weights).
+    pub best_step: usize,
+    /// Training MSE of the kept checkpoint.
+    pub train_mse: f64,
+    /// Validation MSE of the kept checkpoint.
+    pub valid_mse: f64,
+    /// Extrapolation MSE of the kept checkpoint.
+    pub extrapolation_mse: f64,
+    /// Extrapolation MSE of the same architecture at random initialisation, averaged over
+    /// [`BASELINE_INITS`] seeded initialisations.
+    pub random_init_extrapolation_mse: f64,
+    /// `100 × extrapolation_mse / random_init_extrapolation_mse` (the NALU paper's measure:
+    /// 0 is perfect, 100 no better than a random network).
+    pub normalized_extrapolation_error: f64,
+    /// The task's success threshold for this run.
+    pub success_threshold: f64,
+    /// Whether `extrapolation_mse < success_threshold`.
+    pub success: bool,
+    /// The first evaluated step whose extrapolation MSE was below the threshold, whether or
+    /// not the kept checkpoint is from then.
+    pub solved_at_step: Option<usize>,
+    /// The learned formula in terms of `a` and `b`, when the weights are discrete enough.
+    pub formula: Option<String>,
+    /// Why there is no formula, otherwise.
+    pub formula_error: Option<String>,
+    /// `max min(|w|, |1 − |w||)` over the weights (absent for units the formula module cannot
+    /// read).
+    pub sparsity_error: Option<f64>,
+    /// MSE between the snapped formula and the trained network on the extrapolation split.
+    pub formula_mse_vs_network: Option<f64>,
+    /// MSE between the snapped formula and the extrapolation targets.
+    pub formula_mse_vs_targets: Option<f64>,
+    /// The step at which the loss turned NaN or infinite; the run stopped there.
+    pub diverged_step: Option<usize>,
+    /// The offending loss (NaN or infinite).
+    pub diverged_loss: Option<f64>,
+    /// The evaluated step at which the run met its early-stopping rule and stopped.
+    pub stopped_at_step: Option<usize>,
+    /// With snapping on: whether the snapped weights were kept (their validation MSE no worse).
+    pub snap_kept: Option<bool>,
+    /// With snapping on: the validation MSE of the snapped weights.
+    pub snapped_valid_mse: Option<f64>,
+    /// With snapping on: the extrapolation MSE of the weights the snap rule keeps (snapped or
+    /// plain).
+    pub snapped_extrapolation_mse: Option<f64>,
+    /// With snapping on: whether the weights the snap rule keeps succeed.
+    pub snapped_success: Option<bool>,
+    /// Restarts from fresh weights after a stalled loss (iNALU's strategy).
+    pub restarts: usize,
+    /// Initialisations trained on this seed's data ([`TrainConfig::inits_per_seed`]); this is
+    /// the one with the lowest validation MSE.
+    #[serde(default = "crate::experiments::config::one")]
+    pub inits: usize,
+    /// The seed of this run's initial weights and shuffling (`seed` for the first
+    /// initialisation; absent in results from before initialisations were counted).
+    #[serde(default)]
+    pub init_seed: u64,
+    /// How many runs trained together in this run's population.
+    pub population: usize,
+    /// Wall-clock seconds of the population's training, evaluation included.
+    pub wall_seconds: f64,
+    /// The population's training steps per second, evaluation excluded (multiply by
+    /// `population` for seed-steps per second).
+    pub steps_per_second: f64,
+}
+
+impl RunResult {
+    /// The model, and the initialisations per seed where there were several (`realnpu, best of
+    /// 8`): runs that chose among restarts are never summarised with plain ones.
+    pub fn label(&self) -> String {
+        match self.inits {
+            0 | 1 => self.model.name().into(),
+            n => format!("{}, best of {n}", self.model),
+        }
+    }
+
+    /// What happened to the run, in a few words.
+    pub fn status(&self) -> String {
+        match (self.diverged_step, self.success) {
+            (Some(step), _) => format!("diverged (step {step})"),
+            (None, true) => "solved".into(),
+            (None, false) => "not solved".into(),
+        }
+    }
+}
+
+/// A finished run: its result, its evaluations and the kept checkpoint (on the plain device).
+#[derive(Debug)]
+pub struct TrainedRun<M = StaticToyModel> {
+    /// The result.
+    pub result: RunResult,
+    /// Every evaluation, from step 0.
+    pub history: Vec<Evaluation>,
+    /// The weights with the lowest validation MSE.
+    pub model: M,
+}
+
+/// Where a population's training stands, after each evaluation.
+#[derive(Clone, Copy, Debug)]
+pub struct Progress {
+    /// Steps completed.
+    pub step: usize,
+    /// Steps the budget allows.
+    pub steps: usize,
+    /// Runs still training (not diverged, not stopped early).
+    pub active: usize,
+    /// Runs in the population.
+    pub members: usize,
+    /// The lowest validation MSE any run has reached.
+    pub best_valid_mse: f64,
+}
+
+impl RunResult {
+    /// Tries the kept checkpoint with snapped weights; keeps them when their validation MSE is
+    /// no worse (the extrapolation split is read only to report the outcome).
+    pub(super) fn snap<M: Model>(&mut self, model: &M, data: &TaskData, device: &Device) {
+        let snapped = model.clone().snap();
+        let valid = split_mse(&snapped, &data.valid, device);
+        let kept = valid <= split_mse(model, &data.valid, device);
+        let extrapolation = match kept {
+            true => split_mse(&snapped, &data.extrapolation, device),
+            false => self.extrapolation_mse,
+        };
+        self.snap_kept = Some(kept);
+        self.snapped_valid_mse = Some(valid);
+        self.snapped_extrapolation_mse = Some(extrapolation);
+        self.snapped_success = Some(extrapolation < self.success_threshold);
+    }
+
+    pub(super) fn readback(&mut self, b: Readback) {
+        self.formula = b.formula;
+        self.formula_error = b.formula_error;
+        self.sparsity_error = b.sparsity_error;
+        self.formula_mse_vs_network = b.formula_mse_vs_network;
+        self.formula_mse_vs_targets = b.formula_mse_vs_targets;
+    }
+}

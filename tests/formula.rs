@@ -1,0 +1,133 @@
+//! `formula::extract` reads stacks of units back as the arithmetic they compute, or names what
+//! stands in the way.
+
+use burn::module::Param;
+use burn::tensor::{Device, Tensor, TensorData};
+use burn_nalu::formula::{FormulaError, Naming, NotDiscrete, SnapOptions, extract};
+use burn_nalu::{NacConfig, NaluConfig, NauConfig, NmuConfig};
+
+fn matrix(rows: &[&[f32]]) -> Tensor<2> {
+    let (r, c) = (rows.len(), rows[0].len());
+    let flat: Vec<f32> = rows.iter().flat_map(|row| row.iter().copied()).collect();
+    Tensor::from_data(TensorData::new(flat, [r, c]), &Device::default())
+}
+
+#[test]
+fn nac_and_nau_snap_to_signed_sums() {
+    let device = Device::default();
+    let mut nau = NauConfig::new(3, 2).init(&device);
+    nau.weight = Param::from_tensor(matrix(&[&[0.98, 0.01], &[-1.0, 0.97], &[0.03, -0.99]]));
+    let x = Tensor::zeros([1, 3], &device);
+    let f = extract(&[&nau], x.clone(), &SnapOptions::default()).unwrap();
+    assert_eq!(f.render(&Naming::new()), "x0 − x1; x1 − x2");
+    assert!((f.sparsity_error - 0.03).abs() < 1e-6);
+    // NAC: W = tanh(Ŵ)·σ(M̂) ≈ ±1 or 0 with saturated hat weights.
+    let mut nac = NacConfig::new(3, 1).init(&device);
+    nac.w_hat = Param::from_tensor(matrix(&[&[20.0], &[-20.0], &[0.0]]));
+    nac.m_hat = Param::from_tensor(matrix(&[&[20.0], &[20.0], &[20.0]]));
+    let f = extract(&[&nac], x, &SnapOptions::default()).unwrap();
+    assert_eq!(f.render(&Naming::new()), "x0 − x1");
+}
+
+#[test]
+fn nau_then_nmu_reads_as_a_product_of_groups() {
+    let device = Device::default();
+    let mut nau = NauConfig::new(4, 2).init(&device);
+    nau.weight = Param::from_tensor(matrix(&[
+        &[1.0, 0.0],
+        &[1.0, 0.0],
+        &[0.0, 1.0],
+        &[0.0, 1.0],
+    ]));
+    let mut nmu = NmuConfig::new(2, 1).init(&device);
+    nmu.weight = Param::from_tensor(matrix(&[&[1.0], &[0.999]]));
+    let x = matrix(&[&[1.0, 2.0, 3.0, 4.0]]);
+    let f = extract(&[&nau, &nmu], x, &SnapOptions::default()).unwrap();
+    let ab = Naming::new()
+        .with_group("a", &[0, 1])
+        .with_group("b", &[2, 3]);
+    assert_eq!(f.render(&ab), "a·b");
+    assert_eq!(f.render(&Naming::new()), "(x0 + x1)·(x2 + x3)");
+    assert_eq!(f.eval_rows(&[1.0, 2.0, 3.0, 4.0], 4), vec![vec![21.0]]);
+}
+
+/// A NALU with saturated `W` and a gate saturated by the data picks one path per output.
+#[test]
+fn nalu_gates_choose_the_path() {
+    let device = Device::default();
+    let mut nalu = NaluConfig::new(2, 2).init(&device);
+    nalu.nac.w_hat = Param::from_tensor(matrix(&[&[20.0, 20.0], &[20.0, -20.0]]));
+    nalu.nac.m_hat = Param::from_tensor(matrix(&[&[20.0, 20.0], &[20.0, 20.0]]));
+    // Positive inputs: output 0's gate logit is +40·(x0 + x1) (additive), output 1's −40·… .
+    nalu.gate = Some(Param::from_tensor(matrix(&[
+        &[40.0, -40.0],
+        &[40.0, -40.0],
+    ])));
+    let x = matrix(&[&[1.0, 2.0], &[3.0, 0.5]]);
+    let f = extract(&[&nalu], x.clone(), &SnapOptions::default()).unwrap();
+    assert_eq!(f.render(&Naming::new()), "x0 + x1; |x0| / |x1|");
+    // Inputs near zero leave the gate open: no formula, and the error says which.
+    let near_zero = matrix(&[&[0.001, 0.001], &[1.0, 1.0]]);
+    let err = extract(&[&nalu], near_zero, &SnapOptions::default()).unwrap_err();
+    let FormulaError::NotDiscrete { obstacles, .. } = &err else {
+        panic!("{err}")
+    };
+    let gate_0 = |o: &NotDiscrete| matches!(o, NotDiscrete::Gate { output: 0, .. });
+    assert!(obstacles.iter().any(gate_0), "{err}");
+    assert!(
+        err.to_string()
+            .contains("layer 0 gate of output 0 ranges over [0.5"),
+        "{err}"
+    );
+    // Ungated: both paths, added.
+    let mut ungated = NaluConfig::new(2, 1).with_use_gating(false).init(&device);
+    ungated.nac.w_hat = Param::from_tensor(matrix(&[&[20.0], &[20.0]]));
+    ungated.nac.m_hat = Param::from_tensor(matrix(&[&[20.0], &[20.0]]));
+    let f = extract(&[&ungated], x, &SnapOptions::default()).unwrap();
+    assert_eq!(f.render(&Naming::new()), "x0 + x1 + |x0|·|x1|");
+}
+
+/// A hidden unit that the output ignores (snapped weight 0) may stay undecided.
+#[test]
+fn unread_hidden_units_do_not_block_the_formula() {
+    let device = Device::default();
+    let mut nau = NauConfig::new(2, 2).init(&device);
+    nau.weight = Param::from_tensor(matrix(&[&[1.0, 0.4], &[1.0, 0.6]]));
+    let mut nmu = NmuConfig::new(2, 1).init(&device);
+    nmu.weight = Param::from_tensor(matrix(&[&[1.0], &[0.0]]));
+    let x = Tensor::zeros([1, 2], &device);
+    let f = extract(&[&nau, &nmu], x.clone(), &SnapOptions::default()).unwrap();
+    assert_eq!(f.render(&Naming::new()), "x0 + x1");
+    assert!((f.sparsity_error - 0.4).abs() < 1e-6, "counts every weight");
+    // Once the output reads the undecided unit, its weights block the formula.
+    nmu.weight = Param::from_tensor(matrix(&[&[1.0], &[1.0]]));
+    let err = extract(&[&nau, &nmu], x, &SnapOptions::default()).unwrap_err();
+    assert!(
+        err.to_string().starts_with("no formula: 2 obstacle(s)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn weights_far_from_discrete_are_refused_by_name() {
+    let device = Device::default();
+    let mut nau = NauConfig::new(2, 1).init(&device);
+    nau.weight = Param::from_tensor(matrix(&[&[0.6], &[0.95]]));
+    let err = extract(
+        &[&nau],
+        Tensor::zeros([1, 2], &device),
+        &SnapOptions::default(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "no formula: 1 obstacle(s), sparsity error 0.4000; \
+         layer 0 W[0, 0] = 0.6000 is 0.4000 from discrete"
+    );
+    let loose = SnapOptions {
+        max_distance: 0.45,
+        ..SnapOptions::default()
+    };
+    let f = extract(&[&nau], Tensor::zeros([1, 2], &device), &loose).unwrap();
+    assert_eq!(f.render(&Naming::new()), "x0 + x1");
+}
