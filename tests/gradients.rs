@@ -5,7 +5,7 @@ mod common;
 
 use burn::module::Param;
 use burn::tensor::{Device, Tensor, TensorData};
-use burn_nalu::{InaluConfig, Nac, NaluConfig, Nau, Nmu, NpuConfig, RealNpuConfig};
+use burn_nalu::{InaluConfig, Nac, NacMulConfig, NaluConfig, Nau, Nmu, NpuConfig, RealNpuConfig};
 use common::{f64_device, inputs, to_f64, values};
 
 const BATCH: usize = 5;
@@ -111,6 +111,15 @@ fn cases() -> Vec<Case> {
             params: vec![matrix(1, 1.5), matrix(2, 1.5)],
             build: |p, _| {
                 let unit = nac(p);
+                Box::new(move |x| unit.forward(x))
+            },
+        },
+        Case {
+            name: "nac-mul",
+            params: vec![matrix(20, 1.5), matrix(21, 1.5)],
+            build: |p, device| {
+                let mut unit = NacMulConfig::new(D_IN, D_OUT).init(device);
+                unit.nac = nac(p);
                 Box::new(move |x| unit.forward(x))
             },
         },

@@ -1,9 +1,12 @@
 //! Parameters round-trip through Burn's file format; bad files are errors, not panics.
 
 use burn::config::Config;
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::tensor::{Device, Distribution, Tensor};
-use burn_nalu::{Nac, NacConfig, Nalu, NaluConfig};
+use burn_nalu::{
+    ArithmeticUnit, InaluConfig, NacConfig, NacMulConfig, Nalu, NaluConfig, NauConfig, NmuConfig,
+    NpuConfig, Population, RealNpuConfig,
+};
 
 fn input(d_input: usize, device: &Device) -> Tensor<2> {
     Tensor::random([8, d_input], Distribution::Uniform(-3.0, 3.0), device)
@@ -29,18 +32,75 @@ fn nalu_round_trip_reproduces_outputs_exactly() {
     loaded.forward(x).into_data().assert_eq(&before, true);
 }
 
-#[test]
-fn nac_round_trip_reproduces_outputs_exactly() {
+/// `unit` saved and loaded into `blank` (the same config, other weights) computes exactly what
+/// `unit` computes, and `blank` did not before.
+fn assert_round_trip<U: ArithmeticUnit>(unit: U, blank: U, d_input: usize) {
     let dir = tempfile::tempdir().unwrap();
     let device = Device::default();
+    let x = input(d_input, &device);
+    let before = unit.forward_members(x.clone(), 1).into_data();
+    let other = blank.forward_members(x.clone(), 1).into_data();
+    let name = std::any::type_name::<U>();
+    assert_ne!(
+        other, before,
+        "{name}: the blank unit must differ to prove the load"
+    );
+    unit.save_file(dir.path().join("unit")).unwrap();
+    let loaded = blank.load_file(dir.path().join("unit"));
+    loaded
+        .forward_members(x, 1)
+        .into_data()
+        .assert_eq(&before, true);
+}
+
+/// Two units of one config from different seeds.
+fn two<U>(init: impl Fn(&Device) -> U) -> (U, U) {
+    let device = Device::default();
     device.seed(6);
-    let nac = NacConfig::new(3, 2).init(&device);
-    let x = input(3, &device);
-    let before = nac.forward(x.clone()).into_data();
-    nac.save_file(dir.path().join("nac")).unwrap();
-    let loaded: Nac = NacConfig::new(3, 2)
-        .init(&device)
-        .load_file(dir.path().join("nac"));
+    let unit = init(&device);
+    device.seed(7);
+    (unit, init(&device))
+}
+
+#[test]
+fn every_unit_round_trips_exactly() {
+    let (a, b) = two(|d| NacConfig::new(3, 2).init(d));
+    assert_round_trip(a, b, 3);
+    let (a, b) = two(|d| NacMulConfig::new(3, 2).init(d));
+    assert_round_trip(a, b, 3);
+    let (a, b) = two(|d| NaluConfig::new(3, 2).with_use_gating(false).init(d));
+    assert_round_trip(a, b, 3);
+    let (a, b) = two(|d| NauConfig::new(3, 2).init(d));
+    assert_round_trip(a, b, 3);
+    let (a, b) = two(|d| NmuConfig::new(3, 2).init(d));
+    assert_round_trip(a, b, 3);
+    let (a, b) = two(|d| InaluConfig::new(3, 2).init(d));
+    assert_round_trip(a, b, 3);
+    let (mut a, b) = two(|d| NpuConfig::new(3, 2).init(d));
+    // W_im starts at 0 and ĝ at ½ in both: give the saved unit its own.
+    a.w_im = Param::from_tensor(a.w_re.val().mul_scalar(0.3));
+    a.gate = Param::from_tensor(a.gate.val().add_scalar(0.2));
+    assert_round_trip(a, b, 3);
+    let (a, b) = two(|d| RealNpuConfig::new(3, 2).init(d));
+    assert_round_trip(a, b, 3);
+}
+
+/// A population of stacks (a model of the experiments) round-trips with every member.
+#[cfg(feature = "experiments")]
+#[test]
+fn a_population_round_trips_exactly() {
+    use burn_nalu::experiments::{InitScheme, ModelKind, StaticToyModel};
+    let dir = tempfile::tempdir().unwrap();
+    let device = Device::default();
+    let stack = |d: &Device| StaticToyModel::init(ModelKind::NauNmu, InitScheme::Madsen, 5, 2, d);
+    let population = Population::init(0..3, &device, stack);
+    let x = Tensor::<3>::random([3, 8, 5], Distribution::Uniform(-3.0, 3.0), &device);
+    let before = population.forward(x.clone()).into_data();
+    population.save_file(dir.path().join("population")).unwrap();
+    let blank = Population::init(10..13, &device, stack);
+    assert_ne!(blank.forward(x.clone()).into_data(), before);
+    let loaded = blank.load_file(dir.path().join("population"));
+    assert_eq!(loaded.members(), 3);
     loaded.forward(x).into_data().assert_eq(&before, true);
 }
 

@@ -2,8 +2,8 @@
 
 use burn::tensor::Device;
 use burn_nalu::experiments::{
-    Budget, MadsenSpec, MadsenTask, ModelKind, Operation, ReferenceTask, Task, TrainConfig,
-    TrainedRun, train, train_population,
+    Budget, ExperimentError, MadsenSpec, MadsenTask, ModelKind, Operation, ReferenceTask,
+    StaticToyModel, Task, TrainConfig, TrainedRun, train, train_population,
 };
 
 /// The reference's `add` recipe (RMSProp, lr 0.1, batch 64) cut to 50 epochs: 800 steps.
@@ -154,4 +154,53 @@ fn madsen_add_stops_early_on_the_validation_rule() {
             );
         }
     }
+}
+
+/// The entry points refuse what they cannot train with an error that names the setting,
+/// before any training: an epoch budget on a task that draws fresh batches, no runs, runs that
+/// cannot share a population, an invalid task.
+#[test]
+fn bad_settings_are_errors_naming_the_setting() {
+    let device = Device::default();
+    let madsen = MadsenTask::new(MadsenSpec {
+        eval_rows: 10,
+        ..MadsenSpec::default()
+    })
+    .unwrap();
+    let epochs = TrainConfig {
+        budget: Budget::Epochs(3),
+        ..TrainConfig::madsen(ModelKind::Nau)
+    };
+    let train_all = |data, config: &TrainConfig| {
+        train_population::<StaticToyModel>(data, config, &device, &mut |_| {})
+    };
+    let err = train_all(vec![madsen.data(Operation::Add, 0)], &epochs).unwrap_err();
+    let ExperimentError::Config(config) = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(config.field(), "budget");
+    assert_eq!(
+        err.to_string(),
+        "TrainConfig.budget is in epochs, but the madsen task draws a fresh batch every step: \
+         give it in steps"
+    );
+
+    let nau = TrainConfig::madsen(ModelKind::Nau);
+    let err = train_all(Vec::new(), &nau).unwrap_err();
+    assert_eq!(err.to_string(), "a population needs at least one run");
+
+    let mut narrow = madsen.data(Operation::Add, 1);
+    narrow.valid.width = 50;
+    let err = train_all(vec![madsen.data(Operation::Add, 0), narrow], &nau).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("runs of one population share their row shape: seed 0 has"),
+        "{err}"
+    );
+
+    let bad = MadsenSpec {
+        subset_ratio: 0.9,
+        ..MadsenSpec::default()
+    };
+    assert_eq!(MadsenTask::new(bad).unwrap_err().field(), "subset_ratio");
 }

@@ -1,6 +1,6 @@
 //! The committed trained weights (`weights/`, written by
-//! `cargo run --release --example static_toy -- --out weights`) reproduce the numbers that
-//! `weights/results.json` and the README report, to within what f32 arithmetic allows.
+//! `cargo run --release --example static_toy -- --model nalu --out weights`) reproduce the numbers
+//! that `weights/results.csv` and the README report, to within what f32 arithmetic allows.
 
 mod common;
 
@@ -9,9 +9,9 @@ use std::path::Path;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use burn_nalu::Nalu;
-use burn_nalu::experiments::report::format_metric;
+use burn_nalu::experiments::report::{format_metric, read_csv, read_json};
 use burn_nalu::experiments::{
-    InitScheme, ModelKind, Operation, ReferenceTask, Split, StaticToyModel, Task,
+    InitScheme, Operation, ReferenceTask, RunResult, Split, StaticToyModel, Task,
 };
 use common::bound::{Bounded, NaluParams, U32, U64};
 use common::to_f64;
@@ -20,26 +20,29 @@ fn weights_dir() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/weights"))
 }
 
-fn reported() -> Vec<serde_json::Value> {
-    let json = std::fs::read(weights_dir().join("results.json")).expect("weights/results.json");
-    serde_json::from_slice::<serde_json::Value>(&json)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
+/// The committed runs, read typed from the CSV (which, unlike JSON, holds a diverged run's
+/// infinite or NaN losses).
+fn reported() -> Vec<RunResult> {
+    read_csv(&weights_dir().join("results.csv")).expect("weights/results.csv")
 }
 
 #[test]
 fn every_task_has_committed_weights() {
-    let tasks: Vec<String> = reported()
-        .iter()
-        .map(|r| r["task"].as_str().unwrap().to_owned())
-        .collect();
-    let all: Vec<String> = Operation::ALL
-        .iter()
-        .map(|op| op.name().to_owned())
-        .collect();
-    assert_eq!(tasks, all);
+    let tasks: Vec<Operation> = reported().iter().map(|r| r.task).collect();
+    assert_eq!(tasks, Operation::ALL);
+}
+
+/// `results.json` holds the same runs as `results.csv`, as far as JSON can (no NaN or
+/// infinity: the losses of a diverged run are absent there).
+#[test]
+fn json_and_csv_hold_the_same_runs() {
+    let json: Vec<RunResult> = read_json(&weights_dir().join("results.json")).unwrap();
+    let finite = |r: &RunResult| RunResult {
+        diverged_loss: r.diverged_loss.filter(|l| l.is_finite()),
+        ..r.clone()
+    };
+    let csv: Vec<RunResult> = reported().iter().map(finite).collect();
+    assert_eq!(json, csv);
 }
 
 /// One NALU layer's parameters on the host.
@@ -117,23 +120,27 @@ fn committed_weights_reproduce_reported_metrics() {
     let device = Device::default();
     let fused = burn_nalu::backend::has_fused_kernels(&device);
     for run in reported() {
-        let kind: ModelKind = run["model"].as_str().unwrap().parse().unwrap();
-        let op: Operation = run["task"].as_str().unwrap().parse().unwrap();
-        let seed = run["seed"].as_u64().unwrap();
-        let hidden = run["hidden"].as_u64().unwrap() as usize;
+        let (kind, op, seed, hidden) = (run.model, run.task, run.seed, run.hidden);
         let path = weights_dir().join(format!("{kind}-{op}-seed{seed}.bpk"));
         let model = StaticToyModel::init(kind, InitScheme::Reference, 100, hidden, &device)
             .try_load_file(&path)
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let data = ReferenceTask::default().data(op, seed);
         let splits = [
-            ("train_mse", data.train_rows().expect("fixed rows")),
-            ("valid_mse", &data.valid),
-            ("extrapolation_mse", &data.extrapolation),
+            (
+                "train_mse",
+                data.train_rows().expect("fixed rows"),
+                run.train_mse,
+            ),
+            ("valid_mse", &data.valid, run.valid_mse),
+            (
+                "extrapolation_mse",
+                &data.extrapolation,
+                run.extrapolation_mse,
+            ),
         ];
-        for (field, split) in splits {
+        for (field, split, want) in splits {
             let got = model.mse(split, &device);
-            let want = run[field].as_f64().unwrap();
             let tol = match fused {
                 true => split.rows() as f64 * U64 * want,
                 false => mse_tolerance(&model, split),
@@ -154,15 +161,14 @@ fn readme_reports_the_committed_results() {
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     for run in reported() {
-        let op: Operation = run["task"].as_str().unwrap().parse().unwrap();
         let row = format!(
             "| {} | {} | {} | {} | {} | {} |",
-            run["model"].as_str().unwrap(),
-            op.formula(),
-            run["seed"],
-            format_metric(run["train_mse"].as_f64().unwrap()),
-            format_metric(run["extrapolation_mse"].as_f64().unwrap()),
-            format_metric(run["valid_mse"].as_f64().unwrap()),
+            run.model,
+            run.task.formula(),
+            run.seed,
+            format_metric(run.train_mse),
+            format_metric(run.extrapolation_mse),
+            format_metric(run.valid_mse),
         );
         assert!(readme.contains(&row), "README lacks the row starting {row}");
     }
