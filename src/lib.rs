@@ -17,11 +17,11 @@
 //! - [`Npu`] and [`RealNpu`] (neural power units, Heim et al. 2020): `z = exp(log r·W_re − k·W_im)
 //!   ⊙ cos(log r·W_im + k·W_re)`, real powers of inputs of any sign (RealNPU: `W_im = 0`).
 //!
-//! Each unit lives in its own module (`burn_nalu::nac`, `burn_nalu::nalu`, …, also re-exported
-//! here) with its config, its formula and shapes on `forward`, its sparsity `regularizer`
-//! (weighted over time by a [`RegularizerSchedule`]) and its projection after each optimizer
-//! step (`clamp_weights`) where it has them. Every unit implements [`ArithmeticUnit`], the same
-//! for a training loop over stacked copies, and [`formula::Discretize`]. A [`Population`] trains many
+//! Each unit lives in its own module ([`nac`], [`nalu`], …, also re-exported here) with its
+//! config, its formula and shapes on `forward`, its sparsity `regularizer` (weighted over time
+//! by a [`RegularizerSchedule`]) and its projection after each optimizer step (`clamp_weights`)
+//! where it has them. Every unit implements [`ArithmeticUnit`], the same for a training loop
+//! over stacked copies, and [`formula::Discretize`]. A [`Population`] trains many
 //! independently initialised copies of a unit (one per seed) as one model, in one forward, one
 //! backward and one optimizer step. [`formula`] reads a trained stack back as the arithmetic it
 //! computes (`a + b`, `a·b`), after snapping its weights to discrete values, or says which weights

@@ -173,7 +173,11 @@ impl Source {
                 let (w, o) = (split.width, split.outputs);
                 for &row in &order[*next..*next + rows] {
                     x.extend_from_slice(&split.x[row * w..(row + 1) * w]);
-                    y.extend_from_slice(&split.y[row * o..(row + 1) * o]);
+                    // One target a row, the static tasks' case, without a copy call per row.
+                    match o {
+                        1 => y.push(split.y[row]),
+                        _ => y.extend_from_slice(&split.y[row * o..(row + 1) * o]),
+                    }
                 }
                 *next += rows;
             }
