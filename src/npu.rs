@@ -1,6 +1,6 @@
 //! The Neural Power Unit (NPU) of Heim, Pevný & Šmídl 2020, "Neural Power Units".
 //!
-//! Its real-valued variant, [`RealNpu`](crate::RealNpu), is the same formula without the
+//! Its real-valued variant, [`RealNpu`], is the same formula without the
 //! imaginary weights (`real_npu.rs`); both use the NPU math of `ops`.
 
 use burn::config::Config;

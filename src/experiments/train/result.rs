@@ -57,7 +57,7 @@ pub struct RunResult {
     /// Extrapolation MSE of the kept checkpoint.
     pub extrapolation_mse: f64,
     /// Extrapolation MSE of the same architecture at random initialisation, averaged over
-    /// [`BASELINE_INITS`] seeded initialisations.
+    /// [`BASELINE_INITS`](crate::experiments::BASELINE_INITS) seeded initialisations.
     pub random_init_extrapolation_mse: f64,
     /// `100 × extrapolation_mse / random_init_extrapolation_mse` (the NALU paper's measure:
     /// 0 is perfect, 100 no better than a random network).
@@ -97,7 +97,7 @@ pub struct RunResult {
     pub snapped_success: Option<bool>,
     /// Restarts from fresh weights after a stalled loss (iNALU's strategy).
     pub restarts: usize,
-    /// Initialisations trained on this seed's data ([`TrainConfig::inits_per_seed`]); this is
+    /// Initialisations trained on this seed's data ([`TrainConfig::inits_per_seed`](crate::experiments::TrainConfig::inits_per_seed)); this is
     /// the one with the lowest validation MSE.
     #[serde(default = "crate::experiments::config::one")]
     pub inits: usize,
