@@ -6,7 +6,9 @@ use burn::nn::Initializer;
 use burn::tensor::{Device, Tensor};
 
 use crate::error::ConfigError;
-use crate::formula::{Discretize, Expr, FormulaError, LayerSnap, SnapOptions, SnappedWeights};
+use crate::formula::{
+    Discretize, Expr, FormulaError, LayerSnap, Levels, SnapOptions, SnappedWeights,
+};
 use crate::nac::{Nac, NacConfig};
 use crate::unit::sized_display;
 use crate::{ArithmeticUnit, ops};
@@ -129,7 +131,7 @@ impl Discretize for NacMul {
         _: &Tensor<2>,
         options: &SnapOptions,
     ) -> Result<LayerSnap, FormulaError> {
-        let w = SnappedWeights::new(self.weight(), false, options);
+        let w = SnappedWeights::new(self.weight(), Levels::SignedUnit, options);
         let outputs = w.products(inputs, true);
         Ok(w.into_layer(outputs))
     }

@@ -7,7 +7,7 @@ use burn::tensor::{Device, Tensor};
 
 use crate::error::ConfigError;
 use crate::formula::{
-    Discretize, Expr, FormulaError, LayerSnap, NotDiscrete, SnapOptions, SnappedWeights,
+    Discretize, Expr, FormulaError, LayerSnap, Levels, NotDiscrete, SnapOptions, SnappedWeights,
     column_ranges,
 };
 use crate::nac::{Nac, NacConfig, init_matrix};
@@ -170,7 +170,7 @@ impl Discretize for Nalu {
         x: &Tensor<2>,
         options: &SnapOptions,
     ) -> Result<LayerSnap, FormulaError> {
-        let w = SnappedWeights::new(self.weight(), false, options);
+        let w = SnappedWeights::new(self.weight(), Levels::SignedUnit, options);
         let (add, mul) = (w.sums(inputs), w.products(inputs, true));
         let Some(gate) = &self.gate else {
             let both = add.into_iter().zip(mul);

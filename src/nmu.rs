@@ -6,7 +6,9 @@ use burn::nn::Initializer;
 use burn::tensor::{Device, Tensor};
 
 use crate::error::ConfigError;
-use crate::formula::{Discretize, Expr, FormulaError, LayerSnap, SnapOptions, SnappedWeights};
+use crate::formula::{
+    Discretize, Expr, FormulaError, LayerSnap, Levels, SnapOptions, SnappedWeights,
+};
 use crate::unit::sized_display;
 use crate::{ArithmeticUnit, ops};
 
@@ -136,7 +138,7 @@ impl Discretize for Nmu {
         _: &Tensor<2>,
         options: &SnapOptions,
     ) -> Result<LayerSnap, FormulaError> {
-        let w = SnappedWeights::new(self.weight.val(), true, options);
+        let w = SnappedWeights::new(self.weight.val(), Levels::Unit, options);
         let outputs = w.products(inputs, false);
         Ok(w.into_layer(outputs))
     }

@@ -7,7 +7,7 @@ use burn::nn::Initializer;
 use burn::tensor::{Device, Tensor};
 
 use crate::error::ConfigError;
-use crate::formula::{Discretize, Expr, FormulaError, LayerSnap, SnapOptions};
+use crate::formula::{Discretize, Expr, FormulaError, LayerSnap, SnapOptions, power_layer};
 use crate::unit::sized_display;
 use crate::{ArithmeticUnit, ops};
 
@@ -157,14 +157,16 @@ impl ArithmeticUnit for RealNpu {
 }
 
 impl Discretize for RealNpu {
-    /// Not readable yet: powers of halves have no formula here.
+    /// `Π_i x_i^{W_ij}` over the inputs whose gate is open, each power a multiple of ½
+    /// ([`power_layer`]).
     fn discretize(
         &self,
-        _: &[Expr],
+        inputs: &[Expr],
         _: &Tensor<2>,
-        _: &SnapOptions,
+        options: &SnapOptions,
     ) -> Result<LayerSnap, FormulaError> {
-        Err(FormulaError::Unsupported("RealNpu"))
+        let (w_re, w_im, gate) = (self.w_re.val(), None, self.gate.val());
+        Ok(power_layer(w_re, w_im, gate, inputs, options))
     }
 }
 

@@ -4,7 +4,7 @@
 use burn::module::Param;
 use burn::tensor::{Device, Tensor, TensorData};
 use burn_nalu::formula::{FormulaError, Naming, NotDiscrete, SnapOptions, extract};
-use burn_nalu::{NacConfig, NaluConfig, NauConfig, NmuConfig};
+use burn_nalu::{NacConfig, NaluConfig, NauConfig, NmuConfig, NpuConfig, RealNpu, RealNpuConfig};
 
 fn matrix(rows: &[&[f32]]) -> Tensor<2> {
     let (r, c) = (rows.len(), rows[0].len());
@@ -130,4 +130,65 @@ fn weights_far_from_discrete_are_refused_by_name() {
     };
     let f = extract(&[&nau], Tensor::zeros([1, 2], &device), &loose).unwrap();
     assert_eq!(f.render(&Naming::new()), "x0 + x1");
+}
+
+/// The power units read back with exponents snapped to halves: NAU → RealNPU as `a / b` and
+/// `a^0.5`; a closed gate drops its input; an open question (a gate halfway, an imaginary
+/// weight) is an obstacle named after its parameter.
+#[test]
+fn power_units_read_back_with_half_exponents() {
+    let device = Device::default();
+    let mut nau = NauConfig::new(4, 2).init(&device);
+    nau.weight = Param::from_tensor(matrix(&[
+        &[1.0, 0.0],
+        &[1.0, 0.0],
+        &[0.0, 1.0],
+        &[0.0, 1.0],
+    ]));
+    let ab = Naming::new()
+        .with_group("a", &[0, 1])
+        .with_group("b", &[2, 3]);
+    let x = matrix(&[&[1.0, 2.0, 3.0, 4.0]]);
+    let real = |w: &[&[f32]], gate: [f32; 2]| {
+        let mut unit = RealNpuConfig::new(2, 1).init(&device);
+        unit.w_re = Param::from_tensor(matrix(w));
+        unit.gate = Param::from_data(gate, &device);
+        unit
+    };
+    let read = |unit: &RealNpu| extract(&[&nau, unit], x.clone(), &SnapOptions::default());
+    let div = read(&real(&[&[0.97], &[-1.02]], [1.0, 1.0])).unwrap();
+    assert_eq!(div.render(&ab), "a / b");
+    assert_eq!(
+        div.eval_rows(&[1.0, 2.0, 3.0, 4.0], 4),
+        vec![vec![3.0 / 7.0]]
+    );
+    assert!(
+        (div.sparsity_error - 0.03).abs() < 1e-6,
+        "{}",
+        div.sparsity_error
+    );
+    let root = read(&real(&[&[0.48], &[0.7]], [1.0, 0.0])).unwrap();
+    assert_eq!(
+        root.render(&ab),
+        "a^0.5",
+        "b's gate is shut: its power does not matter"
+    );
+    let err = read(&real(&[&[0.5], &[1.0]], [1.0, 0.6])).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("layer 1 ĝ[1, 0] = 0.6000 is 0.4000 from discrete"),
+        "{err}"
+    );
+    let mut npu = NpuConfig::new(2, 1).init(&device);
+    npu.w_re = Param::from_tensor(matrix(&[&[2.0], &[0.0]]));
+    npu.gate = Param::from_data([1.0, 1.0], &device);
+    let square = extract(&[&nau, &npu], x.clone(), &SnapOptions::default()).unwrap();
+    assert_eq!(square.render(&ab), "a^2");
+    npu.w_im = Param::from_tensor(matrix(&[&[0.0], &[0.3]]));
+    let err = extract(&[&nau, &npu], x, &SnapOptions::default()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("layer 1 W_im[1, 0] = 0.3000 is 0.3000 from discrete"),
+        "{err}"
+    );
 }

@@ -1,8 +1,10 @@
-//! The expression type: sums and products of the inputs with integer coefficients and powers.
+//! The expression type: sums of the inputs with integer coefficients, and products of powers
+//! that are multiples of ½ (`a / b`, `a^2`, `a^0.5`).
 
 use std::collections::BTreeMap;
 
-/// An arithmetic expression over the inputs `x0, x1, …` with integer coefficients and powers.
+/// An arithmetic expression over the inputs `x0, x1, …`: integer coefficients, and powers that
+/// are multiples of ½ (exact in `f64`).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Expr {
     /// `Σ c_i·x_i`: input index to its non-zero coefficient (empty: the constant 0).
@@ -10,8 +12,8 @@ pub enum Expr {
     /// `Π f^p` over `(f, p)` with `p ≠ 0` (empty: the constant 1); with `magnitudes`, each
     /// factor is taken in absolute value first.
     Product {
-        /// The factors and their powers.
-        factors: Vec<(Expr, i32)>,
+        /// The factors and their powers (`1`, `−1`, `2`, `0.5`, …).
+        factors: Vec<(Expr, f64)>,
         /// Whether each factor enters as `|f|`.
         magnitudes: bool,
     },
@@ -55,16 +57,16 @@ impl Expr {
 
     /// `Π f^p`, merging equal factors and dropping zero powers; one factor to the power 1
     /// without magnitudes is the factor itself.
-    pub fn product(factors: impl IntoIterator<Item = (Expr, i32)>, magnitudes: bool) -> Self {
-        let mut merged: Vec<(Expr, i32)> = Vec::new();
-        for (f, p) in factors.into_iter().filter(|(_, p)| *p != 0) {
+    pub fn product(factors: impl IntoIterator<Item = (Expr, f64)>, magnitudes: bool) -> Self {
+        let mut merged: Vec<(Expr, f64)> = Vec::new();
+        for (f, p) in factors.into_iter().filter(|(_, p)| *p != 0.0) {
             match merged.iter_mut().find(|(g, _)| *g == f) {
                 Some((_, q)) => *q += p,
                 None => merged.push((f, p)),
             }
         }
-        merged.retain(|(_, p)| *p != 0);
-        if !magnitudes && merged.len() == 1 && merged[0].1 == 1 {
+        merged.retain(|(_, p)| *p != 0.0);
+        if !magnitudes && merged.len() == 1 && merged[0].1 == 1.0 {
             return merged.pop().expect("one factor").0;
         }
         Expr::Product {
@@ -84,7 +86,11 @@ impl Expr {
                 .iter()
                 .map(|(f, p)| {
                     let v = f.eval(x);
-                    if *magnitudes { v.abs() } else { v }.powi(*p)
+                    let v = if *magnitudes { v.abs() } else { v };
+                    match p.fract() {
+                        0.0 => v.powi(*p as i32),
+                        _ => v.powf(*p),
+                    }
                 })
                 .product(),
             Expr::Sum(terms) => terms.iter().map(|(c, e)| *c as f64 * e.eval(x)).sum(),
@@ -101,9 +107,11 @@ mod tests {
         let x = [2.0, -3.0, 5.0];
         let a = Expr::weighted_sum([(1, Expr::input(0)), (1, Expr::input(2))]);
         assert_eq!(a.eval(&x), 7.0);
-        let p = Expr::product([(a.clone(), 2), (Expr::input(1), -1)], false);
+        let p = Expr::product([(a.clone(), 2.0), (Expr::input(1), -1.0)], false);
         assert_eq!(p.eval(&x), 49.0 / -3.0);
-        let m = Expr::product([(Expr::input(1), 1)], true);
+        let root = Expr::product([(Expr::input(2), 0.5), (a.clone(), 1.5)], false);
+        assert_eq!(root.eval(&x), 5f64.sqrt() * 7f64.powf(1.5));
+        let m = Expr::product([(Expr::input(1), 1.0)], true);
         assert_eq!(m.eval(&x), 3.0);
         assert_eq!(Expr::weighted_sum([(1, a), (-2, m)]).eval(&x), 1.0);
     }

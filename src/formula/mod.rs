@@ -54,7 +54,8 @@ use burn::tensor::Tensor;
 pub use expr::Expr;
 pub use render::Naming;
 pub use snap::{
-    Discretize, FormulaLayer, LayerSnap, NotDiscrete, SnapOptions, SnappedWeights, column_ranges,
+    Discretize, FormulaLayer, LayerSnap, Levels, NotDiscrete, SnapOptions, SnappedWeights,
+    column_ranges, power_layer,
 };
 
 /// The formula of a stack could not be extracted.

@@ -1,4 +1,5 @@
-//! Rendering expressions as text: signs, runs of inputs, named groups, products and powers.
+//! Rendering expressions as text: signs, runs of inputs, named groups, products and powers
+//! (`a^2`, `a^0.5`).
 
 use std::collections::BTreeMap;
 
@@ -154,22 +155,22 @@ fn join_terms(terms: Vec<(i64, String)>) -> String {
     out
 }
 
-fn render_product(factors: &[(Expr, i32)], magnitudes: bool, naming: &Naming) -> String {
-    let factor = |f: &Expr, p: i32| {
+fn render_product(factors: &[(Expr, f64)], magnitudes: bool, naming: &Naming) -> String {
+    let factor = |f: &Expr, p: f64| {
         let base = if magnitudes {
             format!("|{}|", f.render(naming))
         } else {
             f.render_operand(naming, true)
         };
-        match p.unsigned_abs() {
-            1 => base,
+        match p.abs() {
+            1.0 => base,
             n => format!("{base}^{n}"),
         }
     };
     let part = |positive: bool| -> Vec<String> {
         factors
             .iter()
-            .filter(|(_, p)| (*p > 0) == positive)
+            .filter(|(_, p)| (*p > 0.0) == positive)
             .map(|(f, p)| factor(f, *p))
             .collect()
     };
@@ -257,32 +258,43 @@ mod tests {
         let (x1, x2, x5) = (Expr::input(1), Expr::input(2), Expr::input(5));
         let sum12 = Expr::weighted_sum([(1, x1.clone()), (1, x2.clone())]);
         assert_eq!(
-            Expr::product([(sum12.clone(), 1), (x5.clone(), 1)], false).render(&n),
+            Expr::product([(sum12.clone(), 1.0), (x5.clone(), 1.0)], false).render(&n),
             "(x1 + x2)·x5"
         );
         assert_eq!(
-            Expr::product([(x1.clone(), 1), (x2.clone(), -1)], false).render(&n),
+            Expr::product([(x1.clone(), 1.0), (x2.clone(), -1.0)], false).render(&n),
             "x1 / x2"
         );
         assert_eq!(
-            Expr::product([(x1.clone(), 1), (x1.clone(), 1)], false).render(&n),
+            Expr::product([(x1.clone(), 1.0), (x1.clone(), 1.0)], false).render(&n),
             "x1^2"
         );
         assert_eq!(
-            Expr::product([(x1.clone(), -1), (x2.clone(), -1)], false).render(&n),
+            Expr::product([(x1.clone(), -1.0), (x2.clone(), -1.0)], false).render(&n),
             "1 / (x1·x2)"
         );
-        assert_eq!(Expr::product([(x1.clone(), 1)], false), x1);
+        assert_eq!(Expr::product([(x1.clone(), 1.0)], false), x1);
         assert_eq!(
-            Expr::product([(x1.clone(), 1), (x5, -1)], true).render(&n),
+            Expr::product([(x1.clone(), 1.0), (x5, -1.0)], true).render(&n),
             "|x1| / |x5|"
         );
         assert_eq!(
-            Expr::product([(x1, 1), (x2, -1)], true).render(&n),
+            Expr::product([(x1.clone(), 1.0), (x2.clone(), -1.0)], true).render(&n),
             "|x1| / |x2|"
         );
-        let sum =
-            Expr::weighted_sum([(1, sum12.clone()), (-1, Expr::product([(sum12, 2)], false))]);
+        // Powers of halves (roots), as the power units read back.
+        assert_eq!(
+            Expr::product([(x1.clone(), 0.5)], false).render(&n),
+            "x1^0.5"
+        );
+        assert_eq!(
+            Expr::product([(x1, 1.5), (x2, -0.5)], false).render(&n),
+            "x1^1.5 / x2^0.5"
+        );
+        let sum = Expr::weighted_sum([
+            (1, sum12.clone()),
+            (-1, Expr::product([(sum12, 2.0)], false)),
+        ]);
         assert_eq!(sum.render(&n), "x1 + x2 − (x1 + x2)^2");
     }
 }

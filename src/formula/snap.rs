@@ -148,67 +148,108 @@ impl<U: Discretize> FormulaLayer for U {
     }
 }
 
-/// A weight matrix `[d_in, d_out]` on the host, snapped to {−1, 0, 1} (or {0, 1}), with the
-/// weights too far from their snap as obstacles: the building block of a unit's
-/// [`Discretize`].
+/// The discrete values a weight snaps to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Levels {
+    /// −1, 0 and 1: signed sums, and products and quotients (NAC, NAU, NALU, NAC•).
+    SignedUnit,
+    /// 0 and 1: an input left out or taken in (NMU).
+    Unit,
+    /// Every multiple of ½: the exponents of the power units (`a^2`, `a^-1`, `a^0.5`).
+    Halves,
+}
+
+impl Levels {
+    /// The level nearest `v`, and its distance from `v` (the sparsity error of `v`).
+    pub fn snap(self, v: f64) -> (f64, f64) {
+        match self {
+            Levels::SignedUnit => {
+                let level = if v.abs() < 0.5 { 0.0 } else { v.signum() };
+                (level, v.abs().min((1.0 - v.abs()).abs()))
+            }
+            Levels::Unit => {
+                let level = if v < 0.5 { 0.0 } else { 1.0 };
+                (level, v.abs().min((1.0 - v).abs()))
+            }
+            Levels::Halves => {
+                let level = (2.0 * v).round() / 2.0;
+                (level, (v - level).abs())
+            }
+        }
+    }
+}
+
+/// A weight matrix `[d_in, d_out]` on the host, snapped to its [`Levels`], with the weights too
+/// far from their snap as obstacles: the building block of a unit's [`Discretize`].
 #[derive(Clone, Debug)]
 pub struct SnappedWeights {
     d_out: usize,
     /// Snapped values, row-major.
-    values: Vec<i64>,
+    values: Vec<f64>,
     sparsity_error: f64,
     obstacles: Vec<NotDiscrete>,
 }
 
 impl SnappedWeights {
-    /// Snaps `w` to {−1, 0, 1} (or {0, 1} when `nonnegative`) with `options.max_distance`.
-    pub fn new(w: Tensor<2>, nonnegative: bool, options: &SnapOptions) -> Self {
+    /// Snaps `w` to `levels`; a weight farther than `options.max_distance` from its level is
+    /// an obstacle.
+    pub fn new(w: Tensor<2>, levels: Levels, options: &SnapOptions) -> Self {
         let [_, d_out] = w.dims();
-        let host = w.into_data().convert::<f64>();
-        let host = host.as_slice::<f64>().expect("f64 after convert");
-        let mut obstacles = Vec::new();
-        let mut sparsity_error: f64 = 0.0;
-        let values = host
-            .iter()
-            .enumerate()
-            .map(|(k, &v)| {
-                let distance = v.abs().min((1.0 - v.abs()).abs());
-                sparsity_error = sparsity_error.max(distance);
-                if distance > options.max_distance || (nonnegative && v < -options.max_distance) {
-                    obstacles.push(NotDiscrete::Weight {
-                        layer: String::new(),
-                        parameter: "W",
-                        at: (k / d_out, k % d_out),
-                        value: v,
-                        distance,
-                    });
-                }
-                if v.abs() < 0.5 { 0 } else { v.signum() as i64 }
-            })
-            .collect();
-        Self {
+        let mut snapped = Self {
             d_out,
-            values,
-            sparsity_error,
-            obstacles,
+            values: Vec::new(),
+            sparsity_error: 0.0,
+            obstacles: Vec::new(),
+        };
+        for (k, v) in host_values(w).into_iter().enumerate() {
+            let (level, distance) = levels.snap(v);
+            snapped.values.push(level);
+            snapped.check("W", (k / d_out, k % d_out), v, distance, options);
+        }
+        snapped
+    }
+
+    /// Counts `value` of `parameter` at `at` (input, output) as `distance` from discrete: in the
+    /// sparsity error, and as an obstacle beyond `options.max_distance`.
+    fn check(
+        &mut self,
+        parameter: &'static str,
+        at: (usize, usize),
+        value: f64,
+        distance: f64,
+        options: &SnapOptions,
+    ) {
+        self.sparsity_error = self.sparsity_error.max(distance);
+        if distance > options.max_distance {
+            self.obstacles.push(NotDiscrete::Weight {
+                layer: String::new(),
+                parameter,
+                at,
+                value,
+                distance,
+            });
         }
     }
 
     /// `(input index, weight)` of the non-zero weights of output `j`.
-    pub fn column(&self, j: usize) -> impl Iterator<Item = (usize, i64)> + '_ {
+    pub fn column(&self, j: usize) -> impl Iterator<Item = (usize, f64)> + '_ {
         self.values
             .iter()
             .skip(j)
             .step_by(self.d_out)
             .copied()
             .enumerate()
-            .filter(|&(_, w)| w != 0)
+            .filter(|&(_, w)| w != 0.0)
     }
 
-    /// `Σ_i w_ij·inputs[i]` for each output `j`.
+    /// `Σ_i w_ij·inputs[i]` for each output `j` (of integer weights: [`Levels::SignedUnit`] or
+    /// [`Levels::Unit`]).
     pub fn sums(&self, inputs: &[Expr]) -> Vec<Expr> {
         (0..self.d_out)
-            .map(|j| Expr::weighted_sum(self.column(j).map(|(i, w)| (w, inputs[i].clone()))))
+            .map(|j| {
+                let terms = self.column(j).map(|(i, w)| (w as i64, inputs[i].clone()));
+                Expr::weighted_sum(terms)
+            })
             .collect()
     }
 
@@ -217,7 +258,7 @@ impl SnappedWeights {
     pub fn products(&self, inputs: &[Expr], magnitudes: bool) -> Vec<Expr> {
         (0..self.d_out)
             .map(|j| {
-                let factors = self.column(j).map(|(i, w)| (inputs[i].clone(), w as i32));
+                let factors = self.column(j).map(|(i, w)| (inputs[i].clone(), w));
                 Expr::product(factors, magnitudes)
             })
             .collect()
@@ -238,11 +279,62 @@ impl SnappedWeights {
     }
 }
 
+/// A layer of the power units (NPU, RealNPU): output `j` is `Π_i x_i^{W_ij}` over the inputs
+/// whose relevance gate `ĝ_i` is open, with `W` (`w_re`) snapped to multiples of ½, the
+/// imaginary weights `w_im` (if any) at 0 and every gate an output reads within
+/// `options.gate_tolerance` of 0 (the input drops out, and its powers do not matter) or 1. For a
+/// negative input the power
+/// units compute `|x|^w·cos(π·w)`: the formula's `x^w` for integer `w`, 0 for a half.
+pub fn power_layer(
+    w_re: Tensor<2>,
+    w_im: Option<Tensor<2>>,
+    gate: Tensor<1>,
+    inputs: &[Expr],
+    options: &SnapOptions,
+) -> LayerSnap {
+    let mut w = SnappedWeights::new(w_re, Levels::Halves, options);
+    let d_out = w.d_out;
+    for (k, v) in w_im
+        .map(host_values)
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        w.check("W_im", (k / d_out, k % d_out), v, v.abs(), options);
+    }
+    let tol = options.gate_tolerance;
+    let gates = SnapOptions {
+        max_distance: tol,
+        ..*options
+    };
+    for (i, g) in host_values(gate).into_iter().enumerate() {
+        let row = i * d_out..(i + 1) * d_out;
+        if g <= tol {
+            // A shut gate makes the input's factor 1, whatever its powers.
+            w.values[row].iter_mut().for_each(|v| *v = 0.0);
+            w.obstacles
+                .retain(|o| !matches!(o, NotDiscrete::Weight { at: (r, _), .. } if *r == i));
+        } else if g < 1.0 - tol {
+            let read: Vec<usize> = row.filter(|&k| w.values[k] != 0.0).collect();
+            for k in read {
+                w.check("ĝ", (i, k % d_out), g, g.min(1.0 - g), &gates);
+            }
+        }
+    }
+    let outputs = w.products(inputs, false);
+    w.into_layer(outputs)
+}
+
+/// The values of `t`, row-major, in f64.
+fn host_values<const D: usize>(t: Tensor<D>) -> Vec<f64> {
+    let data = t.into_data().convert::<f64>();
+    data.try_into_vec::<f64>().expect("f64 after convert")
+}
+
 /// `(min, max)` of each column of `t`: the range of each output's gate on the data.
 pub fn column_ranges(t: Tensor<2>) -> Vec<(f64, f64)> {
     let [_, cols] = t.dims();
-    let data = t.into_data().convert::<f64>();
-    let values = data.as_slice::<f64>().expect("f64 after convert");
+    let values = host_values(t);
     (0..cols)
         .map(|j| {
             values
