@@ -600,7 +600,7 @@ fn report_all(cli: &Cli, all: Vec<RunResult>) {
         println!("{}", report::summary_table(&summaries));
         if cli.selection().1.len() > 1 {
             println!(
-                "Successes per task and model:\n\n{}",
+                "Successes per task and model (of which the formula read back as the target):\n\n{}",
                 report::success_matrix(&summaries)
             );
         }
@@ -728,11 +728,12 @@ fn run_lines(r: &RunResult) -> Vec<String> {
     let second = match (&r.formula, &r.formula_error) {
         (Some(f), _) => {
             let vs_network = r.formula_mse_vs_network.unwrap_or(f64::NAN);
-            // A formula that does not reproduce the network is only what its weights round to.
-            let verb = if vs_network < r.success_threshold {
-                "learned"
-            } else {
-                "rounds to"
+            // "learned" only for the target itself; a formula that does not reproduce the
+            // network is only what its weights round to.
+            let verb = match (r.learned(), vs_network < r.success_threshold) {
+                (true, _) => "learned",
+                (false, true) => "computes",
+                (false, false) => "rounds to",
             };
             Some(format!(
                 "{:>21} {verb} {f}  (sparsity error {}; formula vs network MSE {}, vs targets {})",

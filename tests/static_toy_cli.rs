@@ -266,7 +266,7 @@ fn several_models_print_a_success_matrix() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("| a + b | 0/2 | 0/2 |"),
+        stdout.contains("| a + b | 0/2 (0) | 0/2 (0) |"),
         "one epoch solves nothing: {stdout}"
     );
 }
@@ -471,7 +471,7 @@ fn default_run_trains_nalu_and_the_recommended_stacks() {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("| Operation | Solved | Best model |"),
+        stdout.contains("| Operation | Learned | Best model |"),
         "{stdout}"
     );
     let runs = results_json(dir.path());

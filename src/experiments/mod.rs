@@ -43,7 +43,7 @@ pub use error::ExperimentError;
 pub use madsen::{MADSEN_EPSILON, MadsenTask};
 pub use model::Model;
 pub use protocol::{MadsenSpec, Protocol, TaskSettings};
-pub use reference::ReferenceTask;
+pub use reference::{REFERENCE_EPSILON, ReferenceTask};
 pub use stacks::{InitScheme, ModelKind, Stack, StaticToyModel, madsen_nac_range};
 pub use task::{BatchSampler, Operation, Split, Subsets, Task, TaskData, TrainingData};
 pub use train::{

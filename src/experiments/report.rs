@@ -73,6 +73,9 @@ pub struct TaskSummary {
     pub runs: usize,
     /// Runs whose extrapolation MSE is below their success threshold.
     pub successes: usize,
+    /// Successful runs whose formula reads back as the target ([`RunResult::learned`]).
+    #[serde(default)]
+    pub learned: usize,
     /// With snapping on: runs that succeed with the weights the snap rule keeps.
     pub snapped_successes: Option<usize>,
     /// Runs that diverged.
@@ -141,6 +144,7 @@ pub fn summarize(results: &[RunResult]) -> Vec<TaskSummary> {
                 task,
                 runs: runs.len(),
                 successes: successes.len(),
+                learned: runs.iter().filter(|r| r.learned()).count(),
                 snapped_successes: runs
                     .iter()
                     .map(|r| r.snapped_success.map(usize::from))
@@ -178,22 +182,24 @@ pub fn median(values: impl Iterator<Item = f64>) -> f64 {
 /// The per-task success table printed for several seeds.
 pub fn summary_table(summaries: &[TaskSummary]) -> String {
     let mut out = String::from(
-        "| Model | Operation | Success | 95% CI | Diverged | Solved At (median step) | \
-         Sparsity Error (median) | Median Extrapolated Test Loss | Median Norm. Error | \
-         Success, snapped |\n\
-         |---|---|---|---|---|---|---|---|---|---|\n",
+        "| Model | Operation | Success | 95% CI | Learned (formula) | Diverged | \
+         Solved At (median step) | Sparsity Error (median) | Median Extrapolated Test Loss | \
+         Median Norm. Error | Success, snapped |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
     for s in summaries {
         let _ = writeln!(
             out,
-            "| {} | {} | {}/{} | [{:.2}, {:.2}] | {} | {} | {} | {} | {:.3} | {} |",
+            "| {} | {} | {}/{} | [{:.2}, {:.2}] | {}/{} | {} | {} | {} | {} | {:.3} | {} |",
             s.model,
             s.task.formula(),
             s.successes,
             s.runs,
             s.success_rate_ci.0,
             s.success_rate_ci.1,
+            s.learned,
+            s.runs,
             s.diverged,
             or_dash(s.median_solved_at_step.map(|v| format!("{v:.0}"))),
             or_dash(s.median_sparsity_error.map(format_metric)),
@@ -205,18 +211,20 @@ pub fn summary_table(summaries: &[TaskSummary]) -> String {
     out
 }
 
-/// Per operation, the model that solved it in the most runs (ties: the lower median
-/// extrapolation MSE) and how every other model did: the closing summary of a run.
+/// Per operation, the model that learned it in the most runs (its formula read back as the
+/// target; then the most successes, then the lower median extrapolation MSE) and how every other
+/// model did: the closing summary of a run.
 pub fn verdict_table(summaries: &[TaskSummary]) -> String {
     let mut out = String::from(
-        "| Operation | Solved | Best model | Extrapolation MSE (median) | Others |\n\
+        "| Operation | Learned | Best model | Extrapolation MSE (median) | Others |\n\
          |---|---|---|---|---|\n",
     );
-    let rate = |s: &TaskSummary| s.successes as f64 / s.runs.max(1) as f64;
+    let rate = |k: usize, s: &TaskSummary| k as f64 / s.runs.max(1) as f64;
     for task in tasks_in_order(summaries) {
         let mut cell: Vec<&TaskSummary> = summaries.iter().filter(|s| s.task == task).collect();
         cell.sort_by(|a, b| {
-            rate(b).total_cmp(&rate(a)).then(
+            let by = |k: fn(&TaskSummary) -> usize| rate(k(b), b).total_cmp(&rate(k(a), a));
+            by(|s| s.learned).then(by(|s| s.successes)).then(
                 a.median_extrapolation_mse
                     .total_cmp(&b.median_extrapolation_mse),
             )
@@ -226,18 +234,19 @@ pub fn verdict_table(summaries: &[TaskSummary]) -> String {
             .iter()
             .map(|s| {
                 let mse = format_metric(s.median_extrapolation_mse);
-                format!("{} {}/{} ({mse})", s.model, s.successes, s.runs)
+                format!("{} {}/{} ({mse})", s.model, s.learned, s.runs)
             })
             .collect();
+        let verdict = match (best.learned, best.successes) {
+            (0, 0) => "no".into(),
+            (0, k) => format!("no (below the threshold {k}/{}, no formula)", best.runs),
+            (k, _) => format!("yes, {k}/{}", best.runs),
+        };
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {} |",
             task.formula(),
-            if best.successes > 0 {
-                format!("yes, {}/{}", best.successes, best.runs)
-            } else {
-                "no".into()
-            },
+            verdict,
             best.model,
             format_metric(best.median_extrapolation_mse),
             if others.is_empty() {
@@ -250,7 +259,8 @@ pub fn verdict_table(summaries: &[TaskSummary]) -> String {
     out
 }
 
-/// Success counts with tasks as rows and models as columns (`9/10`; `-` where not run).
+/// Success counts with tasks as rows and models as columns, and how many of them read back as
+/// the target (`9/10 (8)`; `-` where not run).
 pub fn success_matrix(summaries: &[TaskSummary]) -> String {
     let models = distinct(summaries.iter().map(|s| s.model.as_str()));
     let mut out = format!(
@@ -266,7 +276,7 @@ pub fn success_matrix(summaries: &[TaskSummary]) -> String {
                     .iter()
                     .find(|s| (s.model.as_str(), s.task) == (m, task))
                 {
-                    Some(s) => format!("{}/{}", s.successes, s.runs),
+                    Some(s) => format!("{}/{} ({})", s.successes, s.runs, s.learned),
                     None => "-".into(),
                 }
             })

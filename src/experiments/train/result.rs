@@ -124,12 +124,22 @@ impl RunResult {
         }
     }
 
+    /// Whether the run learned the arithmetic, verified by its formula: it succeeded, and the
+    /// formula its weights read back as (exact integer or half powers, evaluated in f64) meets
+    /// the extrapolation targets within the same threshold, so it is the target function on
+    /// that data, not a look-alike that happens to fit it.
+    pub fn learned(&self) -> bool {
+        self.success
+            && (self.formula_mse_vs_targets).is_some_and(|mse| mse < self.success_threshold)
+    }
+
     /// What happened to the run, in a few words.
     pub fn status(&self) -> String {
-        match (self.diverged_step, self.success) {
-            (Some(step), _) => format!("diverged (step {step})"),
-            (None, true) => "solved".into(),
-            (None, false) => "not solved".into(),
+        match (self.diverged_step, self.success, self.learned()) {
+            (Some(step), _, _) => format!("diverged (step {step})"),
+            (None, true, true) => "learned".into(),
+            (None, true, false) => "solved, no formula".into(),
+            (None, false, _) => "not solved".into(),
         }
     }
 }
