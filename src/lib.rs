@@ -12,6 +12,9 @@
 //! - [`Nau`] (neural addition unit, Madsen & Johansen 2020): `z = x·W`, `W ∈ [−1, 1]`.
 //! - [`Nmu`] (neural multiplication unit, same paper): `z_j = Π_i (W_ij·x_i + 1 − W_ij)`,
 //!   `W ∈ [0, 1]`.
+//! - [`Nru`] and [`Nmru`] (neural reciprocal units, Mistry, Farrahi & Hare 2022): division.
+//!   NRU `z_j = Π_i (sign(x_i)·|x_i|^{W_ij}·g(W_ij) + 1 − g(W_ij))`; NMRU an NMU over `[x, 1/x]`
+//!   with the sign recovered, `Π_k (W_kj·|x'_k| + 1 − W_kj)·cos(π·Σ_k [x'_k < 0]·W_kj)`.
 //! - [`Inalu`] (improved NALU, Schlör et al. 2020): separate weights, capped log path, sign
 //!   recovery, input-independent gate.
 //! - [`Npu`] and [`RealNpu`] (neural power units, Heim et al. 2020): `z = exp(log r·W_re − k·W_im)
@@ -94,8 +97,10 @@ pub mod nac;
 pub mod nac_mul;
 pub mod nalu;
 pub mod nau;
+pub mod nmru;
 pub mod nmu;
 pub mod npu;
+pub mod nru;
 pub mod ops;
 pub mod optim;
 mod population;
@@ -110,8 +115,10 @@ pub use nac::{Nac, NacConfig};
 pub use nac_mul::{NacMul, NacMulConfig};
 pub use nalu::{Nalu, NaluConfig};
 pub use nau::{Nau, NauConfig};
+pub use nmru::{Nmru, NmruConfig};
 pub use nmu::{Nmu, NmuConfig};
 pub use npu::{Npu, NpuConfig};
+pub use nru::{Nru, NruConfig};
 pub use population::Population;
 pub use real_npu::{RealNpu, RealNpuConfig};
 pub use schedule::RegularizerSchedule;

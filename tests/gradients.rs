@@ -5,7 +5,9 @@ mod common;
 
 use burn::module::Param;
 use burn::tensor::{Device, Tensor, TensorData};
-use burn_nalu::{InaluConfig, Nac, NacMulConfig, NaluConfig, Nau, Nmu, NpuConfig, RealNpuConfig};
+use burn_nalu::{
+    InaluConfig, Nac, NacMulConfig, NaluConfig, Nau, NmruConfig, Nmu, NpuConfig, Nru, RealNpuConfig,
+};
 use common::{f64_device, inputs, to_f64, values};
 
 const BATCH: usize = 5;
@@ -97,6 +99,18 @@ fn vector(n: usize, seed: u64, offset: f64, scale: f64) -> Values {
     }
 }
 
+/// A `[D_IN, D_OUT]` matrix of both signs with `|w|` in `[low, low + width]`.
+fn away_from_zero(seed: u64, low: f64, width: f64) -> Values {
+    let data = values(D_IN * D_OUT, seed, 1.0);
+    Values {
+        shape: vec![D_IN, D_OUT],
+        data: data
+            .into_iter()
+            .map(|v| v.signum() * (low + width * v.abs()))
+            .collect(),
+    }
+}
+
 fn nac(p: &[Leaf]) -> Nac {
     Nac {
         w_hat: p[0].matrix(),
@@ -182,6 +196,41 @@ fn cases() -> Vec<Case> {
             },
         },
         Case {
+            name: "nru (selector saturated: the powers)",
+            params: vec![away_from_zero(22, 0.3, 0.7)],
+            build: |p, _| {
+                let unit = Nru {
+                    weight: p[0].matrix(),
+                };
+                Box::new(move |x| unit.forward(x))
+            },
+        },
+        Case {
+            name: "nru (selector tanh²(1000·W) in its slope)",
+            params: vec![away_from_zero(23, 0.002, 0.004)],
+            build: |p, _| {
+                let unit = Nru {
+                    weight: p[0].matrix(),
+                };
+                Box::new(move |x| unit.forward(x))
+            },
+        },
+        Case {
+            name: "nmru",
+            params: vec![Values {
+                shape: vec![2 * D_IN, D_OUT],
+                data: values(2 * D_IN * D_OUT, 24, 0.4)
+                    .into_iter()
+                    .map(|v| 0.5 + v)
+                    .collect(),
+            }],
+            build: |p, device| {
+                let mut unit = NmruConfig::new(D_IN, D_OUT).init(device);
+                unit.weight = p[0].matrix();
+                Box::new(move |x| unit.forward(x))
+            },
+        },
+        Case {
             name: "npu",
             params: vec![matrix(15, 1.0), matrix(16, 0.5), vector(D_IN, 17, 0.5, 0.3)],
             build: |p, device| {
@@ -215,8 +264,11 @@ fn loss(y: Tensor<2>, device: &Device) -> Tensor<1> {
     y.mul(r).sum()
 }
 
+/// The loss at `params` and `x`, with the parameters tracked as in the gradient pass: the
+/// division units compute their training form then (the NRU's `tanh²` selector, the NMRU's
+/// `1/(x + ε)`), which is what their gradients are of.
 fn eval(case: &Case, params: &[Values], x: &Values, device: &Device) -> f64 {
-    let leaves: Vec<Leaf> = params.iter().map(|v| Leaf::new(v, device, false)).collect();
+    let leaves: Vec<Leaf> = params.iter().map(|v| Leaf::new(v, device, true)).collect();
     let Leaf::Matrix(x) = Leaf::new(x, device, false) else {
         unreachable!()
     };
@@ -265,7 +317,7 @@ fn check_entries(case: &Case, [rows, cols]: [usize; 2], stride: usize) {
                     Some(p) => p.data[i] += delta,
                     None => x.data[i] += delta,
                 }
-                eval(case, &params, &x, &device)
+                eval(case, &params, &x, &ad)
             };
             let numeric = (at(STEP) - at(-STEP)) / (2.0 * STEP);
             let err = (a - numeric).abs() / (1.0 + numeric.abs());

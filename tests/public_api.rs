@@ -40,6 +40,14 @@ fn every_unit_imports_from_its_module_and_from_the_root() {
         &burn_nalu::real_npu::RealNpuConfig::new(3, 1).init(&device),
         &burn_nalu::RealNpuConfig::new(3, 1).init(&device),
     );
+    same_type(
+        &burn_nalu::nru::NruConfig::new(3, 1).init(&device),
+        &burn_nalu::NruConfig::new(3, 1).init(&device),
+    );
+    same_type(
+        &burn_nalu::nmru::NmruConfig::new(3, 1).init(&device),
+        &burn_nalu::NmruConfig::new(3, 1).init(&device),
+    );
     let x = Tensor::<2>::ones([2, 3], &device);
     assert_eq!(nac.forward(x.clone()).dims(), [2, 1]);
     assert_eq!(nalu.forward(x).dims(), [2, 1]);

@@ -4,8 +4,8 @@ use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Distribution, Tensor};
 use burn_nalu::{
-    ArithmeticUnit, InaluConfig, NacConfig, NacMulConfig, Nalu, NaluConfig, NauConfig, NmuConfig,
-    NpuConfig, Population, RealNpuConfig,
+    ArithmeticUnit, InaluConfig, NacConfig, NacMulConfig, Nalu, NaluConfig, NauConfig, NmruConfig,
+    NmuConfig, NpuConfig, NruConfig, Population, RealNpuConfig,
 };
 
 fn input(d_input: usize, device: &Device) -> Tensor<2> {
@@ -82,6 +82,10 @@ fn every_unit_round_trips_exactly() {
     a.gate = Param::from_tensor(a.gate.val().add_scalar(0.2));
     assert_round_trip(a, b, 3);
     let (a, b) = two(|d| RealNpuConfig::new(3, 2).init(d));
+    assert_round_trip(a, b, 3);
+    let (a, b) = two(|d| NruConfig::new(3, 2).init(d));
+    assert_round_trip(a, b, 3);
+    let (a, b) = two(|d| NmruConfig::new(3, 2).init(d));
     assert_round_trip(a, b, 3);
 }
 

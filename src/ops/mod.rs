@@ -194,16 +194,26 @@ pub(crate) fn nmu_product<const D: usize>(
     weight: Tensor<2>,
     members: usize,
 ) -> Tensor<D> {
+    factor_product(x, weight, members, |x, w| {
+        x.mul(w.clone()).add(one_minus(w))
+    })
+}
+
+/// `z_j = Π_i factor(x_i, W_ij)` over the last axis, each member with its own weights:
+/// `factor` receives `x` as `[S, rows, d_in, 1]` and `W` as `[S, 1, d_in, d_out]` and returns
+/// their broadcast `[S, rows, d_in, d_out]`; the product runs over `d_in`.
+pub(crate) fn factor_product<const D: usize>(
+    x: Tensor<D>,
+    weight: Tensor<2>,
+    members: usize,
+    factor: impl FnOnce(Tensor<4>, Tensor<4>) -> Tensor<4>,
+) -> Tensor<D> {
     let mut dims = x.dims();
     let [rows_w, d_out] = weight.dims();
     let d_in = rows_w / members;
     let rows = dims[..D - 1].iter().product::<usize>() / members;
-    // [S, rows, d_in, 1] ⊙ [S, 1, d_in, d_out] broadcasts to [S, rows, d_in, d_out]; Π over d_in.
     let w = weight.reshape([members, 1, d_in, d_out]);
-    let factors = x
-        .reshape([members, rows, d_in, 1])
-        .mul(w.clone())
-        .add(one_minus(w));
+    let factors = factor(x.reshape([members, rows, d_in, 1]), w);
     dims[D - 1] = d_out;
     factors.prod_dim(2).reshape(dims)
 }
