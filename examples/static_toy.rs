@@ -16,8 +16,9 @@ use burn::tensor::Device;
 use burn_nalu::RegularizerSchedule;
 use burn_nalu::experiments::report::{self, RunSettings, format_metric};
 use burn_nalu::experiments::{
-    Budget, ExperimentError, MadsenSpec, MadsenTask, ModelKind, Operation, OptimizerKind, Protocol,
-    ReferenceTask, RunResult, Task, TrainConfig, TrainedRun, train_population,
+    Budget, ExperimentError, MadsenSpec, MadsenTask, MistrySpec, MistryTask, ModelKind, Operation,
+    OptimizerKind, Protocol, ReferenceTask, RunResult, Task, TrainConfig, TrainedRun,
+    train_population,
 };
 use clap::Parser;
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
@@ -58,9 +59,18 @@ struct Cli {
     /// With --protocol madsen: extrapolation inputs uniform in [LO, HI).
     #[arg(long, value_name = "LO,HI", value_parser = parse_range)]
     extrapolation_range: Option<(f32, f32)>,
-    /// With --protocol madsen: rows of the validation and of the extrapolation split.
+    /// With --protocol madsen or mistry: rows of the validation and of the extrapolation split.
     #[arg(long, value_name = "N", value_parser = at_least_one)]
     eval_rows: Option<usize>,
+    /// With --protocol mistry: inputs per row (2, or 10 as the authors; default 10).
+    #[arg(long, value_name = "N")]
+    inputs: Option<usize>,
+    /// With --protocol mistry: which of the nine input ranges, 0 to 8 ([−20, −10] → [−40, −20],
+    /// [−2, −1] → [−6, −2], [−1.2, −1.1] → [−6.1, −1.2], [−0.2, −0.1] → [−2, −0.2], [−2, 2] →
+    /// [−6, −2] ∪ [2, 6], [0.1, 0.2] → [0.2, 2], [1, 2] → [2, 6], [1.1, 1.2] → [1.2, 6],
+    /// [10, 20] → [20, 40]; default 6).
+    #[arg(long, value_name = "K")]
+    range: Option<usize>,
     /// Optimizer, with Keras's defaults (default: the model's recipe).
     #[arg(long, value_name = "NAME", value_parser = names(&OptimizerKind::ALL, OptimizerKind::name))]
     optimizer: Option<OptimizerKind>,
@@ -241,20 +251,50 @@ impl Cli {
 
     /// The task `--protocol` and its options describe, or a message naming the argument.
     fn task(&self) -> Result<Box<dyn Task>, String> {
-        let madsen_args = [
-            ("--subset-ratio", self.subset_ratio.is_some()),
-            ("--overlap-ratio", self.overlap_ratio.is_some()),
-            ("--interpolation-range", self.interpolation_range.is_some()),
-            ("--extrapolation-range", self.extrapolation_range.is_some()),
-            ("--eval-rows", self.eval_rows.is_some()),
-            ("--no-early-stop", self.no_early_stop),
+        // Each protocol's own options, refused under another.
+        let options = [
+            ("--subset-ratio", self.subset_ratio.is_some(), "madsen"),
+            ("--overlap-ratio", self.overlap_ratio.is_some(), "madsen"),
+            (
+                "--interpolation-range",
+                self.interpolation_range.is_some(),
+                "madsen",
+            ),
+            (
+                "--extrapolation-range",
+                self.extrapolation_range.is_some(),
+                "madsen",
+            ),
+            ("--no-early-stop", self.no_early_stop, "madsen"),
+            ("--eval-rows", self.eval_rows.is_some(), "madsen or mistry"),
+            ("--inputs", self.inputs.is_some(), "mistry"),
+            ("--range", self.range.is_some(), "mistry"),
         ];
-        if self.protocol == Protocol::Reference {
-            if let Some((name, _)) = madsen_args.iter().find(|(_, given)| *given) {
-                return Err(format!("{name} needs --protocol madsen"));
-            }
-            return Ok(Box::new(ReferenceTask::default()));
+        let own = |needs: &str| needs.contains(self.protocol.name());
+        if let Some((name, _, needs)) = options
+            .iter()
+            .find(|(_, given, needs)| *given && !own(needs))
+        {
+            return Err(format!("{name} needs --protocol {needs}"));
         }
+        match self.protocol {
+            Protocol::Reference => Ok(Box::new(ReferenceTask::default())),
+            Protocol::Madsen => self.madsen_task(),
+            Protocol::Mistry => {
+                let d = MistrySpec::default();
+                let spec = MistrySpec {
+                    inputs: self.inputs.unwrap_or(d.inputs),
+                    range: self.range.unwrap_or(d.range),
+                    eval_rows: self.eval_rows.unwrap_or(d.eval_rows),
+                };
+                let task = MistryTask::new(spec).map_err(|e| format!("--protocol mistry: {e}"))?;
+                Ok(Box::new(task))
+            }
+        }
+    }
+
+    /// Madsen & Johansen's task with the options given.
+    fn madsen_task(&self) -> Result<Box<dyn Task>, String> {
         let d = MadsenSpec::default();
         let spec = MadsenSpec {
             subset_ratio: self.subset_ratio.unwrap_or(d.subset_ratio),
@@ -273,6 +313,10 @@ impl Cli {
             (Protocol::Reference, Choice::Stack(model)) => TrainConfig::recipe(model, op),
             (Protocol::Reference, Choice::Recommended) => TrainConfig::recommended(op),
             (Protocol::Madsen, _) => TrainConfig::madsen(choice.model(op)),
+            (Protocol::Mistry, _) => TrainConfig::mistry(
+                choice.model(op),
+                self.inputs.unwrap_or(MistrySpec::default().inputs),
+            ),
         };
         let schedule = recipe.regularizer.unwrap_or(RegularizerSchedule {
             lambda: 0.0,
@@ -315,7 +359,7 @@ impl Cli {
             return Err("--resume needs --out DIR, the run to continue".into());
         }
         let (tasks, choices) = self.selection();
-        if self.protocol == Protocol::Madsen && choices.contains(&Choice::Recommended) {
+        if self.protocol != Protocol::Reference && choices.contains(&Choice::Recommended) {
             return Err(
                 "--model recommended needs --protocol reference: its recipes are the \
                         reference task's"

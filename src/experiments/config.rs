@@ -156,8 +156,8 @@ impl TrainConfig {
     /// NALU, NAC and NAC•; for the NAU-based stacks and the NPUs the settings that did best in a
     /// sweep on this task (README, "Beyond NALU"): Adam 0.01, 1000 epochs, the regulariser
     /// (λ = 0.1 times the variance of the training targets) ramped in over steps 4000 to 8000
-    /// (NAU → NMU: 4000 epochs, ramp over steps 40,000 to 60,000); for iNALU its authors'
-    /// recipe.
+    /// (NAU → NMU: 4000 epochs, ramp over steps 40,000 to 60,000; the NMRU's with its authors'
+    /// gradient clipping to norm 1); for iNALU its authors' recipe.
     pub fn recipe(model: ModelKind, op: Operation) -> Self {
         let reference = Self::reference(op);
         let ramp = |lambda, start, end| Some(RegularizerSchedule { lambda, start, end });
@@ -185,6 +185,12 @@ impl TrainConfig {
             // gets there first.
             ModelKind::RealNpu if op == Operation::Sqrt => Self { lr: 0.03, ..adam },
             ModelKind::RealNpu => adam,
+            ModelKind::NauNru | ModelKind::Nru | ModelKind::SingleRealNpu => adam,
+            // The NMRU as its authors ran it: gradients clipped to norm 1.
+            ModelKind::NauNmru | ModelKind::Nmru => Self {
+                clip_norm: Some(1.0),
+                ..adam
+            },
             // The iNALU authors' recipe: RMSProp 0.01, regulariser on after 10 epochs,
             // restarts when the loss stalls.
             ModelKind::Inalu => Self {
@@ -250,6 +256,40 @@ impl TrainConfig {
             early_stop_patience: Some(100),
             snap: false,
             inits_per_seed: 1,
+        }
+    }
+
+    /// Mistry, Farrahi & Hare's recipe for `model` on their single-module task with `inputs`
+    /// inputs (their `sltr-in2.sh` and `in10-*.sh`): Adam (PyTorch's settings, ε = 1e-8), batch
+    /// 128, 50,000 steps (2 inputs) or 100,000 (more), evaluation every 1,000 steps, the model
+    /// of the best validation step, no early stop; the regulariser λ = 10, unscaled, ramped over
+    /// steps 20,000 to 35,000 (2 inputs) or 50,000 to 75,000. The learning rate is 1e-3, but
+    /// the NMRU's 1e-2 with gradient-norm clipping to 1 and the NRU's 1 with 2 inputs; the
+    /// RealNPU's 5e-3.
+    pub fn mistry(model: ModelKind, inputs: usize) -> Self {
+        let two = inputs == 2;
+        let (steps, start, end) = match two {
+            true => (50_000, 20_000, 35_000),
+            false => (100_000, 50_000, 75_000),
+        };
+        let (lr, clip_norm) = match model {
+            ModelKind::Nmru | ModelKind::NauNmru => (1e-2, Some(1.0)),
+            ModelKind::Nru | ModelKind::NauNru if two => (1.0, None),
+            ModelKind::SingleRealNpu | ModelKind::RealNpu => (5e-3, None),
+            _ => (1e-3, None),
+        };
+        let regularizer = (model.has_regularizer()).then_some(RegularizerSchedule {
+            lambda: 10.0,
+            start,
+            end,
+        });
+        Self {
+            lr,
+            clip_norm,
+            budget: Budget::Steps(steps),
+            regularizer,
+            early_stop_patience: None,
+            ..Self::madsen(model)
         }
     }
 
@@ -367,6 +407,13 @@ mod tests {
     fn every_recipe_is_valid() {
         for &model in ModelKind::ALL {
             assert_eq!(TrainConfig::madsen(model).validate(), Ok(()), "{model}");
+            for inputs in [2, 10] {
+                assert_eq!(
+                    TrainConfig::mistry(model, inputs).validate(),
+                    Ok(()),
+                    "{model}"
+                );
+            }
             for op in Operation::ALL {
                 assert_eq!(
                     TrainConfig::recipe(model, op).validate(),

@@ -12,8 +12,8 @@ pub const MADSEN_EPSILON: f64 = 1e-5;
 
 /// Seeds of the validation and extrapolation rows, shared by every run as in their code (which
 /// draws them from two fixed seeds and varies only the subsets with the run's seed).
-const VALID_SEED: u64 = 43_953_907;
-const EXTRAPOLATION_SEED: u64 = 8_689_336;
+pub(super) const VALID_SEED: u64 = 43_953_907;
+pub(super) const EXTRAPOLATION_SEED: u64 = 8_689_336;
 
 /// Madsen & Johansen's static task: `a` and `b` sum two contiguous subsets of the 100 inputs
 /// that overlap (25 inputs sharing 12, at a seeded offset); a fresh batch from the
@@ -116,7 +116,7 @@ const LANES: usize = 8;
 /// training step it feeds. Each draw takes the generator's top 23 bits as the mantissa of a
 /// number in [1, 2) (the low bits of xoshiro128+ are its weak ones), mapped onto the range.
 #[derive(Clone)]
-struct Uniform {
+pub(super) struct Uniform {
     state: [[u32; LANES]; 4],
     lo: f32,
     width: f32,
@@ -124,7 +124,7 @@ struct Uniform {
 
 impl Uniform {
     /// The generator of `seed`, its lanes seeded by SplitMix64 (as xoshiro's authors advise).
-    fn new(seed: u64, (lo, hi): (f32, f32)) -> Self {
+    pub(super) fn new(seed: u64, (lo, hi): (f32, f32)) -> Self {
         let mut z = seed ^ 0x6A09_E667_F3BC_C908;
         let mut splitmix = || {
             z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -155,7 +155,7 @@ impl Uniform {
     }
 
     /// Appends `n` draws to `out`.
-    fn append(&mut self, n: usize, out: &mut Vec<f32>) {
+    pub(super) fn append(&mut self, n: usize, out: &mut Vec<f32>) {
         // Drawn a block at a time into a buffer that stays in L1, then copied over.
         let mut block = [0.0f32; 32 * LANES];
         let mut left = n;

@@ -28,6 +28,7 @@
 mod config;
 mod error;
 mod madsen;
+mod mistry;
 mod model;
 mod names;
 mod protocol;
@@ -41,8 +42,9 @@ mod train;
 pub use config::{Budget, OptimizerKind, RunOptimizer, TrainConfig};
 pub use error::ExperimentError;
 pub use madsen::{MADSEN_EPSILON, MadsenTask};
+pub use mistry::{MISTRY_THRESHOLD, MistryTask};
 pub use model::Model;
-pub use protocol::{MadsenSpec, Protocol, TaskSettings};
+pub use protocol::{MISTRY_RANGES, MadsenSpec, MistrySpec, Protocol, Ranges, TaskSettings};
 pub use reference::{REFERENCE_EPSILON, ReferenceTask};
 pub use stacks::{InitScheme, ModelKind, Stack, StaticToyModel, madsen_nac_range};
 pub use task::{BatchSampler, Operation, Split, Subsets, Task, TaskData, TrainingData};

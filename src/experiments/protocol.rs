@@ -18,17 +18,20 @@ pub enum Protocol {
     Reference,
     /// Madsen & Johansen 2020's static task ([`MadsenTask`](super::MadsenTask)).
     Madsen,
+    /// Mistry, Farrahi & Hare 2022's single-module task ([`MistryTask`](super::MistryTask)).
+    Mistry,
 }
 
 impl Protocol {
     /// Every protocol, in the order the command line lists them.
-    pub const ALL: [Protocol; 2] = [Protocol::Reference, Protocol::Madsen];
+    pub const ALL: [Protocol; 3] = [Protocol::Reference, Protocol::Madsen, Protocol::Mistry];
 
     /// The name results and the command line use (`reference`, `madsen`).
     pub fn name(self) -> &'static str {
         match self {
             Protocol::Reference => "reference",
             Protocol::Madsen => "madsen",
+            Protocol::Mistry => "mistry",
         }
     }
 }
@@ -60,6 +63,8 @@ pub enum TaskSettings {
     },
     /// [`MadsenTask`](super::MadsenTask).
     Madsen(MadsenSpec),
+    /// [`MistryTask`](super::MistryTask).
+    Mistry(MistrySpec),
 }
 
 /// The settings of Madsen & Johansen's static task (their defaults by [`Default`]).
@@ -131,5 +136,65 @@ impl MadsenSpec {
         } else {
             ConfigError::check_size("MadsenSpec", "eval_rows", self.eval_rows)
         }
+    }
+}
+
+/// One interval, or the union of two of equal length, to draw inputs from uniformly.
+pub type Ranges = &'static [(f32, f32)];
+
+/// The nine input ranges of Mistry et al.'s division experiments, `(interpolation,
+/// extrapolation)`: training and validation inputs from the first, test inputs from the second.
+pub const MISTRY_RANGES: [(Ranges, Ranges); 9] = [
+    (&[(-20.0, -10.0)], &[(-40.0, -20.0)]),
+    (&[(-2.0, -1.0)], &[(-6.0, -2.0)]),
+    (&[(-1.2, -1.1)], &[(-6.1, -1.2)]),
+    (&[(-0.2, -0.1)], &[(-2.0, -0.2)]),
+    (&[(-2.0, 2.0)], &[(-6.0, -2.0), (2.0, 6.0)]),
+    (&[(0.1, 0.2)], &[(0.2, 2.0)]),
+    (&[(1.0, 2.0)], &[(2.0, 6.0)]),
+    (&[(1.1, 1.2)], &[(1.2, 6.0)]),
+    (&[(10.0, 20.0)], &[(20.0, 40.0)]),
+];
+
+/// The settings of Mistry et al.'s single-module task (defaults by [`Default`]: 10 inputs,
+/// `U[1, 2)` → `U[2, 6)`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MistrySpec {
+    /// Inputs per row: 2 (`a = x₀`, `b = x₁`) or more (`a`, `b` two adjacent inputs at a
+    /// seeded offset, the others distractors; the authors ran 10).
+    pub inputs: usize,
+    /// Which of [`MISTRY_RANGES`] the inputs come from.
+    pub range: usize,
+    /// Rows of the validation and of the test split.
+    pub eval_rows: usize,
+}
+
+impl Default for MistrySpec {
+    fn default() -> Self {
+        Self {
+            inputs: 10,
+            range: 6,
+            eval_rows: 10_000,
+        }
+    }
+}
+
+impl MistrySpec {
+    /// `(interpolation, extrapolation)` ranges.
+    pub fn ranges(&self) -> (Ranges, Ranges) {
+        MISTRY_RANGES[self.range]
+    }
+
+    /// Checks the input count, range index and row count; the error names the field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.inputs < 2 {
+            let reason = format!("must be at least 2 (a and b), got {}", self.inputs);
+            return Err(ConfigError::new("MistrySpec", "inputs", reason));
+        }
+        if self.range >= MISTRY_RANGES.len() {
+            let reason = format!("must be below {}, got {}", MISTRY_RANGES.len(), self.range);
+            return Err(ConfigError::new("MistrySpec", "range", reason));
+        }
+        ConfigError::check_size("MistrySpec", "eval_rows", self.eval_rows)
     }
 }

@@ -1,7 +1,8 @@
-//! The models of the experiments: two units in sequence, and the one list of them.
+//! The models of the experiments: two units in sequence ([`Stack`]) or one alone ([`Single`]),
+//! and the one list of them.
 //!
-//! Every stack the experiments know is one line of the [`stacks!`] table below: its name, its
-//! two units and how to build them. [`ModelKind`], the [`StaticToyModel`] enum, their names and
+//! Every model the experiments know is one line of the [`stacks!`] table below: its name, its
+//! units and how to build them. [`ModelKind`], the [`StaticToyModel`] enum, their names and
 //! parsing, initialisation and the formula read-back all follow from that line. To train a new
 //! unit in the experiments, write the unit (its own file, implementing
 //! [`ArithmeticUnit`]), add a line here, and give it a recipe in
@@ -19,7 +20,8 @@ use super::names::parse_name;
 use crate::formula::{self, Discretize, Formula, FormulaError, SnapOptions};
 use crate::{
     ArithmeticUnit, Inalu, InaluConfig, Nac, NacConfig, NacMul, NacMulConfig, Nalu, NaluConfig,
-    Nau, NauConfig, Nmu, NmuConfig, Npu, NpuConfig, RealNpu, RealNpuConfig,
+    Nau, NauConfig, Nmru, NmruConfig, Nmu, NmuConfig, Npu, NpuConfig, Nru, NruConfig, RealNpu,
+    RealNpuConfig,
 };
 
 /// How the NAC and NALU weights are drawn (NAU, NMU, iNALU and the NPUs have one scheme each).
@@ -112,6 +114,14 @@ impl Layers<'_> {
     fn real_npu(&self, d_in: usize, d_out: usize) -> RealNpu {
         RealNpuConfig::new(d_in, d_out).init(self.device)
     }
+
+    fn nru(&self, d_in: usize, d_out: usize) -> Nru {
+        NruConfig::new(d_in, d_out).init(self.device)
+    }
+
+    fn nmru(&self, d_in: usize, d_out: usize) -> Nmru {
+        NmruConfig::new(d_in, d_out).init(self.device)
+    }
 }
 
 /// Two units in sequence: `output(hidden(x))`.
@@ -158,21 +168,67 @@ impl<A: ArithmeticUnit, B: ArithmeticUnit> ArithmeticUnit for Stack<A, B> {
 }
 
 impl<A: Discretize, B: Discretize> Stack<A, B> {
+    /// `output(hidden(x))`.
+    fn of(hidden: A, output: B) -> Self {
+        Self { hidden, output }
+    }
+
     /// The formula of the stack, if both its units can be read as one.
     fn formula(&self, x: Tensor<2>, options: &SnapOptions) -> Result<Formula, FormulaError> {
         formula::extract(&[&self.hidden, &self.output], x, options)
     }
 }
 
-/// The table of stacks. Each line: doc comment, variant `= "name"`: hidden unit `=>` output
-/// unit, and how to build them from the layer builder, the input width and the hidden width.
+/// One unit alone, `[.., inputs] → [.., 1]`: the single-module tasks' model.
+#[derive(Module, Debug)]
+pub struct Single<U: ArithmeticUnit> {
+    /// The unit.
+    pub unit: U,
+}
+
+impl<U: ArithmeticUnit> ArithmeticUnit for Single<U> {
+    const REGULARIZED: bool = U::REGULARIZED;
+
+    fn forward_members<const D: usize>(&self, input: Tensor<D>, members: usize) -> Tensor<D> {
+        self.unit.forward_members(input, members)
+    }
+
+    fn regularizer_members(&self, members: usize) -> Option<Tensor<1>> {
+        self.unit.regularizer_members(members)
+    }
+
+    fn clamp_members(self) -> Self {
+        Self {
+            unit: self.unit.clamp_members(),
+        }
+    }
+
+    fn snap(self) -> Self {
+        Self {
+            unit: self.unit.snap(),
+        }
+    }
+}
+
+impl<U: Discretize> Single<U> {
+    fn of(unit: U) -> Self {
+        Self { unit }
+    }
+
+    /// The formula of the unit.
+    fn formula(&self, x: Tensor<2>, options: &SnapOptions) -> Result<Formula, FormulaError> {
+        formula::extract(&[&self.unit], x, options)
+    }
+}
+
+/// The table of models. Each line: doc comment, variant `= "name"`: the model's type `=` how to
+/// build it from the layer builder, the input width and the hidden width.
 macro_rules! stacks {
     ($(
         $(#[doc = $doc:literal])*
-        $variant:ident = $name:literal: $hidden:ty => $output:ty,
-            |$layers:ident, $n:ident, $h:ident| $build:expr;
+        $variant:ident = $name:literal: $model:ty = |$layers:ident, $n:ident, $h:ident| $build:expr;
     )*) => {
-        /// Which two-layer stack to train (see the module docs for the list).
+        /// Which model to train (see the module docs for the list).
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
         pub enum ModelKind {
             $($(#[doc = $doc])* #[serde(rename = $name)] $variant,)*
@@ -199,19 +255,19 @@ macro_rules! stacks {
             /// Whether the stack has a sparsity regulariser.
             pub fn has_regularizer(self) -> bool {
                 match self {
-                    $(ModelKind::$variant => <Stack<$hidden, $output>>::REGULARIZED,)*
+                    $(ModelKind::$variant => <$model>::REGULARIZED,)*
                 }
             }
         }
 
-        /// A model of the experiments: one of the [`ModelKind`] stacks.
+        /// A model of the experiments: one of the [`ModelKind`] models.
         // One model lives per run and moves once per optimizer step: the size of the largest
         // variant costs nothing there, while boxing it would take the variants out of
         // `#[derive(Module)]`.
         #[allow(clippy::large_enum_variant)]
         #[derive(Module, Debug)]
         pub enum StaticToyModel {
-            $($(#[doc = $doc])* $variant(Stack<$hidden, $output>),)*
+            $($(#[doc = $doc])* $variant($model),)*
         }
 
         impl StaticToyModel {
@@ -219,8 +275,7 @@ macro_rules! stacks {
                 match kind {
                     $(ModelKind::$variant => {
                         let ($layers, $n, $h) = (&layers, inputs, hidden);
-                        let (hidden, output) = $build;
-                        Self::$variant(Stack { hidden, output })
+                        Self::$variant($build)
                     })*
                 }
             }
@@ -279,21 +334,31 @@ macro_rules! stacks {
 
 stacks! {
     /// `Nalu → Nalu`, as in the NALU paper.
-    Nalu = "nalu": Nalu => Nalu, |l, n, h| (l.nalu(n, h), l.nalu(h, 1));
+    Nalu = "nalu": Stack<Nalu, Nalu> = |l, n, h| Stack::of(l.nalu(n, h), l.nalu(h, 1));
     /// `Nac → Nac` (Madsen & Johansen's NAC+): sums and differences only.
-    Nac = "nac": Nac => Nac, |l, n, h| (l.nac(n, h), l.nac(h, 1));
+    Nac = "nac": Stack<Nac, Nac> = |l, n, h| Stack::of(l.nac(n, h), l.nac(h, 1));
     /// `Nac → NacMul` (their NAC•): sums, then a product of their magnitudes.
-    NacMul = "nac-mul": Nac => NacMul, |l, n, h| (l.nac(n, h), l.nac_mul(h, 1));
+    NacMul = "nac-mul": Stack<Nac, NacMul> = |l, n, h| Stack::of(l.nac(n, h), l.nac_mul(h, 1));
     /// `Nau → Nau`: Madsen & Johansen's model for `+` and `−`.
-    Nau = "nau": Nau => Nau, |l, n, h| (l.nau(n, h), l.nau(h, 1));
+    Nau = "nau": Stack<Nau, Nau> = |l, n, h| Stack::of(l.nau(n, h), l.nau(h, 1));
     /// `Nau → Nmu`: their model for `×` and `z²`.
-    NauNmu = "nau-nmu": Nau => Nmu, |l, n, h| (l.nau(n, h), l.nmu(h, 1));
+    NauNmu = "nau-nmu": Stack<Nau, Nmu> = |l, n, h| Stack::of(l.nau(n, h), l.nmu(h, 1));
     /// `Inalu → Inalu`.
-    Inalu = "inalu": Inalu => Inalu, |l, n, h| (l.inalu(n, h), l.inalu(h, 1));
+    Inalu = "inalu": Stack<Inalu, Inalu> = |l, n, h| Stack::of(l.inalu(n, h), l.inalu(h, 1));
     /// `Nau → Npu`: sums, then real powers of them.
-    Npu = "npu": Nau => Npu, |l, n, h| (l.nau(n, h), l.npu(h, 1));
+    Npu = "npu": Stack<Nau, Npu> = |l, n, h| Stack::of(l.nau(n, h), l.npu(h, 1));
     /// `Nau → RealNpu`.
-    RealNpu = "realnpu": Nau => RealNpu, |l, n, h| (l.nau(n, h), l.real_npu(h, 1));
+    RealNpu = "realnpu": Stack<Nau, RealNpu> = |l, n, h| Stack::of(l.nau(n, h), l.real_npu(h, 1));
+    /// `Nau → Nru`: sums, then their quotients and products (Mistry et al.'s NRU).
+    NauNru = "nau-nru": Stack<Nau, Nru> = |l, n, h| Stack::of(l.nau(n, h), l.nru(h, 1));
+    /// `Nau → Nmru`: sums, then their quotients and products (Mistry et al.'s NMRU).
+    NauNmru = "nau-nmru": Stack<Nau, Nmru> = |l, n, h| Stack::of(l.nau(n, h), l.nmru(h, 1));
+    /// `Nru` alone, on the inputs (the single-module task's model).
+    Nru = "nru": Single<Nru> = |l, n, _h| Single::of(l.nru(n, 1));
+    /// `Nmru` alone, on the inputs (the single-module task's model).
+    Nmru = "nmru": Single<Nmru> = |l, n, _h| Single::of(l.nmru(n, 1));
+    /// `RealNpu` alone, on the inputs (the single-module task's model).
+    SingleRealNpu = "realnpu-single": Single<RealNpu> = |l, n, _h| Single::of(l.real_npu(n, 1));
 }
 
 impl fmt::Display for ModelKind {
