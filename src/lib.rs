@@ -120,8 +120,8 @@ pub use nmu::{Nmu, NmuConfig};
 pub use npu::{Npu, NpuConfig};
 pub use nru::{Nru, NruConfig};
 pub use population::Population;
-pub use real_npu::{RealNpu, RealNpuConfig};
-pub use schedule::RegularizerSchedule;
+pub use real_npu::{RealNpu, RealNpuConfig, RealNpuRegularizer};
+pub use schedule::{L1Schedule, RegularizerSchedule};
 pub use unit::ArithmeticUnit;
 
 /// iNALU's restart rule, now at [`inalu::StallDetector`].

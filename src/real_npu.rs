@@ -21,6 +21,40 @@ pub struct RealNpuConfig {
     /// `ε` added to `|x|` so that the logarithm stays finite at `x = 0`.
     #[config(default = 1e-7)]
     pub epsilon: f64,
+    /// How `W_re` is initialised: Xavier-uniform (gain 1), as Heim et al.
+    #[config(default = "Initializer::XavierUniform { gain: 1.0 }")]
+    pub initializer: Initializer,
+    /// Also clamp `W_re` to [−1, 1] after every step (Mistry et al.'s modification).
+    #[config(default = false)]
+    pub clamp_powers: bool,
+    /// Which sparsity regulariser [`RealNpu::regularizer`] computes.
+    #[config(default = "RealNpuRegularizer::OpenGates")]
+    pub regularizer: RealNpuRegularizer,
+}
+
+/// The sparsity regulariser of a [`RealNpu`].
+#[derive(Config, Debug, PartialEq)]
+pub enum RealNpuRegularizer {
+    /// `mean(min(|W_re|, |1 − |W_re||)) + mean(1 − ĝ)`: powers to −1, 0 or 1, every gate pulled
+    /// open (this crate's, see [`Npu::regularizer`](crate::Npu::regularizer)).
+    OpenGates,
+    /// `mean(|1 − |W_re||) + mean(min(ĝ, 1 − ĝ))`: powers to ±1, gates to 0 or 1 (Mistry et
+    /// al.'s modified RealNPU, arXiv 2110.05177).
+    DecidedGates,
+}
+
+impl RealNpuConfig {
+    /// Mistry, Farrahi & Hare's modified RealNPU: `W_re` initialised as the NAU's (uniform in
+    /// ±`min(0.5, √3·√(2 / (d_input + d_output)))`) and clamped to [−1, 1], the
+    /// [`DecidedGates`](RealNpuRegularizer::DecidedGates) regulariser.
+    pub fn mistry(d_input: usize, d_output: usize) -> Self {
+        let fan = (d_input + d_output) as f64;
+        let r = f64::min(0.5, 3f64.sqrt() * (2.0 / fan).sqrt());
+        Self::new(d_input, d_output)
+            .with_initializer(Initializer::Uniform { min: -r, max: r })
+            .with_clamp_powers(true)
+            .with_regularizer(RealNpuRegularizer::DecidedGates)
+    }
 }
 
 /// Real neural power unit: products of inputs raised to learned real powers, the sign of a
@@ -32,8 +66,9 @@ pub struct RealNpuConfig {
 /// `z = exp(log r·W_re) ⊙ cos(k·W_re)`
 ///
 /// the [`Npu`](crate::Npu) with `W_im = 0`. An input with `ĝ = 0` contributes the factor 1
-/// whatever its value. `ĝ` is clamped to [0, 1] after each step ([`RealNpu::clamp_weights`]).
-/// `W_re` starts Xavier-uniform, `ĝ` at ½.
+/// whatever its value. `ĝ` is clamped to [0, 1] after each step ([`RealNpu::clamp_weights`]),
+/// and `W_re` to [−1, 1] with [`RealNpuConfig::clamp_powers`]. `W_re` starts Xavier-uniform
+/// ([`RealNpuConfig::initializer`]), `ĝ` at ½.
 ///
 /// Should be created with [`RealNpuConfig`].
 #[derive(Module, Debug)]
@@ -44,6 +79,9 @@ pub struct RealNpu {
     /// `ĝ`, shape `[d_input]`.
     pub gate: Param<Tensor<1>>,
     epsilon: f64,
+    clamp_powers: bool,
+    #[module(skip)]
+    regularizer: RealNpuRegularizer,
 }
 
 impl RealNpuConfig {
@@ -65,14 +103,11 @@ impl RealNpuConfig {
         }
         let (d_in, d_out) = (self.d_input, self.d_output);
         RealNpu {
-            w_re: Initializer::XavierUniform { gain: 1.0 }.init_with(
-                [d_in, d_out],
-                Some(d_in),
-                Some(d_out),
-                device,
-            ),
+            w_re: (self.initializer).init_with([d_in, d_out], Some(d_in), Some(d_out), device),
             gate: Initializer::Constant { value: 0.5 }.init([d_in], device),
             epsilon: self.epsilon,
+            clamp_powers: self.clamp_powers,
+            regularizer: self.regularizer.clone(),
         }
     }
 }
@@ -92,22 +127,40 @@ impl RealNpu {
         self.forward_members(input, 1)
     }
 
-    /// `mean(min(|W_re|, |1 − |W_re||)) + mean(1 − ĝ)`: 0 when `W_re` is in {−1, 0, 1} and every
+    /// The sparsity regulariser of [`RealNpuConfig::regularizer`]: by default
+    /// `mean(min(|W_re|, |1 − |W_re||)) + mean(1 − ĝ)`, 0 when `W_re` is in {−1, 0, 1} and every
     /// gate is open (see [`Npu::regularizer`](crate::Npu::regularizer) for why gates are pulled
-    /// open).
+    /// open); [`RealNpuRegularizer::DecidedGates`] is 0 when `W_re` is ±1 and every gate 0 or 1.
     pub fn regularizer(&self) -> Tensor<1> {
         self.sparsity(1)
     }
 
     /// The regulariser of each of `members` stacked copies.
     fn sparsity(&self, members: usize) -> Tensor<1> {
-        let w_re = ops::member_mean(ops::sparsity_to_signed_unit(self.w_re.val()), members);
-        w_re.add(ops::gate_closure(self.gate.val(), members))
+        let (w_re, gate) = (self.w_re.val(), self.gate.val());
+        match self.regularizer {
+            RealNpuRegularizer::OpenGates => {
+                let powers = ops::member_mean(ops::sparsity_to_signed_unit(w_re), members);
+                powers.add(ops::gate_closure(gate, members))
+            }
+            RealNpuRegularizer::DecidedGates => {
+                let powers = ops::member_mean(ops::one_minus(w_re.abs()).abs(), members);
+                let gates =
+                    ops::member_mean(ops::sparsity_to_unit(gate).unsqueeze_dim::<2>(1), members);
+                powers.add(gates)
+            }
+        }
     }
 
-    /// Clamps the gate `ĝ` to [0, 1]; call after every optimizer step.
+    /// Clamps the gate `ĝ` to [0, 1] (and `W_re` to [−1, 1] with
+    /// [`RealNpuConfig::clamp_powers`]); call after every optimizer step.
     pub fn clamp_weights(self) -> Self {
+        let w_re = match self.clamp_powers {
+            true => ops::clamp_param(self.w_re, -1.0, 1.0),
+            false => self.w_re,
+        };
         Self {
+            w_re,
             gate: ops::clamp_param(self.gate, 0.0, 1.0),
             ..self
         }

@@ -1,4 +1,5 @@
-//! The warm-up schedule of the sparsity regularisers.
+//! The schedules of the penalties added to the loss: the sparsity regularisers' warm-up, and
+//! the growing L1 penalty of Heim et al.
 
 /// How strongly a sparsity regulariser counts at each training step:
 /// `λ(t) = λ̂ · clip((t − start) / (end − start), 0, 1)`.
@@ -24,6 +25,30 @@ impl RegularizerSchedule {
         }
         let ramp = (step as f64 - self.start as f64) / (self.end - self.start) as f64;
         self.lambda * ramp.clamp(0.0, 1.0)
+    }
+}
+
+/// The weight of an L1 penalty on every parameter, `β(t)·Σ|p|`, growing geometrically:
+/// `β(t) = min(start · growth^⌊t / every⌋, end)` (Heim et al. 2020's schedule, which Mistry et
+/// al. 2022 use for the RealNPU: 1e-9 to 1e-7, ×10 every 10,000 steps).
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "experiments", derive(serde::Serialize, serde::Deserialize))]
+pub struct L1Schedule {
+    /// `β` from step 0.
+    pub start: f64,
+    /// The largest `β`.
+    pub end: f64,
+    /// Steps between growths.
+    pub every: usize,
+    /// The factor of each growth.
+    pub growth: f64,
+}
+
+impl L1Schedule {
+    /// `β(t)` at training step `step`.
+    pub fn weight(&self, step: usize) -> f64 {
+        let grown = (step / self.every.max(1)).min(i32::MAX as usize) as i32;
+        (self.start * self.growth.powi(grown)).min(self.end)
     }
 }
 
@@ -53,5 +78,24 @@ mod tests {
             end: 5,
         };
         assert_eq!((s.weight(4), s.weight(5)), (0.0, 1.0));
+    }
+
+    #[test]
+    fn l1_grows_tenfold_every_period_up_to_its_end() {
+        let s = L1Schedule {
+            start: 1e-9,
+            end: 1e-7,
+            every: 10_000,
+            growth: 10.0,
+        };
+        let got: Vec<f64> = [0, 9_999, 10_000, 19_999, 20_000, 90_000]
+            .iter()
+            .map(|&t| s.weight(t))
+            .collect();
+        // 1e-9·10 rounds to 1.0000000000000001e-8 in f64; one multiplication's rounding.
+        let want = [1e-9, 1e-9, 1e-8, 1e-8, 1e-7, 1e-7];
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() <= 2.0 * f64::EPSILON * w, "{got:?}");
+        }
     }
 }

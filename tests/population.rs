@@ -11,11 +11,11 @@ mod common;
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::Tensor;
-use burn_nalu::RegularizerSchedule;
 use burn_nalu::experiments::{
     Budget, ModelKind, Operation, ReferenceTask, Task, TrainConfig, TrainedRun, init_seed,
     train_population,
 };
+use burn_nalu::{L1Schedule, RegularizerSchedule};
 use common::f64_device;
 
 /// Every float parameter of `module`, flattened, in visiting order.
@@ -104,6 +104,28 @@ fn nau_nmu_population_equals_five_runs() {
         ..TrainConfig::recipe(ModelKind::NauNmu, Operation::Mul)
     };
     check(config, Operation::Mul);
+}
+
+/// Mistry et al.'s modified RealNPU alone, with its regulariser ramped in and the L1 penalty
+/// growing within the 200 steps: each member's own `Σ|p|`.
+#[test]
+fn modified_realnpu_population_with_an_l1_penalty_equals_five_runs() {
+    let config = TrainConfig {
+        budget: Budget::Steps(200),
+        regularizer: Some(RegularizerSchedule {
+            lambda: 1.0,
+            start: 50,
+            end: 150,
+        }),
+        l1: Some(L1Schedule {
+            start: 1e-4,
+            end: 1e-2,
+            every: 50,
+            growth: 10.0,
+        }),
+        ..TrainConfig::mistry(ModelKind::RealNpuMistry, 10)
+    };
+    check(config, Operation::Div);
 }
 
 /// NALU → NALU with RMSProp, through the fused kernels on flex.

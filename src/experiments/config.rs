@@ -10,7 +10,7 @@ use super::names::parse_name;
 use super::stacks::{InitScheme, ModelKind};
 use super::task::{Operation, TaskData};
 use crate::optim::{FastAdam, FastAdamConfig, FastRmsProp, FastRmsPropConfig};
-use crate::{ConfigError, RegularizerSchedule};
+use crate::{ConfigError, L1Schedule, RegularizerSchedule};
 
 /// The optimizer ([`FastAdam`] or [`FastRmsProp`]), with the decays of Keras's and PyTorch's
 /// defaults (not Burn's) and [`TrainConfig::epsilon`].
@@ -86,6 +86,10 @@ pub struct TrainConfig {
     /// Adds `λ(step) ·` the stack's sparsity regulariser (summed over its layers) to the loss;
     /// `None`: no regulariser.
     pub regularizer: Option<RegularizerSchedule>,
+    /// Adds `β(step) · Σ|p|` over every parameter to the loss (per member of a population);
+    /// `None`: no L1 penalty.
+    #[serde(default)]
+    pub l1: Option<L1Schedule>,
     /// Multiply `λ` by the variance of the run's training targets, so that one `λ` serves tasks
     /// whose MSE differ by 10⁵ (`a / b` against `a · b`): this crate's reference recipes do;
     /// Madsen & Johansen's do not.
@@ -143,6 +147,7 @@ impl TrainConfig {
             hidden: 2,
             clip_norm: None,
             regularizer: None,
+            l1: None,
             scale_regularizer: false,
             restart_on_stall: false,
             eval_every: None,
@@ -186,6 +191,7 @@ impl TrainConfig {
             ModelKind::RealNpu if op == Operation::Sqrt => Self { lr: 0.03, ..adam },
             ModelKind::RealNpu => adam,
             ModelKind::NauNru | ModelKind::Nru | ModelKind::SingleRealNpu => adam,
+            ModelKind::RealNpuMistry => adam,
             // The NMRU as its authors ran it: gradients clipped to norm 1.
             ModelKind::NauNmru | ModelKind::Nmru => Self {
                 clip_norm: Some(1.0),
@@ -250,6 +256,7 @@ impl TrainConfig {
             hidden: 2,
             clip_norm: None,
             regularizer,
+            l1: None,
             scale_regularizer: false,
             restart_on_stall: false,
             eval_every: Some(1000),
@@ -265,7 +272,8 @@ impl TrainConfig {
     /// of the best validation step, no early stop; the regulariser λ = 10, unscaled, ramped over
     /// steps 20,000 to 35,000 (2 inputs) or 50,000 to 75,000. The learning rate is 1e-3, but
     /// the NMRU's 1e-2 with gradient-norm clipping to 1 and the NRU's 1 with 2 inputs; the
-    /// RealNPU's 5e-3.
+    /// RealNPU's 5e-3, and for the modified RealNPU its two regularisers at λ = 1 and an L1
+    /// penalty growing from 1e-9 to 1e-7 (×10 every 10,000 steps).
     pub fn mistry(model: ModelKind, inputs: usize) -> Self {
         let two = inputs == 2;
         let (steps, start, end) = match two {
@@ -275,19 +283,32 @@ impl TrainConfig {
         let (lr, clip_norm) = match model {
             ModelKind::Nmru | ModelKind::NauNmru => (1e-2, Some(1.0)),
             ModelKind::Nru | ModelKind::NauNru if two => (1.0, None),
-            ModelKind::SingleRealNpu | ModelKind::RealNpu => (5e-3, None),
+            ModelKind::SingleRealNpu | ModelKind::RealNpu | ModelKind::RealNpuMistry => {
+                (5e-3, None)
+            }
             _ => (1e-3, None),
         };
-        let regularizer = (model.has_regularizer()).then_some(RegularizerSchedule {
-            lambda: 10.0,
-            start,
-            end,
-        });
+        // The modified RealNPU's two regularisers count once each, beside a growing L1 penalty.
+        let (lambda, l1) = match model {
+            ModelKind::RealNpuMistry => (
+                1.0,
+                Some(L1Schedule {
+                    start: 1e-9,
+                    end: 1e-7,
+                    every: 10_000,
+                    growth: 10.0,
+                }),
+            ),
+            _ => (10.0, None),
+        };
+        let regularizer =
+            (model.has_regularizer()).then_some(RegularizerSchedule { lambda, start, end });
         Self {
             lr,
             clip_norm,
             budget: Budget::Steps(steps),
             regularizer,
+            l1,
             early_stop_patience: None,
             ..Self::madsen(model)
         }
@@ -316,6 +337,16 @@ impl TrainConfig {
         }
         if let Some(norm) = self.clip_norm {
             ConfigError::check_positive("TrainConfig", "clip_norm", norm as f64)?;
+        }
+        if let Some(l1) = self.l1 {
+            check("l1.every", l1.every)?;
+            for (field, v) in [
+                ("l1.start", l1.start),
+                ("l1.end", l1.end),
+                ("l1.growth", l1.growth),
+            ] {
+                ConfigError::check_positive("TrainConfig", field, v)?;
+            }
         }
         let Some(r) = self.regularizer else {
             return Ok(());

@@ -115,6 +115,10 @@ impl Layers<'_> {
         RealNpuConfig::new(d_in, d_out).init(self.device)
     }
 
+    fn real_npu_mistry(&self, d_in: usize, d_out: usize) -> RealNpu {
+        RealNpuConfig::mistry(d_in, d_out).init(self.device)
+    }
+
     fn nru(&self, d_in: usize, d_out: usize) -> Nru {
         NruConfig::new(d_in, d_out).init(self.device)
     }
@@ -359,6 +363,8 @@ stacks! {
     Nmru = "nmru": Single<Nmru> = |l, n, _h| Single::of(l.nmru(n, 1));
     /// `RealNpu` alone, on the inputs (the single-module task's model).
     SingleRealNpu = "realnpu-single": Single<RealNpu> = |l, n, _h| Single::of(l.real_npu(n, 1));
+    /// Mistry et al.'s modified `RealNpu` alone (`RealNpuConfig::mistry`).
+    RealNpuMistry = "realnpu-mod": Single<RealNpu> = |l, n, _h| Single::of(l.real_npu_mistry(n, 1));
 }
 
 impl fmt::Display for ModelKind {

@@ -31,7 +31,7 @@ pub use eval::{BASELINE_INITS, split_mse};
 use eval::{EvalSets, random_init_extrapolation_mse};
 pub use result::{Evaluation, Progress, RunResult, TrainedRun};
 use run::RunState;
-use step::population_step;
+use step::{Penalties, population_step};
 
 /// Trains one run: a population of one (see [`train_population`]).
 ///
@@ -215,6 +215,7 @@ impl<M: Model> Trainer<M> {
         let started = Instant::now();
         let batch = self.batches.next(&self.train_device);
         let lambda = self.config.regularizer.map_or(0.0, |r| r.weight(self.step));
+        let beta = self.config.l1.map_or(0.0, |l1| l1.weight(self.step));
         self.step += 1;
         let step = self.step;
         let is_eval = step.is_multiple_of(self.eval_every) || step == self.steps;
@@ -227,7 +228,10 @@ impl<M: Model> Trainer<M> {
             &mut self.optim,
             batch,
             &self.config,
-            &weights,
+            Penalties {
+                regularizer: &weights,
+                l1: beta,
+            },
             read_mse,
         );
         for (k, &r) in self.members.iter().enumerate() {
