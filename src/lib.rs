@@ -15,6 +15,7 @@
 //! - [`Nru`] and [`Nmru`] (neural reciprocal units, Mistry, Farrahi & Hare 2022): division.
 //!   NRU `z_j = Π_i (sign(x_i)·|x_i|^{W_ij}·g(W_ij) + 1 − g(W_ij))`; NMRU an NMU over `[x, 1/x]`
 //!   with the sign recovered, `Π_k (W_kj·|x'_k| + 1 − W_kj)·cos(π·Σ_k [x'_k < 0]·W_kj)`.
+//! - [`Snmu`] (stochastic NMU, same authors): the NMU with multiplicative noise while training.
 //! - [`Inalu`] (improved NALU, Schlör et al. 2020): separate weights, capped log path, sign
 //!   recovery, input-independent gate.
 //! - [`Npu`] and [`RealNpu`] (neural power units, Heim et al. 2020): `z = exp(log r·W_re − k·W_im)
@@ -107,6 +108,7 @@ mod population;
 pub mod real_npu;
 mod schedule;
 pub mod simd;
+pub mod snmu;
 mod unit;
 
 pub use error::ConfigError;
@@ -122,6 +124,7 @@ pub use nru::{Nru, NruConfig};
 pub use population::Population;
 pub use real_npu::{RealNpu, RealNpuConfig, RealNpuRegularizer};
 pub use schedule::{L1Schedule, RegularizerSchedule};
+pub use snmu::{Snmu, SnmuConfig};
 pub use unit::ArithmeticUnit;
 
 /// iNALU's restart rule, now at [`inalu::StallDetector`].

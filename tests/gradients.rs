@@ -6,7 +6,8 @@ mod common;
 use burn::module::Param;
 use burn::tensor::{Device, Tensor, TensorData};
 use burn_nalu::{
-    InaluConfig, Nac, NacMulConfig, NaluConfig, Nau, NmruConfig, Nmu, NpuConfig, Nru, RealNpuConfig,
+    InaluConfig, Nac, NacMulConfig, NaluConfig, Nau, NmruConfig, Nmu, NpuConfig, Nru,
+    RealNpuConfig, SnmuConfig,
 };
 use common::{f64_device, inputs, to_f64, values};
 
@@ -213,6 +214,26 @@ fn cases() -> Vec<Case> {
                     weight: p[0].matrix(),
                 };
                 Box::new(move |x| unit.forward(x))
+            },
+        },
+        Case {
+            name: "snmu (the same noise at every evaluation)",
+            params: vec![Values {
+                shape: vec![D_IN, D_OUT],
+                data: values(D_IN * D_OUT, 25, 0.4)
+                    .into_iter()
+                    .map(|v| 0.5 + v)
+                    .collect(),
+            }],
+            build: |p, device| {
+                let mut unit = SnmuConfig::new(D_IN, D_OUT).init(device);
+                unit.weight = p[0].matrix();
+                let device = device.clone();
+                Box::new(move |x| {
+                    // The noise is the device generator's: reseeded, every pass draws the same.
+                    device.seed(11);
+                    unit.forward(x)
+                })
             },
         },
         Case {

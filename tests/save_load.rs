@@ -5,7 +5,7 @@ use burn::module::{Module, Param};
 use burn::tensor::{Device, Distribution, Tensor};
 use burn_nalu::{
     ArithmeticUnit, InaluConfig, NacConfig, NacMulConfig, Nalu, NaluConfig, NauConfig, NmruConfig,
-    NmuConfig, NpuConfig, NruConfig, Population, RealNpuConfig,
+    NmuConfig, NpuConfig, NruConfig, Population, RealNpuConfig, SnmuConfig,
 };
 
 fn input(d_input: usize, device: &Device) -> Tensor<2> {
@@ -86,6 +86,8 @@ fn every_unit_round_trips_exactly() {
     let (a, b) = two(|d| NruConfig::new(3, 2).init(d));
     assert_round_trip(a, b, 3);
     let (a, b) = two(|d| NmruConfig::new(3, 2).init(d));
+    assert_round_trip(a, b, 3);
+    let (a, b) = two(|d| SnmuConfig::new(3, 2).init(d));
     assert_round_trip(a, b, 3);
 }
 

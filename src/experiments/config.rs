@@ -181,7 +181,7 @@ impl TrainConfig {
             // At the start every NAU weight drifts to ½ and the NMU squares ((a + b)/2)², which
             // fits a·b to within (a − b)²/4: a saddle that training leaves only slowly. The
             // regulariser, at ½ pushing each weight to 0 or 1 at random, must wait until it has.
-            ModelKind::NauNmu => Self {
+            ModelKind::NauNmu | ModelKind::NauSnmu | ModelKind::Snmu => Self {
                 budget: Budget::Epochs(4000),
                 regularizer: ramp(0.1, 40_000, 60_000),
                 ..adam

@@ -21,7 +21,7 @@ use crate::formula::{self, Discretize, Formula, FormulaError, SnapOptions};
 use crate::{
     ArithmeticUnit, Inalu, InaluConfig, Nac, NacConfig, NacMul, NacMulConfig, Nalu, NaluConfig,
     Nau, NauConfig, Nmru, NmruConfig, Nmu, NmuConfig, Npu, NpuConfig, Nru, NruConfig, RealNpu,
-    RealNpuConfig,
+    RealNpuConfig, Snmu, SnmuConfig,
 };
 
 /// How the NAC and NALU weights are drawn (NAU, NMU, iNALU and the NPUs have one scheme each).
@@ -117,6 +117,10 @@ impl Layers<'_> {
 
     fn real_npu_mistry(&self, d_in: usize, d_out: usize) -> RealNpu {
         RealNpuConfig::mistry(d_in, d_out).init(self.device)
+    }
+
+    fn snmu(&self, d_in: usize, d_out: usize) -> Snmu {
+        SnmuConfig::new(d_in, d_out).init(self.device)
     }
 
     fn nru(&self, d_in: usize, d_out: usize) -> Nru {
@@ -357,6 +361,10 @@ stacks! {
     NauNru = "nau-nru": Stack<Nau, Nru> = |l, n, h| Stack::of(l.nau(n, h), l.nru(h, 1));
     /// `Nau → Nmru`: sums, then their quotients and products (Mistry et al.'s NMRU).
     NauNmru = "nau-nmru": Stack<Nau, Nmru> = |l, n, h| Stack::of(l.nau(n, h), l.nmru(h, 1));
+    /// `Nau → Snmu`: sums, then their product, with noise while training (Mistry et al.'s sNMU).
+    NauSnmu = "nau-snmu": Stack<Nau, Snmu> = |l, n, h| Stack::of(l.nau(n, h), l.snmu(h, 1));
+    /// `Snmu` alone, on the inputs (the single-module task's model).
+    Snmu = "snmu": Single<Snmu> = |l, n, _h| Single::of(l.snmu(n, 1));
     /// `Nru` alone, on the inputs (the single-module task's model).
     Nru = "nru": Single<Nru> = |l, n, _h| Single::of(l.nru(n, 1));
     /// `Nmru` alone, on the inputs (the single-module task's model).
