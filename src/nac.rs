@@ -133,6 +133,10 @@ impl Discretize for Nac {
         let outputs = w.sums(inputs);
         Ok(w.into_layer(outputs))
     }
+
+    fn linear_map(&self) -> Option<Tensor<2>> {
+        Some(self.weight())
+    }
 }
 
 sized_display!(Nac);

@@ -140,6 +140,10 @@ impl Discretize for Nau {
         let outputs = w.sums(inputs);
         Ok(w.into_layer(outputs))
     }
+
+    fn linear_map(&self) -> Option<Tensor<2>> {
+        Some(self.weight.val())
+    }
 }
 
 sized_display!(Nau);

@@ -192,3 +192,35 @@ fn power_units_read_back_with_half_exponents() {
         "{err}"
     );
 }
+
+/// A stack of linear units reads back as the one map it computes: a weight split between two
+/// hidden units (0.44 and 0.56 of `x0`) is `x0` when the output adds them; inputs shared by two
+/// sums count twice. A stack that is not linear throughout is read layer by layer.
+#[test]
+fn linear_stacks_read_back_as_their_product() {
+    let device = Device::default();
+    let mut hidden = NauConfig::new(3, 2).init(&device);
+    hidden.weight = Param::from_tensor(matrix(&[&[0.44, 0.56], &[1.0, 0.0], &[0.0, 0.0]]));
+    let mut output = NauConfig::new(2, 1).init(&device);
+    output.weight = Param::from_tensor(matrix(&[&[1.0], &[1.0]]));
+    let x = Tensor::zeros([1, 3], &device);
+    let f = extract(&[&hidden, &output], x.clone(), &SnapOptions::default()).unwrap();
+    assert_eq!(f.render(&Naming::new()), "x0 + x1");
+    assert!(
+        (f.sparsity_error - 0.44).abs() < 1e-6,
+        "per weight: {}",
+        f.sparsity_error
+    );
+    // x0 split, x1 in both hidden units: x0 + 2·x1.
+    hidden.weight = Param::from_tensor(matrix(&[&[0.4, 0.6], &[1.0, 1.0], &[0.0, 0.0]]));
+    let f = extract(&[&hidden, &output], x.clone(), &SnapOptions::default()).unwrap();
+    assert_eq!(f.render(&Naming::new()), "x0 + 2·x1");
+    // Not an integer map (0.7·x0): no formula, and the error names the layers' weights.
+    hidden.weight = Param::from_tensor(matrix(&[&[0.35, 0.35], &[1.0, 0.0], &[0.0, 0.0]]));
+    output.weight = Param::from_tensor(matrix(&[&[1.0], &[1.0]]));
+    let err = extract(&[&hidden, &output], x, &SnapOptions::default()).unwrap_err();
+    assert!(
+        err.to_string().contains("layer 0 W[0, 0] = 0.3500"),
+        "{err}"
+    );
+}

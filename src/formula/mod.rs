@@ -2,12 +2,15 @@
 //! the function it computes.
 //!
 //! A unit that has learned its task exactly has weights at discrete values: NAC, NAU and the
-//! NALU's shared `W` at {−1, 0, 1}, NMU at {0, 1}, NALU gates saturated at 0 or 1 on the data.
-//! [`extract`] snaps each weight to the nearest such value, composes the layers into one
-//! [`Expr`] per output, and refuses (with [`NotDiscrete`] obstacles naming each weight and
-//! its distance) when any weight is farther than [`SnapOptions::max_distance`] from its snap
-//! or a gate is open. The *sparsity error* is Madsen & Johansen's `max min(|W|, |1 − |W||)`
-//! over every weight.
+//! NALU's shared `W` at {−1, 0, 1}, NMU and NMRU at {0, 1}, the power units' exponents at
+//! multiples of ½, NALU gates saturated at 0 or 1 on the data. [`extract`] snaps each weight to
+//! the nearest such value, composes the layers into one [`Expr`] per output, and refuses (with
+//! [`NotDiscrete`] obstacles naming each weight and its distance) when any weight is farther
+//! than [`SnapOptions::max_distance`] from its snap or a gate is open. A stack of linear units
+//! (NAC, NAU) that fails this is read once more as the one map it computes, its product of
+//! weights snapped to integers: a weight split between two hidden units that the next layer
+//! adds back is the function it computes. The *sparsity error* is Madsen & Johansen's
+//! `max min(|W|, |1 − |W||)` over every weight of every layer.
 //!
 //! Rendering ([`Expr::render`]) names input `i` `x{i}` (zero-based), collapses a run of three or
 //! more consecutive inputs with one coefficient to `sum(x[i..j])` (`j` exclusive), and replaces a
@@ -149,16 +152,39 @@ pub fn extract(
     }
     let sparsity_error = snaps.iter().map(|s| s.sparsity_error).fold(0.0, f64::max);
     let obstacles = live_obstacles(snaps);
-    if !obstacles.is_empty() {
-        return Err(FormulaError::NotDiscrete {
+    if obstacles.is_empty() {
+        return Ok(Formula {
+            outputs: exprs,
             sparsity_error,
-            obstacles,
         });
     }
-    Ok(Formula {
-        outputs: exprs,
-        sparsity_error,
-    })
+    match linear_formula(layers, d_input, options) {
+        Some(outputs) => Ok(Formula {
+            outputs,
+            sparsity_error,
+        }),
+        None => Err(FormulaError::NotDiscrete {
+            sparsity_error,
+            obstacles,
+        }),
+    }
+}
+
+/// A stack of linear units (NAC, NAU) read as the one map it computes, `x·W₁·W₂·…`, with that
+/// product's coefficients snapped to integers: a weight split between two hidden units (`0.44`
+/// and `0.56` of one input, added back by the next layer) is the function `1·x`. `None` when a
+/// layer is not linear or a coefficient is not within `options.max_distance` of an integer.
+fn linear_formula(
+    layers: &[&dyn FormulaLayer],
+    d_input: usize,
+    options: &SnapOptions,
+) -> Option<Vec<Expr>> {
+    let mut maps = layers.iter().map(|l| l.linear_map());
+    let first = maps.next()??;
+    let map = maps.try_fold(first, |w, next| Some(w.matmul(next?)))?;
+    let w = SnappedWeights::new(map, Levels::Integers, options);
+    let inputs: Vec<Expr> = (0..d_input).map(Expr::input).collect();
+    w.is_discrete().then(|| w.sums(&inputs))
 }
 
 /// The obstacles of the units the final outputs depend on through non-zero snapped weights

@@ -116,6 +116,12 @@ pub trait Discretize: ArithmeticUnit {
         x: &Tensor<2>,
         options: &SnapOptions,
     ) -> Result<LayerSnap, FormulaError>;
+
+    /// The matrix `W` of a unit that computes `x·W` (NAC, NAU), so that a stack of such units
+    /// reads back as the one linear map it computes; `None` for other units.
+    fn linear_map(&self) -> Option<Tensor<2>> {
+        None
+    }
 }
 
 /// A layer of a stack as [`extract`](super::extract) reads it: implemented for every
@@ -131,6 +137,9 @@ pub trait FormulaLayer {
 
     /// The layer's forward pass on a rank-2 batch, `[rows, d_input] → [rows, d_output]`.
     fn forward_rows(&self, x: Tensor<2>) -> Tensor<2>;
+
+    /// [`Discretize::linear_map`].
+    fn linear_map(&self) -> Option<Tensor<2>>;
 }
 
 impl<U: Discretize> FormulaLayer for U {
@@ -146,6 +155,10 @@ impl<U: Discretize> FormulaLayer for U {
     fn forward_rows(&self, x: Tensor<2>) -> Tensor<2> {
         self.forward_members(x, 1)
     }
+
+    fn linear_map(&self) -> Option<Tensor<2>> {
+        Discretize::linear_map(self)
+    }
 }
 
 /// The discrete values a weight snaps to.
@@ -157,6 +170,9 @@ pub enum Levels {
     Unit,
     /// Every multiple of ½: the exponents of the power units (`a^2`, `a^-1`, `a^0.5`).
     Halves,
+    /// Every integer: the coefficients of a stack of linear units read as one map (`2·x3`
+    /// where `a` and `b` share `x3`).
+    Integers,
 }
 
 impl Levels {
@@ -175,6 +191,7 @@ impl Levels {
                 let level = (2.0 * v).round() / 2.0;
                 (level, (v - level).abs())
             }
+            Levels::Integers => (v.round(), (v - v.round()).abs()),
         }
     }
 }
@@ -229,6 +246,11 @@ impl SnappedWeights {
                 distance,
             });
         }
+    }
+
+    /// Whether every weight is within the tolerance of its level.
+    pub fn is_discrete(&self) -> bool {
+        self.obstacles.is_empty()
     }
 
     /// `(input index, weight)` of the non-zero weights of output `j`.
