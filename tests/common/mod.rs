@@ -87,12 +87,22 @@ pub fn to_f64<const D: usize>(t: Tensor<D>) -> Vec<f64> {
     t.into_data().convert::<f64>().try_to_vec::<f64>().unwrap()
 }
 
-/// The default device with f64 as its float type, configured once before any tensor exists.
+/// The default device, or flex when wgpu is compiled in (and so the default unless
+/// `BURN_DEVICE` names a CPU backend): WGSL has no f64, so the f64 tests stay on the CPU.
+pub fn cpu_device() -> Device {
+    #[cfg(all(feature = "wgpu", feature = "flex"))]
+    if !std::env::var("BURN_DEVICE").is_ok_and(|d| matches!(d.as_str(), "flex" | "ndarray")) {
+        return Device::flex();
+    }
+    Device::default()
+}
+
+/// [`cpu_device`] with f64 as its float type, configured once before any tensor exists.
 pub fn f64_device() -> Device {
     static DEVICE: OnceLock<Device> = OnceLock::new();
     DEVICE
         .get_or_init(|| {
-            let mut device = Device::default();
+            let mut device = cpu_device();
             device
                 .configure(FloatDType::F64)
                 .expect("configure f64 before any tensor is created");

@@ -12,6 +12,7 @@ mod eval;
 mod result;
 mod run;
 mod step;
+mod watch;
 
 use std::time::Instant;
 
@@ -32,6 +33,7 @@ use eval::{EvalSets, random_init_extrapolation_mse};
 pub use result::{Evaluation, Progress, RunResult, TrainedRun};
 use run::RunState;
 use step::{Penalties, population_step};
+use watch::Watch;
 
 /// Trains one run: a population of one (see [`train_population`]).
 ///
@@ -128,6 +130,8 @@ pub struct Trainer<M: Model = StaticToyModel> {
     /// The kept checkpoints of runs the population has dropped.
     dropped: Vec<Option<M>>,
     optim: RunOptimizer,
+    /// Where the losses are watched for divergence.
+    watch: Watch,
     eval: EvalSets,
     batches: Batches,
     data: Vec<TaskData>,
@@ -166,6 +170,7 @@ impl<M: Model> Trainer<M> {
         let runs = data.iter().map(|d| RunState::new(d, config)).collect();
         let (batches, data) = Batches::new(data, config.batch_size);
         let (steps, eval_every) = batches.schedule(config);
+        let watch = Watch::new(&ad, data.len());
         let mut trainer = Self {
             config: config.clone(),
             device: device.clone(),
@@ -173,6 +178,7 @@ impl<M: Model> Trainer<M> {
             members: (0..data.len()).collect(),
             dropped: vec![None; data.len()],
             optim: config.optimizer(),
+            watch,
             best: model.valid(),
             model,
             eval,
@@ -234,9 +240,17 @@ impl<M: Model> Trainer<M> {
             },
             read_mse,
         );
+        for (k, loss) in self.watch.observe(step, out.losses) {
+            self.runs[self.members[k]].diverge(step, loss);
+        }
+        if is_eval {
+            for (k, at, loss) in self.watch.diverged() {
+                self.runs[self.members[k]].diverge(at, loss);
+            }
+        }
         for (k, &r) in self.members.iter().enumerate() {
             let mse = out.mses.as_ref().map(|m| m[k]);
-            self.runs[r].after_step(step, out.losses[k], mse);
+            self.runs[r].after_step(step, mse);
         }
         let frozen: Vec<bool> = self.member_flags(|run| !run.active());
         self.model = out.model.select(&before, &frozen);
@@ -303,6 +317,7 @@ impl<M: Model> Trainer<M> {
         self.model = self.model.clone().retain(&keep);
         self.best = self.best.clone().retain(&keep);
         self.optim.retain_members(&keep, n);
+        self.watch.retain(&keep);
         self.eval.retain(&keep);
         self.batches.retain(&keep);
         let mut flags = keep.iter();

@@ -57,16 +57,22 @@ impl RunState {
         self.diverged.is_none() && self.stopped_at.is_none()
     }
 
-    /// Counts a step of an active run, and stops it at a loss that is not finite.
-    pub(super) fn after_step(&mut self, step: usize, loss: f64, mse: Option<f64>) {
+    /// Counts a step of an active run, and records its batch MSE for the stall rule.
+    pub(super) fn after_step(&mut self, step: usize, mse: Option<f64>) {
         if !self.active() {
             return;
         }
         self.steps = step;
-        if !loss.is_finite() {
-            self.diverged = Some((step, loss));
-        } else if let (Some(stall), Some(mse)) = (self.stall.as_mut(), mse) {
+        if let (Some(stall), Some(mse)) = (self.stall.as_mut(), mse) {
             stall.record(mse);
+        }
+    }
+
+    /// Stops the run at `step`, whose loss `loss` was not finite (once: a run the device saw
+    /// diverge earlier keeps that step).
+    pub(super) fn diverge(&mut self, step: usize, loss: f64) {
+        if self.diverged.is_none() {
+            (self.steps, self.diverged) = (step, Some((step, loss)));
         }
     }
 

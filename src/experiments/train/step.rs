@@ -11,8 +11,8 @@ use crate::experiments::model::Model;
 /// What one population step returns.
 pub(super) struct StepOutput<M: Model> {
     pub(super) model: Population<M>,
-    /// Each run's loss (`MSE + λ·R`), read before the update.
-    pub(super) losses: Vec<f64>,
+    /// Each run's loss (`MSE + λ·R`) before the update, `[runs]`, on the device.
+    pub(super) losses: Tensor<1>,
     /// Each run's batch MSE, read on evaluation steps and for the stall rule.
     pub(super) mses: Option<Vec<f64>>,
 }
@@ -61,7 +61,7 @@ pub(super) fn population_step<M: Model>(
             .try_into_vec::<f64>()
             .expect("float losses")
     };
-    let losses = host(loss.clone());
+    let losses = loss.clone().detach();
     let mses = read_mse.then(|| host(mse));
     let total = if members == 1 { loss } else { loss.sum() };
     let mut grads = GradientsParams::from_grads(total.backward(), &model);
