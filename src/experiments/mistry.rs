@@ -162,14 +162,13 @@ mod tests {
     /// of two intervals is drawn from both.
     #[test]
     fn rows_come_from_their_ranges() {
-        for range in 0..MISTRY_RANGES.len() {
+        for (range, &(interpolation, extrapolation)) in MISTRY_RANGES.iter().enumerate() {
             let spec = MistrySpec {
                 range,
                 eval_rows: 500,
                 ..MistrySpec::default()
             };
             let mut data = MistryTask::new(spec).unwrap().data(Operation::Div, 1);
-            let (interpolation, extrapolation) = MISTRY_RANGES[range];
             let inside = |ranges: Ranges, v: f32| ranges.iter().any(|&(lo, hi)| lo <= v && v < hi);
             let TrainingData::Stream(sampler) = &mut data.train else {
                 panic!("fresh batches")

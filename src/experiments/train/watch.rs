@@ -7,6 +7,8 @@ use burn::tensor::{Device, Tensor};
 use crate::backend;
 
 /// Where the losses of a population's steps are watched.
+// One per trainer, made once: the size of the device variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Watch {
     /// Read on the host at every step.
     Host,
