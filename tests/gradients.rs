@@ -6,8 +6,8 @@ mod common;
 use burn::module::Param;
 use burn::tensor::{Device, Tensor, TensorData};
 use burn_nalu::{
-    InaluConfig, Nac, NacMulConfig, NaluConfig, Nau, NmruConfig, Nmu, NpuConfig, Nru,
-    RealNpuConfig, SnmuConfig,
+    ArithmeticUnit, InaluConfig, Nac, NacMulConfig, NaluConfig, Nau, NmruConfig, Nmu, NpuConfig,
+    Nru, RealNpuConfig, RecurrentCellConfig, SnmuConfig,
 };
 use common::{f64_device, inputs, to_f64, values};
 
@@ -354,6 +354,103 @@ fn check_entries(case: &Case, [rows, cols]: [usize; 2], stride: usize) {
 fn every_unit_matches_finite_differences() {
     for case in cases() {
         check(&case);
+    }
+}
+
+/// A recurrent cell around each unit, `[x_t, h_{t−1}] → h_t` with one input feature and the
+/// 3-wide hidden state (so the units' `[4, 3]` weights of the cases above), unrolled over 6
+/// steps: gradients through the whole sequence, `h_0` included.
+#[test]
+fn every_unit_as_a_recurrent_cell_matches_finite_differences_through_six_steps() {
+    fn cell<U: ArithmeticUnit + 'static>(unit: U, p: &[Leaf], device: &Device) -> Forward {
+        let mut cell = RecurrentCellConfig::new(1, D_OUT).init(device, |_, _| unit);
+        cell.initial = p[p.len() - 1].vector();
+        Box::new(move |x| cell.forward_members(x, 1))
+    }
+    let h0 = || vector(D_OUT, 30, 0.8, 0.3);
+    let cases = [
+        Case {
+            name: "nau cell",
+            params: vec![matrix(31, 0.6), h0()],
+            build: |p, d| {
+                let unit = Nau {
+                    weight: p[0].matrix(),
+                };
+                cell(unit, p, d)
+            },
+        },
+        Case {
+            name: "nac cell",
+            params: vec![matrix(32, 1.0), matrix(33, 1.0), h0()],
+            build: |p, d| cell(nac(p), p, d),
+        },
+        Case {
+            name: "nalu cell",
+            params: vec![matrix(34, 1.0), matrix(35, 1.0), matrix(36, 0.5), h0()],
+            build: |p, d| {
+                let mut unit = NaluConfig::new(D_IN, D_OUT).init(d);
+                unit.nac = nac(p);
+                unit.gate = Some(p[2].matrix());
+                cell(unit, p, d)
+            },
+        },
+        Case {
+            name: "nmu cell",
+            params: vec![matrix(37, 0.4), h0()],
+            build: |p, d| {
+                let unit = Nmu {
+                    weight: p[0].matrix(),
+                };
+                cell(unit, p, d)
+            },
+        },
+        Case {
+            name: "npu cell",
+            params: vec![
+                matrix(40, 0.5),
+                matrix(41, 0.2),
+                vector(D_IN, 42, 0.5, 0.3),
+                h0(),
+            ],
+            build: |p, d| {
+                let mut unit = NpuConfig::new(D_IN, D_OUT).init(d);
+                unit.w_re = p[0].matrix();
+                unit.w_im = p[1].matrix();
+                unit.gate = p[2].vector();
+                cell(unit, p, d)
+            },
+        },
+        Case {
+            name: "inalu cell",
+            params: vec![
+                matrix(43, 1.5),
+                matrix(44, 1.5),
+                matrix(45, 1.5),
+                matrix(46, 1.5),
+                vector(D_OUT, 47, 0.0, 1.0),
+                h0(),
+            ],
+            build: |p, d| {
+                let mut unit = InaluConfig::new(D_IN, D_OUT).init(d);
+                unit.add = nac(&p[0..2]);
+                unit.mul = nac(&p[2..4]);
+                unit.gate = p[4].vector();
+                cell(unit, p, d)
+            },
+        },
+        Case {
+            name: "realnpu cell",
+            params: vec![matrix(38, 0.5), vector(D_IN, 39, 0.5, 0.3), h0()],
+            build: |p, d| {
+                let mut unit = RealNpuConfig::new(D_IN, D_OUT).init(d);
+                unit.w_re = p[0].matrix();
+                unit.gate = p[1].vector();
+                cell(unit, p, d)
+            },
+        },
+    ];
+    for case in &cases {
+        check_entries(case, [BATCH, 6], 1);
     }
 }
 
