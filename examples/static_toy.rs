@@ -17,8 +17,8 @@ use burn_nalu::RegularizerSchedule;
 use burn_nalu::experiments::report::{self, RunSettings, format_metric};
 use burn_nalu::experiments::{
     Budget, ExperimentError, MadsenSpec, MadsenTask, MistrySpec, MistryTask, ModelKind, Operation,
-    OptimizerKind, Protocol, ReferenceTask, RunResult, Task, TrainConfig, TrainedRun,
-    train_population,
+    OptimizerKind, Protocol, RecurrentSpec, RecurrentTask, ReferenceTask, RunResult, Task,
+    TrainConfig, TrainedRun, train_population,
 };
 use clap::Parser;
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
@@ -71,6 +71,12 @@ struct Cli {
     /// [10, 20] → [20, 40]; default 6).
     #[arg(long, value_name = "K")]
     range: Option<usize>,
+    /// With --protocol recurrent: steps of a training sequence (default 10).
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
+    time: Option<usize>,
+    /// With --protocol recurrent: steps of an extrapolation sequence (default 100).
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
+    extrapolation_time: Option<usize>,
     /// Optimizer, with Keras's defaults (default: the model's recipe).
     #[arg(long, value_name = "NAME", value_parser = names(&OptimizerKind::ALL, OptimizerKind::name))]
     optimizer: Option<OptimizerKind>,
@@ -266,9 +272,19 @@ impl Cli {
                 "madsen",
             ),
             ("--no-early-stop", self.no_early_stop, "madsen"),
-            ("--eval-rows", self.eval_rows.is_some(), "madsen or mistry"),
+            (
+                "--eval-rows",
+                self.eval_rows.is_some(),
+                "madsen, mistry or recurrent",
+            ),
             ("--inputs", self.inputs.is_some(), "mistry"),
             ("--range", self.range.is_some(), "mistry"),
+            ("--time", self.time.is_some(), "recurrent"),
+            (
+                "--extrapolation-time",
+                self.extrapolation_time.is_some(),
+                "recurrent",
+            ),
         ];
         let own = |needs: &str| needs.contains(self.protocol.name());
         if let Some((name, _, needs)) = options
@@ -280,6 +296,18 @@ impl Cli {
         match self.protocol {
             Protocol::Reference => Ok(Box::new(ReferenceTask::default())),
             Protocol::Madsen => self.madsen_task(),
+            Protocol::Recurrent => {
+                let d = RecurrentSpec::default();
+                let spec = RecurrentSpec {
+                    time: self.time.unwrap_or(d.time),
+                    extrapolation_time: self.extrapolation_time.unwrap_or(d.extrapolation_time),
+                    eval_rows: self.eval_rows.unwrap_or(d.eval_rows),
+                    ..d
+                };
+                let task =
+                    RecurrentTask::new(spec).map_err(|e| format!("--protocol recurrent: {e}"))?;
+                Ok(Box::new(task))
+            }
             Protocol::Mistry => {
                 let d = MistrySpec::default();
                 let spec = MistrySpec {
@@ -313,6 +341,7 @@ impl Cli {
             (Protocol::Reference, Choice::Stack(model)) => TrainConfig::recipe(model, op),
             (Protocol::Reference, Choice::Recommended) => TrainConfig::recommended(op),
             (Protocol::Madsen, _) => TrainConfig::madsen(choice.model(op)),
+            (Protocol::Recurrent, _) => TrainConfig::recurrent(choice.model(op)),
             (Protocol::Mistry, _) => TrainConfig::mistry(
                 choice.model(op),
                 self.inputs.unwrap_or(MistrySpec::default().inputs),

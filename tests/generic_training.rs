@@ -151,6 +151,7 @@ fn running_sum(seed: u64) -> TaskData {
             a: vec![0],
             b: vec![1],
         },
+        step_width: 1,
     }
 }
 

@@ -177,6 +177,12 @@ impl TrainConfig {
         };
         match model {
             ModelKind::Nalu | ModelKind::Nac | ModelKind::NacMul => Self { model, ..reference },
+            ModelKind::NaluRnn | ModelKind::NacRnn => Self { model, ..reference },
+            ModelKind::NauRnn
+            | ModelKind::NauNmuRnn
+            | ModelKind::NpuRnn
+            | ModelKind::RealNpuRnn
+            | ModelKind::InaluRnn => adam,
             ModelKind::Nau | ModelKind::Npu => adam,
             // At the start every NAU weight drifts to ½ and the NMU squares ((a + b)/2)², which
             // fits a·b to within (a − b)²/4: a saddle that training leaves only slowly. The
@@ -309,6 +315,29 @@ impl TrainConfig {
             budget: Budget::Steps(steps),
             regularizer,
             l1,
+            early_stop_patience: None,
+            ..Self::madsen(model)
+        }
+    }
+
+    /// This crate's recipe for `model` on the recurrent task ([`RecurrentTask`](super::RecurrentTask)):
+    /// Adam (lr 1e-3, ε 1e-8, as `stable-nalu`'s recurrent experiment), batch 128, 50,000
+    /// steps, evaluation every 1,000, Madsen & Johansen's initialisation and regulariser weights
+    /// (λ = 0.01 for the NAU model, 10 for the others) ramped in over steps 25,000 to 45,000,
+    /// no early stop.
+    pub fn recurrent(model: ModelKind) -> Self {
+        let lambda = match model {
+            ModelKind::NauRnn => 0.01,
+            _ => 10.0,
+        };
+        let regularizer = (model.has_regularizer()).then_some(RegularizerSchedule {
+            lambda,
+            start: 25_000,
+            end: 45_000,
+        });
+        Self {
+            budget: Budget::Steps(50_000),
+            regularizer,
             early_stop_patience: None,
             ..Self::madsen(model)
         }

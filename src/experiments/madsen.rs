@@ -68,6 +68,7 @@ impl Task for MadsenTask {
         let sampler = UniformBatches {
             uniform: Uniform::new(seed, self.spec.interpolation),
             subsets: subsets.clone(),
+            width: WIDTH,
             op,
         };
         TaskData {
@@ -80,6 +81,7 @@ impl Task for MadsenTask {
             success_threshold: subsets.perturbed_mse(op, &extrapolation, MADSEN_EPSILON),
             extrapolation,
             subsets,
+            step_width: WIDTH,
         }
     }
 
@@ -90,17 +92,19 @@ impl Task for MadsenTask {
 
 /// Fresh rows: inputs from [`Uniform`], targets `op(a, b)`.
 #[derive(Clone)]
-struct UniformBatches {
-    uniform: Uniform,
-    subsets: Subsets,
-    op: Operation,
+pub(super) struct UniformBatches {
+    pub(super) uniform: Uniform,
+    pub(super) subsets: Subsets,
+    /// Inputs per row.
+    pub(super) width: usize,
+    pub(super) op: Operation,
 }
 
 impl BatchSampler for UniformBatches {
     fn sample(&mut self, rows: usize, x: &mut Vec<f32>, y: &mut Vec<f32>) {
         let start = x.len();
-        self.uniform.append(rows * WIDTH, x);
-        y.extend(self.subsets.targets(self.op, &x[start..], WIDTH));
+        self.uniform.append(rows * self.width, x);
+        y.extend(self.subsets.targets(self.op, &x[start..], self.width));
     }
 
     fn boxed_clone(&self) -> Box<dyn BatchSampler> {

@@ -80,6 +80,7 @@ impl Task for MistryTask {
             extrapolation: rows(extrapolation, EXTRAPOLATION_SEED),
             success_threshold: MISTRY_THRESHOLD,
             subsets,
+            step_width: width,
         }
     }
 

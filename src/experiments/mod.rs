@@ -33,6 +33,7 @@ mod model;
 mod names;
 mod protocol;
 mod readback;
+mod recurrent;
 mod reference;
 pub mod report;
 mod stacks;
@@ -44,9 +45,14 @@ pub use error::ExperimentError;
 pub use madsen::{MADSEN_EPSILON, MadsenTask};
 pub use mistry::{MISTRY_THRESHOLD, MistryTask};
 pub use model::Model;
-pub use protocol::{MISTRY_RANGES, MadsenSpec, MistrySpec, Protocol, Ranges, TaskSettings};
+pub use protocol::{
+    MISTRY_RANGES, MadsenSpec, MistrySpec, Protocol, Ranges, RecurrentSpec, TaskSettings,
+};
+pub use recurrent::RecurrentTask;
 pub use reference::{REFERENCE_EPSILON, ReferenceTask};
-pub use stacks::{InitScheme, ModelKind, Stack, StaticToyModel, madsen_nac_range};
+pub use stacks::{
+    InitScheme, ModelKind, Recurrent, Single, Stack, StaticToyModel, madsen_nac_range,
+};
 pub use task::{BatchSampler, Operation, Split, Subsets, Task, TaskData, TrainingData};
 pub use train::{
     BASELINE_INITS, Evaluation, Progress, RunResult, TrainedRun, Trainer, init_seed, split_mse,

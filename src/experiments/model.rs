@@ -15,9 +15,10 @@ use crate::formula::{Formula, FormulaError, SnapOptions};
 /// Its forward pass takes the task's rows, `[runs, rows, width]`, and returns
 /// `[runs, rows, outputs]` (see [`Split`](super::Split) for what a row holds).
 pub trait Model: ArithmeticUnit + 'static {
-    /// A fresh model for `config` on rows of `width` input values, its parameters drawn now from
-    /// the device's generator (seeded by the caller).
-    fn init(config: &TrainConfig, width: usize, device: &Device) -> Self;
+    /// A fresh model for `config` on `step_width` input values per step (a static task's whole
+    /// row; see [`TaskData::step_width`](super::TaskData::step_width)), its parameters drawn now
+    /// from the device's generator (seeded by the caller).
+    fn init(config: &TrainConfig, step_width: usize, device: &Device) -> Self;
 
     /// The model with fresh weights, for a run whose loss stalled
     /// ([`TrainConfig::restart_on_stall`]); unchanged by default.
@@ -31,8 +32,8 @@ pub trait Model: ArithmeticUnit + 'static {
 }
 
 impl Model for StaticToyModel {
-    fn init(config: &TrainConfig, width: usize, device: &Device) -> Self {
-        StaticToyModel::init(config.model, config.init, width, config.hidden, device)
+    fn init(config: &TrainConfig, step_width: usize, device: &Device) -> Self {
+        StaticToyModel::init(config.model, config.init, step_width, config.hidden, device)
     }
 
     fn reinitialize(self) -> Self {

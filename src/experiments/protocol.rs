@@ -20,11 +20,18 @@ pub enum Protocol {
     Madsen,
     /// Mistry, Farrahi & Hare 2022's single-module task ([`MistryTask`](super::MistryTask)).
     Mistry,
+    /// The NALU paper's recurrent task ([`RecurrentTask`](super::RecurrentTask)).
+    Recurrent,
 }
 
 impl Protocol {
     /// Every protocol, in the order the command line lists them.
-    pub const ALL: [Protocol; 3] = [Protocol::Reference, Protocol::Madsen, Protocol::Mistry];
+    pub const ALL: [Protocol; 4] = [
+        Protocol::Reference,
+        Protocol::Madsen,
+        Protocol::Mistry,
+        Protocol::Recurrent,
+    ];
 
     /// The name results and the command line use (`reference`, `madsen`).
     pub fn name(self) -> &'static str {
@@ -32,6 +39,7 @@ impl Protocol {
             Protocol::Reference => "reference",
             Protocol::Madsen => "madsen",
             Protocol::Mistry => "mistry",
+            Protocol::Recurrent => "recurrent",
         }
     }
 }
@@ -65,6 +73,8 @@ pub enum TaskSettings {
     Madsen(MadsenSpec),
     /// [`MistryTask`](super::MistryTask).
     Mistry(MistrySpec),
+    /// [`RecurrentTask`](super::RecurrentTask).
+    Recurrent(RecurrentSpec),
 }
 
 /// The settings of Madsen & Johansen's static task (their defaults by [`Default`]).
@@ -196,5 +206,78 @@ impl MistrySpec {
             return Err(ConfigError::new("MistrySpec", "range", reason));
         }
         ConfigError::check_size("MistrySpec", "eval_rows", self.eval_rows)
+    }
+}
+
+/// The settings of the recurrent task (defaults by [`Default`]: `stable-nalu`'s, with
+/// extrapolation to 100 steps of doubled inputs).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecurrentSpec {
+    /// Inputs per step (10).
+    pub features: usize,
+    /// Size of each subset as a fraction of the features, rounded down (0.25: 2 of 10).
+    pub subset_ratio: f64,
+    /// Fraction of a subset that `a` and `b` share, rounded down (0.5: 1 of 2).
+    pub overlap_ratio: f64,
+    /// Steps of a training or validation sequence (10).
+    pub time: usize,
+    /// Steps of an extrapolation sequence (100).
+    pub extrapolation_time: usize,
+    /// Training and validation inputs are uniform in `[lo, hi)` (`[0, 1)`).
+    pub interpolation: (f32, f32),
+    /// Extrapolation inputs are uniform in `[lo, hi)` (`[0, 2)`).
+    pub extrapolation: (f32, f32),
+    /// Sequences in the validation and in the extrapolation split (1,000).
+    pub eval_rows: usize,
+}
+
+impl Default for RecurrentSpec {
+    fn default() -> Self {
+        Self {
+            features: 10,
+            subset_ratio: 0.25,
+            overlap_ratio: 0.5,
+            time: 10,
+            extrapolation_time: 100,
+            interpolation: (0.0, 1.0),
+            extrapolation: (0.0, 2.0),
+            eval_rows: 1000,
+        }
+    }
+}
+
+impl RecurrentSpec {
+    /// `(subset size, overlap size)` of one step's features.
+    pub fn sizes(&self) -> (usize, usize) {
+        let size = (self.subset_ratio * self.features as f64).floor() as usize;
+        (size, (self.overlap_ratio * size as f64).floor() as usize)
+    }
+
+    /// Checks the sizes, ratios and ranges; the error names the field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let check = |field, v| ConfigError::check_size("RecurrentSpec", field, v);
+        check("features", self.features)?;
+        check("time", self.time)?;
+        check("extrapolation_time", self.extrapolation_time)?;
+        check("eval_rows", self.eval_rows)?;
+        let (size, overlap) = self.sizes();
+        if size == 0 || 2 * size - overlap > self.features || overlap > size {
+            let reason = format!(
+                "must give two subsets that fit {} features, got subset_ratio {} and \
+                 overlap_ratio {}",
+                self.features, self.subset_ratio, self.overlap_ratio
+            );
+            return Err(ConfigError::new("RecurrentSpec", "subset_ratio", reason));
+        }
+        for (field, (lo, hi)) in [
+            ("interpolation", self.interpolation),
+            ("extrapolation", self.extrapolation),
+        ] {
+            if !(lo.is_finite() && hi.is_finite() && lo < hi) {
+                let reason = format!("must have lo < hi, got {:?}", (lo, hi));
+                return Err(ConfigError::new("RecurrentSpec", field, reason));
+            }
+        }
+        Ok(())
     }
 }

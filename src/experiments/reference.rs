@@ -69,6 +69,7 @@ impl Task for ReferenceTask {
             success_threshold: near_miss_mse(&subsets, op, &extrapolation),
             extrapolation,
             subsets,
+            step_width: WIDTH,
         }
     }
 

@@ -21,7 +21,7 @@ use crate::formula::{self, Discretize, Formula, FormulaError, SnapOptions};
 use crate::{
     ArithmeticUnit, Inalu, InaluConfig, Nac, NacConfig, NacMul, NacMulConfig, Nalu, NaluConfig,
     Nau, NauConfig, Nmru, NmruConfig, Nmu, NmuConfig, Npu, NpuConfig, Nru, NruConfig, RealNpu,
-    RealNpuConfig, Snmu, SnmuConfig,
+    RealNpuConfig, RecurrentCell, RecurrentCellConfig, Snmu, SnmuConfig,
 };
 
 /// How the NAC and NALU weights are drawn (NAU, NMU, iNALU and the NPUs have one scheme each).
@@ -121,6 +121,16 @@ impl Layers<'_> {
 
     fn snmu(&self, d_in: usize, d_out: usize) -> Snmu {
         SnmuConfig::new(d_in, d_out).init(self.device)
+    }
+
+    /// A recurrent cell of `inputs` per step and `hidden` state around `unit(in, out)`.
+    fn cell<U: ArithmeticUnit>(
+        &self,
+        inputs: usize,
+        hidden: usize,
+        unit: impl FnOnce(usize, usize) -> U,
+    ) -> RecurrentCell<U> {
+        RecurrentCellConfig::new(inputs, hidden).init(self.device, unit)
     }
 
     fn nru(&self, d_in: usize, d_out: usize) -> Nru {
@@ -226,6 +236,64 @@ impl<U: Discretize> Single<U> {
     /// The formula of the unit.
     fn formula(&self, x: Tensor<2>, options: &SnapOptions) -> Result<Formula, FormulaError> {
         formula::extract(&[&self.unit], x, options)
+    }
+}
+
+/// A recurrent cell over the steps of a row, then a unit on its last state: `[.., time·inputs]
+/// → [.., 1]`, the NALU paper's recurrent model (`stable-nalu`'s `SimpleFunctionRecurrentNetwork`).
+#[derive(Module, Debug)]
+pub struct Recurrent<C: ArithmeticUnit, O: ArithmeticUnit> {
+    /// The cell, `h_t = cell([x_t, h_{t−1}])`.
+    pub cell: RecurrentCell<C>,
+    /// The output unit on the last state, `[.., hidden] → [.., 1]`.
+    pub output: O,
+}
+
+impl<C: ArithmeticUnit, O: ArithmeticUnit> ArithmeticUnit for Recurrent<C, O> {
+    const REGULARIZED: bool = C::REGULARIZED || O::REGULARIZED;
+
+    fn forward_members<const D: usize>(&self, input: Tensor<D>, members: usize) -> Tensor<D> {
+        let states = self.cell.forward_members(input, members);
+        let hidden = self.cell.d_hidden() / members;
+        let width = states.dims()[D - 1];
+        let last = states.narrow(D - 1, width - hidden, hidden);
+        self.output.forward_members(last, members)
+    }
+
+    /// The sum of both parts' regularisers.
+    fn regularizer_members(&self, members: usize) -> Option<Tensor<1>> {
+        match (
+            self.cell.regularizer_members(members),
+            self.output.regularizer_members(members),
+        ) {
+            (Some(a), Some(b)) => Some(a.add(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn clamp_members(self) -> Self {
+        Self {
+            cell: self.cell.clamp_members(),
+            output: self.output.clamp_members(),
+        }
+    }
+
+    fn snap(self) -> Self {
+        Self {
+            cell: self.cell.snap(),
+            output: self.output.snap(),
+        }
+    }
+}
+
+impl<C: ArithmeticUnit, O: ArithmeticUnit> Recurrent<C, O> {
+    fn of(cell: RecurrentCell<C>, output: O) -> Self {
+        Self { cell, output }
+    }
+
+    /// Recurrent models are not read back as formulas yet.
+    fn formula(&self, _: Tensor<2>, _: &SnapOptions) -> Result<Formula, FormulaError> {
+        Err(FormulaError::Unsupported("Recurrent"))
     }
 }
 
@@ -371,6 +439,20 @@ stacks! {
     Nmru = "nmru": Single<Nmru> = |l, n, _h| Single::of(l.nmru(n, 1));
     /// `RealNpu` alone, on the inputs (the single-module task's model).
     SingleRealNpu = "realnpu-single": Single<RealNpu> = |l, n, _h| Single::of(l.real_npu(n, 1));
+    /// `Nalu` cell, then `Nalu` on its last state (the NALU paper's recurrent model).
+    NaluRnn = "nalu-rnn": Recurrent<Nalu, Nalu> = |l, n, h| Recurrent::of(l.cell(n, h, |i, o| l.nalu(i, o)), l.nalu(h, 1));
+    /// `Nac` cell, then `Nac`.
+    NacRnn = "nac-rnn": Recurrent<Nac, Nac> = |l, n, h| Recurrent::of(l.cell(n, h, |i, o| l.nac(i, o)), l.nac(h, 1));
+    /// `Nau` cell (running sums), then `Nau`.
+    NauRnn = "nau-rnn": Recurrent<Nau, Nau> = |l, n, h| Recurrent::of(l.cell(n, h, |i, o| l.nau(i, o)), l.nau(h, 1));
+    /// `Nau` cell (running sums), then `Nmu`.
+    NauNmuRnn = "nau-nmu-rnn": Recurrent<Nau, Nmu> = |l, n, h| Recurrent::of(l.cell(n, h, |i, o| l.nau(i, o)), l.nmu(h, 1));
+    /// `Inalu` cell, then `Inalu`.
+    InaluRnn = "inalu-rnn": Recurrent<Inalu, Inalu> = |l, n, h| Recurrent::of(l.cell(n, h, |i, o| l.inalu(i, o)), l.inalu(h, 1));
+    /// `Nau` cell (running sums), then `Npu`.
+    NpuRnn = "npu-rnn": Recurrent<Nau, Npu> = |l, n, h| Recurrent::of(l.cell(n, h, |i, o| l.nau(i, o)), l.npu(h, 1));
+    /// `Nau` cell (running sums), then `RealNpu`.
+    RealNpuRnn = "realnpu-rnn": Recurrent<Nau, RealNpu> = |l, n, h| Recurrent::of(l.cell(n, h, |i, o| l.nau(i, o)), l.real_npu(h, 1));
     /// Mistry et al.'s modified `RealNpu` alone (`RealNpuConfig::mistry`).
     RealNpuMistry = "realnpu-mod": Single<RealNpu> = |l, n, _h| Single::of(l.real_npu_mistry(n, 1));
 }

@@ -210,6 +210,10 @@ pub struct TaskData {
     pub valid_threshold: f64,
     /// The input groups (`a`, `b`), for the formula read-back.
     pub subsets: Subsets,
+    /// Input values per time step: a row's whole width for a static task, one step's for a
+    /// sequence task (whose rows are `width / step_width` steps, a number that may differ
+    /// between splits). A model is built for this many inputs per step.
+    pub step_width: usize,
 }
 
 impl TaskData {

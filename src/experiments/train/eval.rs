@@ -137,7 +137,7 @@ pub(super) fn random_init_extrapolation_mse<M: Model>(
     config: &TrainConfig,
     device: &Device,
 ) -> Vec<f64> {
-    let width = data[0].width();
+    let width = data[0].step_width;
     let sets = EvalSets::new(data, device);
     let mut total = vec![0.0; data.len()];
     for k in 0..BASELINE_INITS {

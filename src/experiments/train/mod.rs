@@ -162,8 +162,8 @@ impl<M: Model> Trainer<M> {
         config.validate_for(first)?;
         let started = Instant::now();
         let ad = device.clone().autodiff();
-        let width = first.width();
-        let init = |d: &Device| M::init(config, width, d);
+        let step_width = first.step_width;
+        let init = |d: &Device| M::init(config, step_width, d);
         batches::check_shapes(&data)?;
         let model = Population::init(data.iter().map(|d| d.seed), &ad, init);
         let eval = EvalSets::new(&data, device);
