@@ -73,9 +73,10 @@ pub struct TaskSummary {
     pub runs: usize,
     /// Runs whose extrapolation MSE is below their success threshold.
     pub successes: usize,
-    /// Successful runs whose formula reads back as the target ([`RunResult::learned`]).
+    /// Successful runs whose formula reads back as the target ([`RunResult::learned`]);
+    /// `None` for a model the formula module cannot read (iNALU, the recurrent models).
     #[serde(default)]
-    pub learned: usize,
+    pub learned: Option<usize>,
     /// With snapping on: runs that succeed with the weights the snap rule keeps.
     pub snapped_successes: Option<usize>,
     /// Runs that diverged.
@@ -144,7 +145,8 @@ pub fn summarize(results: &[RunResult]) -> Vec<TaskSummary> {
                 task,
                 runs: runs.len(),
                 successes: successes.len(),
-                learned: runs.iter().filter(|r| r.learned()).count(),
+                learned: (runs.iter().any(|r| r.readable()))
+                    .then(|| runs.iter().filter(|r| r.learned()).count()),
                 snapped_successes: runs
                     .iter()
                     .map(|r| r.snapped_success.map(usize::from))
@@ -191,15 +193,14 @@ pub fn summary_table(summaries: &[TaskSummary]) -> String {
     for s in summaries {
         let _ = writeln!(
             out,
-            "| {} | {} | {}/{} | [{:.2}, {:.2}] | {}/{} | {} | {} | {} | {} | {:.3} | {} |",
+            "| {} | {} | {}/{} | [{:.2}, {:.2}] | {} | {} | {} | {} | {} | {:.3} | {} |",
             s.model,
             s.task.formula(),
             s.successes,
             s.runs,
             s.success_rate_ci.0,
             s.success_rate_ci.1,
-            s.learned,
-            s.runs,
+            or_dash(s.learned.map(|k| format!("{k}/{}", s.runs))),
             s.diverged,
             or_dash(s.median_solved_at_step.map(|v| format!("{v:.0}"))),
             or_dash(s.median_sparsity_error.map(format_metric)),
@@ -224,23 +225,28 @@ pub fn verdict_table(summaries: &[TaskSummary]) -> String {
         let mut cell: Vec<&TaskSummary> = summaries.iter().filter(|s| s.task == task).collect();
         cell.sort_by(|a, b| {
             let by = |k: fn(&TaskSummary) -> usize| rate(k(b), b).total_cmp(&rate(k(a), a));
-            by(|s| s.learned).then(by(|s| s.successes)).then(
-                a.median_extrapolation_mse
-                    .total_cmp(&b.median_extrapolation_mse),
-            )
+            by(|s| s.learned.unwrap_or(0))
+                .then(by(|s| s.successes))
+                .then(
+                    a.median_extrapolation_mse
+                        .total_cmp(&b.median_extrapolation_mse),
+                )
         });
         let best = cell[0];
         let others: Vec<String> = cell[1..]
             .iter()
             .map(|s| {
                 let mse = format_metric(s.median_extrapolation_mse);
-                format!("{} {}/{} ({mse})", s.model, s.learned, s.runs)
+                let learned = s.learned.map_or("-".into(), |k| k.to_string());
+                format!("{} {learned}/{} ({mse})", s.model, s.runs)
             })
             .collect();
+        let n = best.runs;
         let verdict = match (best.learned, best.successes) {
-            (0, 0) => "no".into(),
-            (0, k) => format!("no (below the threshold {k}/{}, no formula)", best.runs),
-            (k, _) => format!("yes, {k}/{}", best.runs),
+            (_, 0) => "no".into(),
+            (Some(0), k) => format!("no (below the threshold {k}/{n}, no formula)"),
+            (Some(k), _) => format!("yes, {k}/{n}"),
+            (None, k) => format!("below the threshold {k}/{n} (no formula read-back)"),
         };
         let _ = writeln!(
             out,
@@ -276,7 +282,10 @@ pub fn success_matrix(summaries: &[TaskSummary]) -> String {
                     .iter()
                     .find(|s| (s.model.as_str(), s.task) == (m, task))
                 {
-                    Some(s) => format!("{}/{} ({})", s.successes, s.runs, s.learned),
+                    Some(s) => {
+                        let learned = s.learned.map_or("-".into(), |k| k.to_string());
+                        format!("{}/{} ({learned})", s.successes, s.runs)
+                    }
                     None => "-".into(),
                 }
             })
