@@ -17,15 +17,16 @@ use burn_nalu::RegularizerSchedule;
 use burn_nalu::experiments::report::{self, RunSettings, format_metric};
 use burn_nalu::experiments::{
     Budget, ExperimentError, MadsenSpec, MadsenTask, MistrySpec, MistryTask, ModelKind, Operation,
-    OptimizerKind, Protocol, RecurrentSpec, RecurrentTask, ReferenceTask, RunResult, Task,
-    TrainConfig, TrainedRun, train_population,
+    OptimizerKind, Protocol, RecurrentSpec, RecurrentTask, ReferenceTask, Rows, RunResult,
+    SequentialSpec, SequentialTask, Task, TrainConfig, TrainedRun, train_population,
 };
 use clap::Parser;
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-/// Train two-layer stacks of arithmetic units on the static arithmetic tasks and report train
-/// and extrapolation loss, success rates and the learned formulas.
+/// Train models of arithmetic units on the static arithmetic tasks (and their recurrent and
+/// sequential forms) and report train and extrapolation loss, success rates and the learned
+/// formulas.
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Cli {
@@ -33,13 +34,17 @@ struct Cli {
     #[arg(long = "task", value_name = "NAME", value_parser = names(&Operation::ALL, Operation::name))]
     tasks: Vec<Operation>,
     /// Model: one of the stacks below, all of them, or recommended (the stack and recipe
-    /// this crate recommends for each task); repeatable; default: nalu and recommended, or nalu
-    /// with --protocol madsen.
+    /// this crate recommends for each task); repeatable; default: nalu and recommended, nalu
+    /// with --protocol madsen or mistry, nalu-rnn with recurrent, nau-cell and nmu-cell with
+    /// sequential.
     #[arg(long = "model", value_name = "NAME", value_parser = model_choices())]
     models: Vec<Vec<Choice>>,
-    /// Data and success criterion: reference (the Keras reference's task) or madsen (Madsen &
+    /// Data and success criterion: reference (the Keras reference's task), madsen (Madsen &
     /// Johansen 2020: overlapping subsets, fresh batches from U[1, 2), extrapolation U[2, 6),
-    /// threshold from weights off by 1e-5, their recipes).
+    /// threshold from weights off by 1e-5, their recipes), mistry (Mistry et al.'s
+    /// single-module division task), recurrent (the NALU paper's recurrent task: sums over
+    /// sequences of 10 steps, extrapolation to 100 steps of doubled inputs) or sequential
+    /// (Madsen & Johansen's running sums and products of digits, scored at every step).
     #[arg(
         long,
         value_name = "NAME",
@@ -59,7 +64,8 @@ struct Cli {
     /// With --protocol madsen: extrapolation inputs uniform in [LO, HI).
     #[arg(long, value_name = "LO,HI", value_parser = parse_range)]
     extrapolation_range: Option<(f32, f32)>,
-    /// With --protocol madsen or mistry: rows of the validation and of the extrapolation split.
+    /// With --protocol madsen, mistry, recurrent or sequential: rows of the validation and of
+    /// the extrapolation split.
     #[arg(long, value_name = "N", value_parser = at_least_one)]
     eval_rows: Option<usize>,
     /// With --protocol mistry: inputs per row (2, or 10 as the authors; default 10).
@@ -71,10 +77,12 @@ struct Cli {
     /// [10, 20] → [20, 40]; default 6).
     #[arg(long, value_name = "K")]
     range: Option<usize>,
-    /// With --protocol recurrent: steps of a training sequence (default 10).
+    /// With --protocol recurrent or sequential: steps of a training sequence (default 10; 2
+    /// for sequential products).
     #[arg(long, value_name = "N", value_parser = at_least_one)]
     time: Option<usize>,
-    /// With --protocol recurrent: steps of an extrapolation sequence (default 100).
+    /// With --protocol recurrent or sequential: steps of an extrapolation sequence (default
+    /// 100; 1,000 for sequential sums, 20 for products).
     #[arg(long, value_name = "N", value_parser = at_least_one)]
     extrapolation_time: Option<usize>,
     /// Optimizer, with Keras's defaults (default: the model's recipe).
@@ -165,11 +173,11 @@ fn model_choices() -> impl TypedValueParser<Value = Vec<Choice>> {
         .iter()
         .map(|m| PossibleValue::new(m.name()).help(m.summary()));
     let more = [
-        PossibleValue::new("all").help("Every stack above"),
+        PossibleValue::new("all").help("Every stack above that reads the protocol's rows"),
         PossibleValue::new("recommended").help("Each task's recommended stack and recipe"),
     ];
     PossibleValuesParser::new(stacks.chain(more)).map(|s| match s.as_str() {
-        "all" => ModelKind::ALL.iter().map(|&m| Choice::Stack(m)).collect(),
+        "all" => vec![Choice::All],
         "recommended" => vec![Choice::Recommended],
         name => vec![Choice::Stack(name.parse().expect("a possible value"))],
     })
@@ -217,6 +225,8 @@ fn parse_range(s: &str) -> Result<(f32, f32), String> {
 enum Choice {
     Stack(ModelKind),
     Recommended,
+    /// Every model of the protocol's rows (expanded by [`Cli::selection`]).
+    All,
 }
 
 impl Choice {
@@ -225,6 +235,7 @@ impl Choice {
         match self {
             Self::Stack(model) => model,
             Self::Recommended => TrainConfig::recommended(op).model,
+            Self::All => unreachable!("expanded by Cli::selection"),
         }
     }
 
@@ -232,25 +243,44 @@ impl Choice {
         match self {
             Self::Stack(model) => model.name(),
             Self::Recommended => "recommended",
+            Self::All => "all",
         }
     }
 }
 
 impl Cli {
-    /// The tasks and models asked for (defaults: all six tasks; NALU, and the recommended
-    /// stacks on the reference task).
+    /// The tasks and models asked for (defaults: the protocol's tasks; NALU, and the
+    /// recommended stacks on the reference task; the NALU recurrent model on the recurrent
+    /// task; the NAU and NMU cells on the sequential task).
     fn selection(&self) -> (Vec<Operation>, Vec<Choice>) {
         let tasks = match self.tasks.is_empty() {
-            true => Operation::ALL.to_vec(),
+            true => self.protocol.operations().to_vec(),
             false => self.tasks.clone(),
         };
+        let rows = self.protocol.rows();
         let mut models: Vec<Choice> = self.models.iter().flatten().copied().collect();
         if models.is_empty() {
-            models.push(Choice::Stack(ModelKind::Nalu));
+            models = match rows {
+                Rows::Static => vec![Choice::Stack(ModelKind::Nalu)],
+                Rows::Sequence => vec![Choice::Stack(ModelKind::NaluRnn)],
+                Rows::Running => vec![
+                    Choice::Stack(ModelKind::NauCell),
+                    Choice::Stack(ModelKind::NmuCell),
+                ],
+            };
             if self.protocol == Protocol::Reference {
                 models.push(Choice::Recommended);
             }
         }
+        let every = ModelKind::ALL.iter().filter(|m| m.rows() == rows);
+        let all = every.map(|&m| Choice::Stack(m));
+        let mut models: Vec<Choice> = models
+            .into_iter()
+            .flat_map(|c| match c {
+                Choice::All => all.clone().collect(),
+                c => vec![c],
+            })
+            .collect();
         models.dedup();
         (tasks, models)
     }
@@ -275,15 +305,15 @@ impl Cli {
             (
                 "--eval-rows",
                 self.eval_rows.is_some(),
-                "madsen, mistry or recurrent",
+                "madsen, mistry, recurrent or sequential",
             ),
             ("--inputs", self.inputs.is_some(), "mistry"),
             ("--range", self.range.is_some(), "mistry"),
-            ("--time", self.time.is_some(), "recurrent"),
+            ("--time", self.time.is_some(), "recurrent or sequential"),
             (
                 "--extrapolation-time",
                 self.extrapolation_time.is_some(),
-                "recurrent",
+                "recurrent or sequential",
             ),
         ];
         let own = |needs: &str| needs.contains(self.protocol.name());
@@ -306,6 +336,18 @@ impl Cli {
                 };
                 let task =
                     RecurrentTask::new(spec).map_err(|e| format!("--protocol recurrent: {e}"))?;
+                Ok(Box::new(task))
+            }
+            Protocol::Sequential => {
+                let spec = SequentialSpec {
+                    time: self.time,
+                    extrapolation_time: self.extrapolation_time,
+                    eval_rows: self
+                        .eval_rows
+                        .unwrap_or(SequentialSpec::default().eval_rows),
+                };
+                let task =
+                    SequentialTask::new(spec).map_err(|e| format!("--protocol sequential: {e}"))?;
                 Ok(Box::new(task))
             }
             Protocol::Mistry => {
@@ -340,8 +382,10 @@ impl Cli {
         let recipe = match (self.protocol, choice) {
             (Protocol::Reference, Choice::Stack(model)) => TrainConfig::recipe(model, op),
             (Protocol::Reference, Choice::Recommended) => TrainConfig::recommended(op),
+            (_, Choice::All) => unreachable!("expanded by Cli::selection"),
             (Protocol::Madsen, _) => TrainConfig::madsen(choice.model(op)),
             (Protocol::Recurrent, _) => TrainConfig::recurrent(choice.model(op)),
+            (Protocol::Sequential, _) => TrainConfig::sequential(choice.model(op)),
             (Protocol::Mistry, _) => TrainConfig::mistry(
                 choice.model(op),
                 self.inputs.unwrap_or(MistrySpec::default().inputs),
@@ -467,7 +511,15 @@ impl Cli {
     /// library refuses what it cannot train, and the message names the cell.
     fn check_configs(&self, task: &dyn Task) -> Result<(), String> {
         let (tasks, models) = self.selection();
+        let protocol = task.protocol();
         for op in tasks {
+            if !protocol.operations().contains(&op) {
+                let ops: Vec<&str> = protocol.operations().iter().map(|o| o.name()).collect();
+                return Err(format!(
+                    "--task {op}: the {protocol} task has {} only",
+                    ops.join(" and ")
+                ));
+            }
             let data = task.data(op, self.seed);
             for &choice in &models {
                 let checked = self.config(choice, op).validate_for(&data);

@@ -15,12 +15,20 @@ pub struct RecurrentCellConfig {
     pub d_input: usize,
     /// The size of the hidden state.
     pub d_hidden: usize,
+    /// The value of every element of `h_0` at initialisation.
+    #[config(default = 0.0)]
+    pub initial_state: f64,
+    /// Whether `h_0` is learned; when not, it stays `initial_state` (`stable-nalu`'s
+    /// sequential-MNIST networks fix it at the operation's identity: 0 for sums, 1 for
+    /// products).
+    #[config(default = true)]
+    pub learn_initial_state: bool,
 }
 
 /// A recurrent cell around any arithmetic unit, in the form of Madsen & Johansen's
 /// `stable-nalu` (`_abstract_recurrent_cell.py`, after Trask et al. 2018's recurrent task):
 ///
-/// `h_t = unit([x_t, h_{t−1}])`, `h_0` a learned vector (initialised at 0),
+/// `h_t = unit([x_t, h_{t−1}])`, `h_0` a learned vector (initialised at 0) or a fixed one,
 ///
 /// where the unit maps `d_input + d_hidden` features to `d_hidden`. A NAU cell with weights 1
 /// on `x_t` and on `h_{t−1}` keeps a running sum; an NMU cell with weights 1 a running product
@@ -34,17 +42,27 @@ pub struct RecurrentCell<U: ArithmeticUnit> {
     /// `h_0`, shape `[d_hidden]`.
     pub initial: Param<Tensor<1>>,
     d_input: usize,
+    learn_initial: bool,
 }
 
 impl RecurrentCellConfig {
     /// Checks the config: both sizes must be at least 1.
     pub fn validate(&self) -> Result<(), ConfigError> {
         ConfigError::check_size("RecurrentCellConfig", "d_input", self.d_input)?;
-        ConfigError::check_size("RecurrentCellConfig", "d_hidden", self.d_hidden)
+        ConfigError::check_size("RecurrentCellConfig", "d_hidden", self.d_hidden)?;
+        if !self.initial_state.is_finite() {
+            let reason = format!("must be finite, got {}", self.initial_state);
+            return Err(ConfigError::new(
+                "RecurrentCellConfig",
+                "initial_state",
+                reason,
+            ));
+        }
+        Ok(())
     }
 
     /// A cell around the unit `unit(d_input + d_hidden, d_hidden)` builds on `device`, with
-    /// `h_0 = 0`.
+    /// every element of `h_0` at `initial_state`.
     ///
     /// # Panics
     ///
@@ -59,8 +77,12 @@ impl RecurrentCellConfig {
         }
         RecurrentCell {
             unit: unit(self.d_input + self.d_hidden, self.d_hidden),
-            initial: Initializer::Zeros.init([self.d_hidden], device),
+            initial: Initializer::Constant {
+                value: self.initial_state,
+            }
+            .init([self.d_hidden], device),
             d_input: self.d_input,
+            learn_initial: self.learn_initial_state,
         }
     }
 }
@@ -78,7 +100,7 @@ impl<U: ArithmeticUnit> RecurrentCell<U> {
 
     /// `h_0` for a batch of `batch` sequences, `[batch, d_hidden]`.
     pub fn initial_state(&self, batch: usize) -> Tensor<2> {
-        let h0 = self.initial.val();
+        let h0 = self.h0();
         let d_hidden = h0.dims()[0];
         h0.unsqueeze::<2>().expand([batch, d_hidden])
     }
@@ -100,6 +122,15 @@ impl<U: ArithmeticUnit> RecurrentCell<U> {
         let d_hidden = self.initial.dims()[0];
         let flat = self.forward_members(input.reshape([batch, time * d]), 1);
         flat.reshape([batch, time, d_hidden])
+    }
+
+    /// `h_0`, outside the autodiff graph when it is not learned (so it gets no gradient and
+    /// the optimizer leaves it).
+    fn h0(&self) -> Tensor<1> {
+        match self.learn_initial {
+            true => self.initial.val(),
+            false => self.initial.val().detach(),
+        }
     }
 
     /// The size of each step's input features.
@@ -129,7 +160,7 @@ impl<U: ArithmeticUnit> ArithmeticUnit for RecurrentCell<U> {
         let d_hidden = self.initial.dims()[0] / members;
         let mut state_dims = dims;
         state_dims[D - 1] = d_hidden;
-        let initial = ops::per_feature::<D>(self.initial.val(), members);
+        let initial = ops::per_feature::<D>(self.h0(), members);
         let mut h = Tensor::zeros(state_dims, &input.device()).add(initial);
         let mut states = Vec::with_capacity(width / d);
         for t in 0..width / d {
@@ -198,6 +229,38 @@ mod tests {
             product.initial_state(2),
         );
         assert_eq!(h1.into_data(), TensorData::from([[2.0f32], [1.0]]));
+    }
+
+    /// A fixed `h_0` starts at `initial_state` and gets no gradient, where a learned one does.
+    #[test]
+    fn a_fixed_initial_state_is_not_trained() {
+        let device = Device::default().autodiff();
+        let x = || Tensor::<3>::from_floats([[[2.0], [3.0]]], &device);
+        for learn in [true, false] {
+            let cell = RecurrentCellConfig::new(1, 1)
+                .with_initial_state(1.0)
+                .with_learn_initial_state(learn)
+                .init(&device, |i, o| NmuConfig::new(i, o).init(&device));
+            assert_eq!(
+                cell.initial_state(1).into_data(),
+                TensorData::from([[1.0f32]])
+            );
+            let grads = cell.forward(x()).sum().backward();
+            assert_eq!(
+                cell.initial.grad(&grads).is_some(),
+                learn,
+                "learn = {learn}"
+            );
+            assert!(cell.unit.weight.grad(&grads).is_some());
+        }
+        let err = RecurrentCellConfig::new(1, 1)
+            .with_initial_state(f64::NAN)
+            .validate()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "RecurrentCellConfig.initial_state must be finite, got NaN"
+        );
     }
 
     #[test]

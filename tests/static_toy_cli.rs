@@ -88,6 +88,29 @@ fn madsen_options_need_the_madsen_protocol_and_valid_values() {
     );
 }
 
+/// The sequential task has running sums and products only, reads sequences with a target at
+/// every step, and refuses products whose targets leave f32, naming the step.
+#[test]
+fn sequential_protocol_refuses_what_it_cannot_measure() {
+    let seq = ["--protocol", "sequential"];
+    assert_argument_error(
+        &[&seq[..], &["--task", "div"]].concat(),
+        "--task div: the sequential task has add and mul only",
+    );
+    assert_argument_error(
+        &[&seq[..], &["--model", "nalu"]].concat(),
+        "--model nalu --task add: TrainConfig.model nalu reads whole rows",
+    );
+    assert_argument_error(
+        &[&seq[..], &["--task", "mul", "--extrapolation-time", "1000"]].concat(),
+        "TaskData.extrapolation has targets beyond f32 (±3.4e38) from output ",
+    );
+    assert_argument_error(
+        &["--time", "5"],
+        "--time needs --protocol recurrent or sequential",
+    );
+}
+
 #[test]
 fn contradictory_budgets_and_a_resume_without_a_directory_are_refused() {
     assert_argument_error(

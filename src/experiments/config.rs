@@ -178,6 +178,10 @@ impl TrainConfig {
         match model {
             ModelKind::Nalu | ModelKind::Nac | ModelKind::NacMul => Self { model, ..reference },
             ModelKind::NaluRnn | ModelKind::NacRnn => Self { model, ..reference },
+            ModelKind::NaluCell | ModelKind::NacCell | ModelKind::NacMulCell => {
+                Self { model, ..reference }
+            }
+            ModelKind::NauCell | ModelKind::NmuCell => adam,
             ModelKind::NauRnn
             | ModelKind::NauNmuRnn
             | ModelKind::NpuRnn
@@ -343,6 +347,27 @@ impl TrainConfig {
         }
     }
 
+    /// Madsen & Johansen's recipe for `model` on their sequential arithmetic
+    /// ([`SequentialTask`](super::SequentialTask); `stable-nalu`'s `sequential_mnist.py`):
+    /// Adam (PyTorch's defaults: lr 1e-3, ε 1e-8), batch 64, their initialisation, the
+    /// regulariser λ = 10 ramped in linearly over steps 10,000 to 100,000, evaluation every
+    /// 1,000 steps, no early stop. Their budget is 1,000 epochs of MNIST sequences (about 86,000
+    /// steps for sums of 10 digits, 430,000 for products of 2); this one is 100,000 steps.
+    pub fn sequential(model: ModelKind) -> Self {
+        let regularizer = (model.has_regularizer()).then_some(RegularizerSchedule {
+            lambda: 10.0,
+            start: 10_000,
+            end: 100_000,
+        });
+        Self {
+            budget: Budget::Steps(100_000),
+            batch_size: 64,
+            regularizer,
+            early_stop_patience: None,
+            ..Self::madsen(model)
+        }
+    }
+
     /// `(first step, patience)` of the early stop, when it is on.
     pub fn early_stop(&self) -> Option<(usize, usize)> {
         let after = self.regularizer.map_or(1, |r| r.end.max(1));
@@ -399,16 +424,54 @@ impl TrainConfig {
         Ok(())
     }
 
-    /// [`validate`](Self::validate), and that the budget fits `data`'s task: an epoch budget
-    /// needs fixed training rows, which a task that draws a fresh batch every step has not.
+    /// [`validate`](Self::validate), and that the config fits `data`'s task: the task has the
+    /// operation, the model reads its rows ([`Protocol::rows`](super::Protocol::rows)), an
+    /// epoch budget has fixed training rows to count, and every target is a finite f32 (a
+    /// product over many steps can outgrow f32; its errors could not be measured).
     pub fn validate_for(&self, data: &TaskData) -> Result<(), ConfigError> {
         self.validate()?;
+        let protocol = data.protocol;
+        let refuse = |field, reason| Err(ConfigError::new("TrainConfig", field, reason));
+        if !protocol.operations().contains(&data.op) {
+            let ops: Vec<&str> = protocol.operations().iter().map(|o| o.name()).collect();
+            let reason = format!(
+                "the {protocol} task has no {}: it has {}",
+                data.op,
+                ops.join(", ")
+            );
+            return Err(ConfigError::new("TaskData", "op", reason));
+        }
+        if self.model.rows() != protocol.rows() {
+            let reason = format!(
+                "{} reads {}, but the {protocol} task's rows are {}",
+                self.model,
+                self.model.rows(),
+                protocol.rows()
+            );
+            return refuse("model", reason);
+        }
         if let (Budget::Epochs(_), None) = (self.budget, data.train_rows()) {
             let reason = format!(
-                "is in epochs, but the {} task draws a fresh batch every step: give it in steps",
-                data.protocol
+                "is in epochs, but the {protocol} task draws a fresh batch every step: give it in steps"
             );
-            return Err(ConfigError::new("TrainConfig", "budget", reason));
+            return refuse("budget", reason);
+        }
+        for (field, split) in [
+            ("valid", &data.valid),
+            ("extrapolation", &data.extrapolation),
+        ] {
+            let overflow = split.y.iter().enumerate().filter(|(_, t)| !t.is_finite());
+            if let Some(step) = overflow.map(|(k, _)| k % split.outputs).min() {
+                let reason = format!(
+                    "has targets beyond f32 (±{:.1e}) from output {} of {} on: {} cannot be \
+                     measured there; shorten the sequences",
+                    f32::MAX,
+                    step + 1,
+                    split.outputs,
+                    data.op.formula()
+                );
+                return Err(ConfigError::new("TaskData", field, reason));
+            }
         }
         Ok(())
     }

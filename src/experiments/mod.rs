@@ -36,6 +36,7 @@ mod readback;
 mod recurrent;
 mod reference;
 pub mod report;
+mod sequential;
 mod stacks;
 mod task;
 mod train;
@@ -46,12 +47,14 @@ pub use madsen::{MADSEN_EPSILON, MadsenTask};
 pub use mistry::{MISTRY_THRESHOLD, MistryTask};
 pub use model::Model;
 pub use protocol::{
-    MISTRY_RANGES, MadsenSpec, MistrySpec, Protocol, Ranges, RecurrentSpec, TaskSettings,
+    MISTRY_RANGES, MadsenSpec, MistrySpec, Protocol, Ranges, RecurrentSpec, Rows, SequentialSpec,
+    TaskSettings,
 };
 pub use recurrent::RecurrentTask;
 pub use reference::{REFERENCE_EPSILON, ReferenceTask};
+pub use sequential::SequentialTask;
 pub use stacks::{
-    InitScheme, ModelKind, Recurrent, Single, Stack, StaticToyModel, madsen_nac_range,
+    Accumulator, InitScheme, ModelKind, Recurrent, Single, Stack, StaticToyModel, madsen_nac_range,
 };
 pub use task::{BatchSampler, Operation, Split, Subsets, Task, TaskData, TrainingData};
 pub use train::{

@@ -6,6 +6,7 @@ use core::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use super::task::Operation;
 use crate::ConfigError;
 
 /// A family of tasks ([`Task::protocol`](super::Task::protocol)): the name results record and
@@ -22,15 +23,19 @@ pub enum Protocol {
     Mistry,
     /// The NALU paper's recurrent task ([`RecurrentTask`](super::RecurrentTask)).
     Recurrent,
+    /// Madsen & Johansen 2020's sequential arithmetic, digits given as numbers
+    /// ([`SequentialTask`](super::SequentialTask)).
+    Sequential,
 }
 
 impl Protocol {
     /// Every protocol, in the order the command line lists them.
-    pub const ALL: [Protocol; 4] = [
+    pub const ALL: [Protocol; 5] = [
         Protocol::Reference,
         Protocol::Madsen,
         Protocol::Mistry,
         Protocol::Recurrent,
+        Protocol::Sequential,
     ];
 
     /// The name results and the command line use (`reference`, `madsen`).
@@ -40,8 +45,38 @@ impl Protocol {
             Protocol::Madsen => "madsen",
             Protocol::Mistry => "mistry",
             Protocol::Recurrent => "recurrent",
+            Protocol::Sequential => "sequential",
         }
     }
+
+    /// The operations the family's tasks have (all six but for the sequential task's running
+    /// sums and products).
+    pub fn operations(self) -> &'static [Operation] {
+        match self {
+            Protocol::Sequential => &super::SequentialTask::OPERATIONS,
+            _ => &Operation::ALL,
+        }
+    }
+
+    /// What a row of the family's data is, and so which models can read it.
+    pub fn rows(self) -> Rows {
+        match self {
+            Protocol::Recurrent => Rows::Sequence,
+            Protocol::Sequential => Rows::Running,
+            _ => Rows::Static,
+        }
+    }
+}
+
+/// What a row of a task is and what its targets are: what a model must read and output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rows {
+    /// All inputs at once, one target.
+    Static,
+    /// A sequence of steps, one target after the last.
+    Sequence,
+    /// A sequence of steps, a target after every step.
+    Running,
 }
 
 impl fmt::Display for Protocol {
@@ -55,6 +90,16 @@ impl FromStr for Protocol {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         super::names::parse_name(s, "protocol", &Protocol::ALL, |p| p.name())
+    }
+}
+
+impl fmt::Display for Rows {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Rows::Static => "whole rows",
+            Rows::Sequence => "sequences with a target after the last step",
+            Rows::Running => "sequences with a target after every step",
+        })
     }
 }
 
@@ -75,6 +120,8 @@ pub enum TaskSettings {
     Mistry(MistrySpec),
     /// [`RecurrentTask`](super::RecurrentTask).
     Recurrent(RecurrentSpec),
+    /// [`SequentialTask`](super::SequentialTask).
+    Sequential(SequentialSpec),
 }
 
 /// The settings of Madsen & Johansen's static task (their defaults by [`Default`]).
@@ -279,5 +326,62 @@ impl RecurrentSpec {
             }
         }
         Ok(())
+    }
+}
+
+/// The settings of the sequential task ([`SequentialTask`](super::SequentialTask)); by
+/// [`Default`], each operation's lengths as Madsen & Johansen ran it.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SequentialSpec {
+    /// Steps of a training or validation sequence (`None`: 10 for sums, 2 for products).
+    pub time: Option<usize>,
+    /// Steps of an extrapolation sequence (`None`: 1,000 for sums, 20 for products).
+    pub extrapolation_time: Option<usize>,
+    /// Sequences in the validation and in the extrapolation split (1,000).
+    pub eval_rows: usize,
+}
+
+impl Default for SequentialSpec {
+    fn default() -> Self {
+        Self {
+            time: None,
+            extrapolation_time: None,
+            eval_rows: 1000,
+        }
+    }
+}
+
+impl SequentialSpec {
+    /// `(training, extrapolation)` steps for `op`: the ones given, or Madsen & Johansen's.
+    pub fn lengths(&self, op: Operation) -> (usize, usize) {
+        let (time, extrapolation_time) = match op {
+            Operation::Mul => (2, 20),
+            _ => (10, 1000),
+        };
+        (
+            self.time.unwrap_or(time),
+            self.extrapolation_time.unwrap_or(extrapolation_time),
+        )
+    }
+
+    /// The digits of `op`'s sequences, inclusive: 0 to 9 for sums, 1 to 9 for products (their
+    /// `--mnist-digits 123456789`: a 0 would end every product).
+    pub fn digits(op: Operation) -> (u8, u8) {
+        match op {
+            Operation::Mul => (1, 9),
+            _ => (0, 9),
+        }
+    }
+
+    /// Checks the lengths and the row count; the error names the field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let check = |field, v| ConfigError::check_size("SequentialSpec", field, v);
+        if let Some(time) = self.time {
+            check("time", time)?;
+        }
+        if let Some(time) = self.extrapolation_time {
+            check("extrapolation_time", time)?;
+        }
+        check("eval_rows", self.eval_rows)
     }
 }

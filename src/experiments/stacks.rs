@@ -1,4 +1,5 @@
-//! The models of the experiments: two units in sequence ([`Stack`]) or one alone ([`Single`]),
+//! The models of the experiments: two units in sequence ([`Stack`]), one alone ([`Single`]), a
+//! recurrent cell then a unit ([`Recurrent`]) or a cell read at every step ([`Accumulator`]),
 //! and the one list of them.
 //!
 //! Every model the experiments know is one line of the [`stacks!`] table below: its name, its
@@ -17,6 +18,7 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::names::parse_name;
+use super::protocol::Rows;
 use crate::formula::{self, Discretize, Formula, FormulaError, SnapOptions};
 use crate::{
     ArithmeticUnit, Inalu, InaluConfig, Nac, NacConfig, NacMul, NacMulConfig, Nalu, NaluConfig,
@@ -131,6 +133,21 @@ impl Layers<'_> {
         unit: impl FnOnce(usize, usize) -> U,
     ) -> RecurrentCell<U> {
         RecurrentCellConfig::new(inputs, hidden).init(self.device, unit)
+    }
+
+    /// A cell of `inputs` per step around `unit(in, 1)`, its one state fixed to start at
+    /// `initial` (the operation's identity, as `stable-nalu`'s sequential networks).
+    fn accumulator<U: ArithmeticUnit>(
+        &self,
+        inputs: usize,
+        initial: f64,
+        unit: impl FnOnce(usize, usize) -> U,
+    ) -> Accumulator<U> {
+        let cell = RecurrentCellConfig::new(inputs, 1)
+            .with_initial_state(initial)
+            .with_learn_initial_state(false)
+            .init(self.device, unit);
+        Accumulator { cell }
     }
 
     fn nru(&self, d_in: usize, d_out: usize) -> Nru {
@@ -297,6 +314,46 @@ impl<C: ArithmeticUnit, O: ArithmeticUnit> Recurrent<C, O> {
     }
 }
 
+/// A recurrent cell of one state, read after every step: `[.., time·inputs] → [.., time]`, the
+/// model of Madsen & Johansen's sequential arithmetic (`stable-nalu`'s `SequentialMnistNetwork`
+/// after its image-to-number network).
+#[derive(Module, Debug)]
+pub struct Accumulator<U: ArithmeticUnit> {
+    /// The cell, `h_t = unit([x_t, h_{t−1}])`, `h_0` fixed.
+    pub cell: RecurrentCell<U>,
+}
+
+impl<U: ArithmeticUnit> ArithmeticUnit for Accumulator<U> {
+    const REGULARIZED: bool = U::REGULARIZED;
+
+    fn forward_members<const D: usize>(&self, input: Tensor<D>, members: usize) -> Tensor<D> {
+        self.cell.forward_members(input, members)
+    }
+
+    fn regularizer_members(&self, members: usize) -> Option<Tensor<1>> {
+        self.cell.regularizer_members(members)
+    }
+
+    fn clamp_members(self) -> Self {
+        Self {
+            cell: self.cell.clamp_members(),
+        }
+    }
+
+    fn snap(self) -> Self {
+        Self {
+            cell: self.cell.snap(),
+        }
+    }
+}
+
+impl<U: ArithmeticUnit> Accumulator<U> {
+    /// Recurrent models are not read back as formulas yet.
+    fn formula(&self, _: Tensor<2>, _: &SnapOptions) -> Result<Formula, FormulaError> {
+        Err(FormulaError::Unsupported("Accumulator"))
+    }
+}
+
 /// The table of models. Each line: doc comment, variant `= "name"`: the model's type `=` how to
 /// build it from the layer builder, the input width and the hidden width.
 macro_rules! stacks {
@@ -455,6 +512,31 @@ stacks! {
     RealNpuRnn = "realnpu-rnn": Recurrent<Nau, RealNpu> = |l, n, h| Recurrent::of(l.cell(n, h, |i, o| l.nau(i, o)), l.real_npu(h, 1));
     /// Mistry et al.'s modified `RealNpu` alone (`RealNpuConfig::mistry`).
     RealNpuMistry = "realnpu-mod": Single<RealNpu> = |l, n, _h| Single::of(l.real_npu_mistry(n, 1));
+    /// `Nau` cell from `h_0 = 0`, read at every step (Madsen & Johansen's running sum).
+    NauCell = "nau-cell": Accumulator<Nau> = |l, n, _h| l.accumulator(n, 0.0, |i, o| l.nau(i, o));
+    /// `Nmu` cell from `h_0 = 1`, read at every step (their running product).
+    NmuCell = "nmu-cell": Accumulator<Nmu> = |l, n, _h| l.accumulator(n, 1.0, |i, o| l.nmu(i, o));
+    /// `Nac` cell from `h_0 = 0`, read at every step (their NAC+ baseline).
+    NacCell = "nac-cell": Accumulator<Nac> = |l, n, _h| l.accumulator(n, 0.0, |i, o| l.nac(i, o));
+    /// `NacMul` cell from `h_0 = 1`, read at every step (their NAC• baseline).
+    NacMulCell = "nac-mul-cell": Accumulator<NacMul> = |l, n, _h| l.accumulator(n, 1.0, |i, o| l.nac_mul(i, o));
+    /// `Nalu` cell from `h_0 = 0`, read at every step (their NALU baseline).
+    NaluCell = "nalu-cell": Accumulator<Nalu> = |l, n, _h| l.accumulator(n, 0.0, |i, o| l.nalu(i, o));
+}
+
+impl ModelKind {
+    /// The rows the model reads ([`Protocol::rows`](super::Protocol::rows)): whole rows, a
+    /// sequence read after its last step, or a sequence read after every step.
+    pub fn rows(self) -> Rows {
+        use ModelKind::*;
+        match self {
+            NaluRnn | NacRnn | NauRnn | NauNmuRnn | InaluRnn | NpuRnn | RealNpuRnn => {
+                Rows::Sequence
+            }
+            NauCell | NmuCell | NacCell | NacMulCell | NaluCell => Rows::Running,
+            _ => Rows::Static,
+        }
+    }
 }
 
 impl fmt::Display for ModelKind {
@@ -511,6 +593,7 @@ mod tests {
     use super::*;
     use crate::Population;
 
+    /// With 100 inputs per step, a row of 100 is one step for the recurrent models: one output.
     #[test]
     fn every_kind_builds_and_maps_its_inputs_to_one_output() {
         let device = Device::default();

@@ -145,6 +145,9 @@ impl RunResult {
             (Some(step), _, _) => format!("diverged (step {step})"),
             (None, true, true) => "learned".into(),
             (None, true, false) => "solved, no formula".into(),
+            (None, false, _) if !self.extrapolation_mse.is_finite() => {
+                "not solved (extrapolation outputs beyond f32)".into()
+            }
             (None, false, _) => "not solved".into(),
         }
     }
