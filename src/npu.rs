@@ -200,6 +200,11 @@ impl Discretize for Npu {
         let (w_re, w_im, gate) = (self.w_re.val(), Some(self.w_im.val()), self.gate.val());
         Ok(power_layer(w_re, w_im, gate, inputs, options))
     }
+
+    /// `(c·x)^p = c^p·x^p`, and the gates and the sign term `k` do not see `c > 0`.
+    fn scale_free(&self) -> bool {
+        true
+    }
 }
 
 sized_display!(Npu);

@@ -193,6 +193,43 @@ fn power_units_read_back_with_half_exponents() {
     );
 }
 
+/// A power unit on scaled sums (`0.17·a`, `0.18·b`: a NAU that never reached 1) computes
+/// `(0.17/0.18)·a/b`, read as `a / b` on the sums with their scales divided out: the constant
+/// is the network's error, which the success threshold judges. A sum whose inputs have unequal
+/// weights is not a scaled sum, and an NMU (not scale-free) is not read this way.
+#[test]
+fn power_units_on_scaled_sums_read_as_the_unscaled_formula() {
+    let device = Device::default();
+    let mut nau = NauConfig::new(4, 2).init(&device);
+    let scaled = |a1: f32| matrix(&[&[0.17, 0.0], &[a1, 0.0], &[0.0, 0.18], &[0.0, 0.18]]);
+    nau.weight = Param::from_tensor(scaled(0.17));
+    let ab = Naming::new()
+        .with_group("a", &[0, 1])
+        .with_group("b", &[2, 3]);
+    let x = matrix(&[&[1.0, 2.0, 3.0, 4.0]]);
+    let mut real = RealNpuConfig::new(2, 1).init(&device);
+    real.w_re = Param::from_tensor(matrix(&[&[1.0], &[-1.0]]));
+    real.gate = Param::from_data([1.0, 1.0], &device);
+    let div = extract(&[&nau, &real], x.clone(), &SnapOptions::default()).unwrap();
+    assert_eq!(div.render(&ab), "a / b");
+    // The sparsity error is still the weights' own: 0.17 is 0.17 from 0.
+    assert!(
+        (div.sparsity_error - 0.18).abs() < 1e-6,
+        "{}",
+        div.sparsity_error
+    );
+    nau.weight = Param::from_tensor(scaled(0.09));
+    let err = extract(&[&nau, &real], x.clone(), &SnapOptions::default()).unwrap_err();
+    assert!(
+        err.to_string().contains("layer 0 W[0, 0] = 0.1700"),
+        "{err}"
+    );
+    nau.weight = Param::from_tensor(scaled(0.17));
+    let mut nmu = NmuConfig::new(2, 1).init(&device);
+    nmu.weight = Param::from_tensor(matrix(&[&[1.0], &[1.0]]));
+    assert!(extract(&[&nau, &nmu], x, &SnapOptions::default()).is_err());
+}
+
 /// A stack of linear units reads back as the one map it computes: a weight split between two
 /// hidden units (0.44 and 0.56 of `x0`) is `x0` when the output adds them; inputs shared by two
 /// sums count twice. A stack that is not linear throughout is read layer by layer.

@@ -141,6 +141,7 @@ pub fn extract(
     let [_, d_input] = x.dims();
     let mut exprs: Vec<Expr> = (0..d_input).map(Expr::input).collect();
     let mut snaps = Vec::with_capacity(layers.len());
+    let x_in = x.clone();
     let mut h = x;
     for (k, layer) in layers.iter().enumerate() {
         let snap = layer.snap_layer(&exprs, &h, options)?;
@@ -158,7 +159,9 @@ pub fn extract(
             sparsity_error,
         });
     }
-    match linear_formula(layers, d_input, options) {
+    let outputs =
+        linear_formula(layers, d_input, options).or_else(|| scaled_formula(layers, x_in, options));
+    match outputs {
         Some(outputs) => Ok(Formula {
             outputs,
             sparsity_error,
@@ -170,6 +173,41 @@ pub fn extract(
     }
 }
 
+/// The linear map of a stack of linear units, `x·W₁·W₂·…`, or `None` if a layer is not linear.
+fn composed_map(layers: &[&dyn FormulaLayer]) -> Option<Tensor<2>> {
+    let mut maps = layers.iter().map(|l| l.linear_map());
+    let first = maps.next()??;
+    maps.try_fold(first, |w, next| Some(w.matmul(next?)))
+}
+
+/// Linear units whose every output is one sum scaled (`0.17·a`, `0.17·b`), then a scale-free
+/// unit ([`Discretize::scale_free`](snap::Discretize::scale_free)): the last unit read on the
+/// unscaled sums, each column of the linear map divided by its largest `|w|` and snapped. Its
+/// output is the network's up to the constant `Π c_j^{p_j}` (`1` for `a/b` from equal scales),
+/// which the run's success threshold, on the network, has judged. `None` when the stack is
+/// not of this form or a scaled column is not a sum of whole inputs.
+fn scaled_formula(
+    layers: &[&dyn FormulaLayer],
+    x: Tensor<2>,
+    options: &SnapOptions,
+) -> Option<Vec<Expr>> {
+    let (last, linear) = layers.split_last()?;
+    if linear.is_empty() || !last.scale_free() {
+        return None;
+    }
+    let map = composed_map(linear)?;
+    let scale = map.clone().abs().max_dim(0).clamp_min(f32::MIN_POSITIVE);
+    let w = SnappedWeights::new(map.div(scale), Levels::SignedUnit, options);
+    if !w.is_discrete() {
+        return None;
+    }
+    let [_, d_input] = x.dims();
+    let sums = w.sums(&(0..d_input).map(Expr::input).collect::<Vec<_>>());
+    let h = linear.iter().fold(x, |h, l| l.forward_rows(h));
+    let snap = last.snap_layer(&sums, &h, options).ok()?;
+    snap.obstacles.is_empty().then_some(snap.outputs)
+}
+
 /// A stack of linear units (NAC, NAU) read as the one map it computes, `x·W₁·W₂·…`, with that
 /// product's coefficients snapped to integers: a weight split between two hidden units (`0.44`
 /// and `0.56` of one input, added back by the next layer) is the function `1·x`. `None` when a
@@ -179,10 +217,7 @@ fn linear_formula(
     d_input: usize,
     options: &SnapOptions,
 ) -> Option<Vec<Expr>> {
-    let mut maps = layers.iter().map(|l| l.linear_map());
-    let first = maps.next()??;
-    let map = maps.try_fold(first, |w, next| Some(w.matmul(next?)))?;
-    let w = SnappedWeights::new(map, Levels::Integers, options);
+    let w = SnappedWeights::new(composed_map(layers)?, Levels::Integers, options);
     let inputs: Vec<Expr> = (0..d_input).map(Expr::input).collect();
     w.is_discrete().then(|| w.sums(&inputs))
 }

@@ -122,6 +122,13 @@ pub trait Discretize: ArithmeticUnit {
     fn linear_map(&self) -> Option<Tensor<2>> {
         None
     }
+
+    /// Whether scaling an input by `c > 0` scales each output by a constant (`c^p` for a power
+    /// `p`: the power units), so that a unit reading scaled sums (`0.17·a`, `0.17·b`) can be
+    /// read on the sums themselves, the constant left to the success threshold to judge.
+    fn scale_free(&self) -> bool {
+        false
+    }
 }
 
 /// A layer of a stack as [`extract`](super::extract) reads it: implemented for every
@@ -140,6 +147,9 @@ pub trait FormulaLayer {
 
     /// [`Discretize::linear_map`].
     fn linear_map(&self) -> Option<Tensor<2>>;
+
+    /// [`Discretize::scale_free`].
+    fn scale_free(&self) -> bool;
 }
 
 impl<U: Discretize> FormulaLayer for U {
@@ -158,6 +168,10 @@ impl<U: Discretize> FormulaLayer for U {
 
     fn linear_map(&self) -> Option<Tensor<2>> {
         Discretize::linear_map(self)
+    }
+
+    fn scale_free(&self) -> bool {
+        Discretize::scale_free(self)
     }
 }
 
