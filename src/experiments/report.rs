@@ -32,6 +32,15 @@ pub fn format_metric(x: f64) -> String {
     }
 }
 
+/// A normalised error (a percentage): three decimals, or scientific notation from 10⁴ on (a
+/// model whose outputs blow up extrapolating is billions of times worse than random).
+pub fn format_percent(x: f64) -> String {
+    match x.abs() < 1e4 {
+        true => format!("{x:.3}"),
+        false => format_metric(x),
+    }
+}
+
 /// The results table, one row per run, in the Keras reference's shape (operation, train loss,
 /// extrapolated test loss) plus validation loss, normalised error, steps, time and speed.
 pub fn results_table(results: &[RunResult]) -> String {
@@ -43,14 +52,14 @@ pub fn results_table(results: &[RunResult]) -> String {
     for r in results {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {:.3} | {} / {} | {:.2} | {:.0} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} / {} | {:.2} | {:.0} | {} |",
             r.model,
             r.task.formula(),
             r.seed,
             format_metric(r.train_mse),
             format_metric(r.extrapolation_mse),
             format_metric(r.valid_mse),
-            r.normalized_extrapolation_error,
+            format_percent(r.normalized_extrapolation_error),
             r.best_step,
             r.steps,
             r.wall_seconds,
@@ -193,7 +202,7 @@ pub fn summary_table(summaries: &[TaskSummary]) -> String {
     for s in summaries {
         let _ = writeln!(
             out,
-            "| {} | {} | {}/{} | [{:.2}, {:.2}] | {} | {} | {} | {} | {} | {:.3} | {} |",
+            "| {} | {} | {}/{} | [{:.2}, {:.2}] | {} | {} | {} | {} | {} | {} | {} |",
             s.model,
             s.task.formula(),
             s.successes,
@@ -205,7 +214,7 @@ pub fn summary_table(summaries: &[TaskSummary]) -> String {
             or_dash(s.median_solved_at_step.map(|v| format!("{v:.0}"))),
             or_dash(s.median_sparsity_error.map(format_metric)),
             format_metric(s.median_extrapolation_mse),
-            s.median_normalized_error,
+            format_percent(s.median_normalized_error),
             or_dash(s.snapped_successes.map(|k| format!("{k}/{}", s.runs))),
         );
     }
@@ -237,8 +246,13 @@ pub fn verdict_table(summaries: &[TaskSummary]) -> String {
             .iter()
             .map(|s| {
                 let mse = format_metric(s.median_extrapolation_mse);
-                let learned = s.learned.map_or("-".into(), |k| k.to_string());
-                format!("{} {learned}/{} ({mse})", s.model, s.runs)
+                match s.learned {
+                    Some(k) => format!("{} {k}/{} ({mse})", s.model, s.runs),
+                    None => format!(
+                        "{} {}/{} below the threshold ({mse})",
+                        s.model, s.successes, s.runs
+                    ),
+                }
             })
             .collect();
         let n = best.runs;
