@@ -14,7 +14,7 @@ use burn_nalu::experiments::{
 };
 use burn_nalu::{
     ArithmeticUnit, InaluConfig, NacConfig, NacMulConfig, NaluConfig, NauConfig, NmruConfig,
-    NmuConfig, NpuConfig, NruConfig, Population, RealNpuConfig, SnmuConfig,
+    NmuConfig, NpuConfig, NruConfig, Population, RealNpuConfig, RecurrentCellConfig, SnmuConfig,
 };
 use common::{inputs, to_f64, values};
 
@@ -121,6 +121,10 @@ fn every_unit_computes_on_wgpu_what_it_computes_on_flex() {
     check("realnpu", |d| RealNpuConfig::new(D_IN, D_OUT).init(d));
     check("nru", |d| NruConfig::new(D_IN, D_OUT).init(d));
     check("nmru", |d| NmruConfig::new(D_IN, D_OUT).init(d));
+    // One step of a cell: the concatenation with h_0 and h_0's own gradient.
+    check("nalu cell", |d| {
+        RecurrentCellConfig::new(D_IN, D_OUT).init(d, |i, o| NaluConfig::new(i, o).init(d))
+    });
 }
 
 /// The sNMU draws its training noise from each device's own generator; its evaluation form (the
