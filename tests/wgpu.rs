@@ -163,10 +163,11 @@ fn a_population_computes_on_wgpu_what_it_computes_on_flex() {
 
 /// Two seeds of NAU → NAU train on wgpu through the experiments' loop (the generic path: Burn
 /// ops, the optimizer's tensor form, losses watched on the device) as they do on flex: 200 Adam
-/// steps from the same initial weights cut each seed's validation MSE of `a + b` at least
-/// tenfold on both. (The two backends round differently, and Adam's early steps, ±lr where a
-/// gradient is small, carry that into trajectories that part: the values are not compared.
-/// Lavapipe runs a step in a fraction of a second; a run to success would take minutes.)
+/// steps cut each seed's validation MSE of `a + b` at least tenfold on both. The values are not
+/// compared: each backend draws the initial weights from its own random numbers (the step-0
+/// validation MSEs of one run here: 2491 on wgpu, 2459 on flex), and the trajectories part
+/// from there. Lavapipe runs a step in a fraction of a second; a run to success would take
+/// minutes.
 #[test]
 fn a_population_trains_on_wgpu_as_on_flex() {
     let task = ReferenceTask { rows: 256 };
@@ -183,11 +184,7 @@ fn a_population_trains_on_wgpu_as_on_flex() {
     for (g, c) in train(&gpu()).iter().zip(train(&cpu())) {
         let (start, end) = (g.history[0].valid_mse, g.result.valid_mse);
         assert!(end < start / 10.0, "wgpu: {start} → {end}");
-        let flex = c.result.valid_mse;
-        assert!(flex < c.history[0].valid_mse / 10.0);
-        assert!(
-            (0.5..2.0).contains(&(end / flex)),
-            "wgpu {end}, flex {flex}"
-        );
+        let (start, end) = (c.history[0].valid_mse, c.result.valid_mse);
+        assert!(end < start / 10.0, "flex: {start} → {end}");
     }
 }
