@@ -59,7 +59,7 @@ fn extrapolation_rows(data: &TaskData, device: &Device) -> Tensor<2> {
 /// seed 0; the numpy estimate is 8e-12). A factor 20 leaves room for any order of
 /// summation and any `exp`/`ln` within a few ulp. A power moved by δ errs by `ln a · δ ≈ 4.6·δ`,
 /// an MSE of `21·δ²`: 2e-9 at δ = 1e-5 (over 300 times the threshold), 3e-13 at two ulp of 1
-/// (1.2e-7, 20 times under it). A learned power must settle within about 5e-7 of its value.
+/// (1.2e-7, some 17 times under it). A learned power must settle within about 5e-7 of its value.
 #[test]
 fn f32_true_weights_pass_the_division_threshold_and_a_power_off_by_1e_5_fails() {
     let device = Device::default();

@@ -38,14 +38,24 @@ impl MadsenTask {
 
     /// The subsets of `seed`: `a = x[s..s+n]`, `b = x[s+n−o..s+2n−o]` at a seeded start `s`.
     pub fn subsets(&self, seed: u64) -> Subsets {
-        let (size, overlap) = self.spec.sizes();
-        let mut rng = StdRng::seed_from_u64(seed);
-        let start = rng.random_range(0..=WIDTH - (2 * size - overlap));
-        let b_start = start + size - overlap;
-        Subsets {
-            a: (start..start + size).collect(),
-            b: (b_start..b_start + size).collect(),
-        }
+        overlapping_subsets(seed, WIDTH, self.spec.sizes())
+    }
+}
+
+/// Two contiguous subsets of `width` columns, `size` each, sharing `overlap`, at a start drawn
+/// from `seed`: `a = x[s..s+n]`, `b = x[s+n−o..s+2n−o]` (Madsen & Johansen's, for rows or for
+/// one step's features).
+pub(super) fn overlapping_subsets(
+    seed: u64,
+    width: usize,
+    (size, overlap): (usize, usize),
+) -> Subsets {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let start = rng.random_range(0..=width - (2 * size - overlap));
+    let b_start = start + size - overlap;
+    Subsets {
+        a: (start..start + size).collect(),
+        b: (b_start..b_start + size).collect(),
     }
 }
 

@@ -5,7 +5,7 @@
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
-use super::madsen::{EXTRAPOLATION_SEED, Uniform, UniformBatches, VALID_SEED};
+use super::madsen::{EXTRAPOLATION_SEED, Uniform, UniformBatches, VALID_SEED, overlapping_subsets};
 use super::protocol::{Protocol, RecurrentSpec, TaskSettings};
 use super::reference::REFERENCE_EPSILON;
 use super::task::{Operation, Split, Subsets, Task, TaskData, TrainingData};
@@ -36,14 +36,7 @@ impl RecurrentTask {
 
     /// The feature subsets of `seed` (one step's): `a = x[s..s+n]`, `b = x[s+n−o..s+2n−o]`.
     pub fn subsets(&self, seed: u64) -> Subsets {
-        let (size, overlap) = self.spec.sizes();
-        let mut rng = StdRng::seed_from_u64(seed);
-        let start = rng.random_range(0..=self.spec.features - (2 * size - overlap));
-        let b_start = start + size - overlap;
-        Subsets {
-            a: (start..start + size).collect(),
-            b: (b_start..b_start + size).collect(),
-        }
+        overlapping_subsets(seed, self.spec.features, self.spec.sizes())
     }
 }
 
