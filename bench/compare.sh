@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# burn-nalu against PyTorch (eager) and Keras 3 on TensorFlow, on this machine, in one run; and
-# burn-nalu's population training (100 seeds as one model) against PyTorch (bmm, vmap) and JAX.
+# burn-nalu against PyTorch (eager) and Keras 3 on TensorFlow, on this machine, in one run;
+# burn-nalu's population training (100 seeds as one model) against PyTorch (bmm, vmap) and JAX;
+# and Madsen & Johansen's NAU -> NMU step for 100 seeds against PyTorch (eager, torch.compile)
+# and JAX.
 #
 #   bench/compare.sh [--quick]
 #
@@ -10,6 +12,8 @@
 # table. The toy training step runs on 1 thread everywhere, the large case on 2; each number is
 # the median over ten blocks of iterations (bench/blocks.py). Population steps run on 1 thread
 # (burn-nalu, PyTorch, JAX) and on 2 (PyTorch, JAX); bench/peak_rss.py adds burn-nalu's peak RSS.
+# The Madsen step runs on 1 thread and on 2 everywhere, one process per thread count (the
+# peers pinned with taskset), into NAME-1t.json and NAME-2t.json, which table.py tells apart.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 quick=${1:-}
@@ -38,5 +42,15 @@ BENCH_THREADS=2 "$venv/bin/python" bench/keras_nalu.py --large $quick >"$out/ker
 "$venv/bin/python" bench/torch_population.py $quick >"$out/torch-population.json"
 taskset -c 0 "$venv/bin/python" bench/jax_population.py --threads 1 $quick >"$out/jax-population-1t.json"
 taskset -c 0,1 "$venv/bin/python" bench/jax_population.py --threads 2 $quick >"$out/jax-population-2t.json"
+BURN_DEVICE=flex RAYON_NUM_THREADS=1 "$timing" --madsen $quick >"$out/burn-flex-madsen-1t.json"
+BURN_DEVICE=flex RAYON_NUM_THREADS=2 "$timing" --madsen $quick >"$out/burn-flex-madsen-2t.json"
+taskset -c 0 "$venv/bin/python" bench/torch_madsen_population.py --threads 1 $quick \
+  >"$out/torch-madsen-1t.json"
+taskset -c 0,1 "$venv/bin/python" bench/torch_madsen_population.py --threads 2 $quick \
+  >"$out/torch-madsen-2t.json"
+taskset -c 0 "$venv/bin/python" bench/jax_madsen_population.py --threads 1 $quick \
+  >"$out/jax-madsen-1t.json"
+taskset -c 0,1 "$venv/bin/python" bench/jax_madsen_population.py --threads 2 $quick \
+  >"$out/jax-madsen-2t.json"
 
 "$venv/bin/python" bench/table.py "$out"

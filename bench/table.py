@@ -10,9 +10,13 @@ def load(folder):
     rows = {}
     for path in sorted(pathlib.Path(folder).glob("*.json")):
         result = json.loads(path.read_text())
-        if "threads" in result:  # one file per thread count (jax_population.py): keys by threads
-            t = result.pop("threads")
-            result = {re.sub(r"^(population|peak_rss|base_rss)_", rf"\1_{t}t_", k): v
+        # One file per thread count (jax_population.py, the Madsen peers; burn-nalu's --madsen
+        # runs say theirs in the file name, NAME-2t.json): its keys get the thread count.
+        named = re.search(r"-(\d+)t\.json$", path.name)
+        t = result.pop("threads", named and int(named[1]))
+        if t:
+            per_thread = r"^(population|madsen_population|madsen_draw|madsen_step|peak_rss|base_rss)_"
+            result = {k if re.search(r"_\d+t_", k) else re.sub(per_thread, rf"\1_{t}t_", k): v
                       for k, v in result.items()}
         row = rows.setdefault(result["framework"], {})
         row.update({k: v for k, v in result.items() if k != "framework"})
@@ -34,10 +38,13 @@ def main(folder):
     print(f"machine: {machine()}")
     single_model_table(rows)
     population_table(rows)
+    madsen_table(rows)
 
 
 def single_model_table(rows):
     rows = {n: r for n, r in rows.items() if "toy_step_s" in r or "large_fwd_bwd_s" in r}
+    if not rows:
+        return
     peers = {name: r for name, r in rows.items() if not name.startswith("burn-nalu")}
     best = {
         key: min((r[key] for r in peers.values() if key in r), default=None)
@@ -69,7 +76,7 @@ def population_table(rows):
                 entries.append((f"{name} {s} single runs, 1 thread", 1 / r["toy_step_s"], None, s))
         for key, seconds in r.items():
             m = re.fullmatch(r"(\w+?)_(\d+)t_step_s", key)
-            if m:
+            if m and not key.startswith("madsen_"):  # Madsen's step has its own table
                 variant = "" if m[1] == "population" else f" {m[1].replace('_', ' ')}"
                 rss = r.get(f"peak_rss_{m[2]}t_bytes", r.get("peak_rss_bytes"))
                 entries.append((f"{name}{variant}, {m[2]} thread{'s' * (m[2] != '1')}",
@@ -85,6 +92,52 @@ def population_table(rows):
         ratio = f"{ref / rate:.2f}" if ref else "-"
         memory = f"{rss / s / 2**20:.2f}" if rss else "-"
         print(f"| {label} | {rate:,.0f} | {ratio} | {memory} |")
+
+
+def madsen_table(rows):
+    """Madsen & Johansen's NAU -> NMU step for S seeds, per implementation and thread count.
+
+    Keys: madsen_VARIANT_Nt_step_s (seconds per population step; VARIANT `population` for
+    burn-nalu and JAX, `eager` and `compile` for PyTorch), madsen_VARIANT_Nt_compile_s and
+    madsen_draw_Nt_s (the fresh batch's draw alone, part of the step); burn-nalu's
+    madsen_population_step_s without a thread count is its 1-thread run, and its madsen_step_s
+    (madsen_step_Nt_s) the step of one seed trained alone.
+    """
+    entries = []  # (implementation, threads, seconds per step, seeds per step, compile s, draw s)
+    for name, r in rows.items():
+        s = r.get("population")
+        for key, seconds in r.items():
+            single = re.fullmatch(r"madsen_step(?:_(\d+)t)?_s", key)
+            if single:
+                entries.append((f"{name}, one seed alone", int(single[1] or 1), seconds, 1,
+                                None, None))
+            m = re.fullmatch(r"madsen_(\w+?)(?:_(\d+)t)?_step_s", key)
+            if not (m and s):
+                continue
+            variant, threads = m[1], int(m[2] or 1)
+            label = re.sub(r",? Madsen population$", "", name)
+            if variant != "population":
+                label += " " + {"compile": "torch.compile"}.get(variant, variant.replace("_", " "))
+            compile_s = r.get(f"madsen_{variant}_{threads}t_compile_s")
+            draw_s = r.get(f"madsen_draw_{threads}t_s")
+            entries.append((label, threads, seconds, s, compile_s, draw_s))
+    if not entries:
+        return
+    entries.sort(key=lambda e: (not e[0].startswith("burn-nalu"), e[1], e[3] == 1, e[0]))
+    burn = {t: s / sec for label, t, sec, s, _, _ in entries
+            if label.startswith("burn-nalu") and s > 1}
+    print()
+    print(f"Madsen & Johansen NAU -> NMU step (S = {max(e[3] for e in entries)} seeds, batch 128 "
+          "drawn fresh each step; seed-steps per second = S / step time)")
+    print("| Implementation | Threads | Step (ms) | Seed-steps/s | µs per seed-step "
+          "| of which the draw (µs) | burn-nalu × (same threads) | Compile (s) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for label, t, sec, s, compile_s, draw_s in entries:
+        ratio = f"{burn[t] / (s / sec):.2f}" if t in burn else "-"
+        draw = f"{draw_s / s * 1e6:.1f}" if draw_s else "-"
+        comp = f"{compile_s:.1f}" if compile_s else "-"
+        print(f"| {label} | {t} | {sec * 1e3:.3f} | {s / sec:,.0f} | {sec / s * 1e6:.1f} "
+              f"| {draw} | {ratio} | {comp} |")
 
 
 if __name__ == "__main__":

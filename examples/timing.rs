@@ -9,16 +9,20 @@
 //! - `population_step_s`: the same step for a population of `population` seeds (100) trained as
 //!   one model; `population / population_step_s` is its seed-steps per second, against
 //!   `1 / toy_step_s` for seeds trained one after another.
+//! - `madsen_population_step_s`: one step of Madsen & Johansen's `a · b` (NAU → NMU, a fresh
+//!   batch of 128 from U[1, 2) drawn each step, Adam) for a population of 100 seeds; and
+//!   `madsen_step_s`, the same for one seed.
 //! - `large_fwd_bwd_s`: forward and backward with weight gradients of `Nalu(1024→1024)` on a
 //!   batch of 4096.
 //!
-//! `--quick` runs few iterations (a smoke test); `--toy`, `--population` or `--large` runs
-//! only those cases.
+//! `--quick` runs few iterations (a smoke test); `--toy`, `--population`, `--madsen` or `--large`
+//! runs only those cases.
 
 use std::time::Instant;
 
 use burn::tensor::{Device, Distribution, Tensor};
 use burn_nalu::NaluConfig;
+use burn_nalu::experiments::Trainer;
 
 #[path = "../benches/toy.rs"]
 mod toy;
@@ -41,15 +45,18 @@ fn median_seconds(mut f: impl FnMut(), per_block: usize, warmup: usize) -> f64 {
     (blocks[BLOCKS / 2 - 1] + blocks[BLOCKS / 2]) / 2.0
 }
 
-fn toy_step_seconds(device: &Device, members: usize, per_block: usize, warmup: usize) -> f64 {
-    let mut toy = toy::toy_trainer(members, device);
+fn step_seconds(mut trainer: Trainer, per_block: usize, warmup: usize) -> f64 {
     median_seconds(
         || {
-            toy.step();
+            trainer.step();
         },
         per_block,
         warmup,
     )
+}
+
+fn toy_step_seconds(device: &Device, members: usize, per_block: usize, warmup: usize) -> f64 {
+    step_seconds(toy::toy_trainer(members, device), per_block, warmup)
 }
 
 fn large_seconds(device: &Device, warmup: usize) -> f64 {
@@ -79,8 +86,9 @@ fn main() {
     let has = |flag: &str| args.iter().any(|a| a == flag);
     let quick = has("--quick");
     let (mut toy, mut population, mut large) = (has("--toy"), has("--population"), has("--large"));
-    if !(toy || population || large) {
-        (toy, population, large) = (true, true, true);
+    let mut madsen = has("--madsen");
+    if !(toy || population || large || madsen) {
+        (toy, population, large, madsen) = (true, true, true, true);
     }
     let device = Device::default();
     let mut result = serde_json::json!({ "framework": format!("burn-nalu ({device:?})") });
@@ -93,6 +101,15 @@ fn main() {
         let seconds = toy_step_seconds(&device, POPULATION, per_block, warmup);
         result["population_step_s"] = seconds.into();
         result["population"] = POPULATION.into();
+    }
+    if madsen {
+        let (per_block, warmup) = if quick { (2, 2) } else { (100, 100) };
+        let trainer = toy::madsen_trainer(POPULATION, &device);
+        result["madsen_population_step_s"] = step_seconds(trainer, per_block, warmup).into();
+        result["population"] = POPULATION.into();
+        let (per_block, warmup) = if quick { (5, 10) } else { (500, 500) };
+        let trainer = toy::madsen_trainer(1, &device);
+        result["madsen_step_s"] = step_seconds(trainer, per_block, warmup).into();
     }
     if large {
         let warmup = if quick { 0 } else { 2 };

@@ -2,7 +2,7 @@
 
 use burn::tensor::DType;
 
-use super::kernel::{backward, forward, linear_backward, linear_forward, recycle};
+use super::kernel::{backward, forward, forward_values, linear_backward, linear_forward, recycle};
 use super::{Dims, FusedLinear, FusedNalu};
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
@@ -78,9 +78,13 @@ impl FusedNalu for Flex {
         epsilon: f64,
         members: usize,
     ) -> FlexTensor {
-        let (y, cache) = Self::fused_nalu_with_cache(x, w_hat, m_hat, gate, epsilon, members);
-        by_dtype!(cache.dtype(), F => recycle(into_vec::<F>(cache)));
-        y
+        let d = dims(&x, &w_hat, members);
+        let [x, w_hat, m_hat, gate] = [x, w_hat, m_hat, gate].map(contiguous);
+        by_dtype!(x.dtype(), F => {
+            let eps = epsilon as F;
+            let y = forward_values::<F>(values(&x), values(&w_hat), values(&m_hat), values(&gate), eps, d);
+            tensor(y, with_last(&x, d.d_out))
+        })
     }
 
     fn fused_nalu_with_cache(

@@ -300,6 +300,31 @@ fn dot<F: FastFloat>(a: &[F], b: &[F]) -> F {
     acc.iter().fold(tail, |s, &v| s + v)
 }
 
+/// `J` dot products `Σ_k a_k·b_k` at once, each in [`dot`]'s order (so each equals `dot` of
+/// its pair to the bit): `J` independent chains of partial sums keep the FMA units busy where
+/// one chain would wait on each add's latency, and the shared `a` rows are loaded once.
+#[inline(always)]
+fn dots<F: FastFloat, const J: usize>(pairs: [(&[F], &[F]); J]) -> [F; J] {
+    let n = pairs[0].0.len();
+    let blocks = n / 8;
+    // Whole blocks of eight as arrays of one length, so the loop below has no bounds checks
+    // and each block is one vector operation.
+    let a8 = pairs.map(|(a, _)| &a[..n].as_chunks::<8>().0[..blocks]);
+    let b8 = pairs.map(|(_, b)| &b[..n].as_chunks::<8>().0[..blocks]);
+    let mut acc = [[F::zero(); 8]; J];
+    for c in 0..blocks {
+        for j in 0..J {
+            let (a, b) = (&a8[j][c], &b8[j][c]);
+            acc[j] = std::array::from_fn(|k| acc[j][k] + a[k] * b[k]);
+        }
+    }
+    std::array::from_fn(|j| {
+        let (a, b) = pairs[j];
+        let tail = (blocks * 8..n).fold(F::zero(), |s, i| s + a[i] * b[i]);
+        acc[j].iter().fold(tail, |s, &v| s + v)
+    })
+}
+
 /// `[rows, cols]` row-major to `[cols, rows]` row-major.
 fn transpose<F: FastFloat>(m: &[F], rows: usize, cols: usize) -> Vec<F> {
     let mut t = vec![F::zero(); rows * cols];
@@ -425,11 +450,18 @@ simd_fn! {
         let rows = x.chunks(d_in).zip(logs.chunks(d_in));
         let outs = a.chunks_mut(d_out).zip(l.chunks_mut(d_out)).zip(z.chunks_mut(d_out));
         for ((x_row, log_row), ((a, l), z)) in rows.zip(outs) {
+            if d_out == 2 {
+                // The arithmetic units' usual width: all six products of the row at once.
+                let (w0, w1, g0, g1) = (&w_t[..d_in], &w_t[d_in..], &g_t[..d_in], &g_t[d_in..]);
+                let [a0, a1, l0, l1, z0, z1] = dots([
+                    (x_row, w0), (x_row, w1), (log_row, w0), (log_row, w1), (x_row, g0), (x_row, g1),
+                ]);
+                (a[0], a[1], l[0], l[1], z[0], z[1]) = (a0, a1, l0, l1, z0, z1);
+                continue;
+            }
             let cols = w_t.chunks(d_in).zip(g_t.chunks(d_in));
             for (j, (w_col, g_col)) in cols.enumerate() {
-                a[j] = dot(x_row, w_col);
-                l[j] = dot(log_row, w_col);
-                z[j] = dot(x_row, g_col);
+                [a[j], l[j], z[j]] = dots([(x_row, w_col), (log_row, w_col), (x_row, g_col)]);
             }
         }
     }
@@ -452,6 +484,69 @@ pub fn forward<F: FastFloat + Recycle>(
         member_forward(x, w_hat, m_hat, gate, eps, m, cache, y)
     }; (x, bi), (w_hat, io), (m_hat, io), (gate, io), (&mut cache[..], per), (&mut y[..], bo));
     (y, cache)
+}
+
+/// Rows whose logarithms and pre-activations [`forward_values`] holds at once: few enough to
+/// stay in the first-level cache.
+const ROWS: usize = 32;
+
+/// `y` for the gated layer without the cache a backward pass needs (evaluation, inference).
+/// Small layers take their rows in blocks of [`ROWS`], each block's `log(|x| + ε)` and
+/// pre-activations in buffers that stay in cache, where [`forward`] writes a cache as large as
+/// `x` out to memory: for a population evaluated on thousands of rows a member, that traffic,
+/// not the arithmetic, was the cost. The same loops on the same values, so the same `y`.
+pub fn forward_values<F: FastFloat + Recycle>(
+    x: &[F],
+    w_hat: &[F],
+    m_hat: &[F],
+    gate: &[F],
+    eps: F,
+    d: Dims,
+) -> Vec<F> {
+    let ([bi, bo, io], m) = (block_lengths(d), d.member());
+    if m.use_gemm() {
+        let (y, cache) = forward(x, w_hat, m_hat, gate, eps, d);
+        recycle(cache);
+        return y;
+    }
+    let mut y = vec![F::zero(); bo * d.members];
+    per_member!(d; |x, w_hat, m_hat, gate, y| {
+        member_values(x, w_hat, m_hat, gate, eps, m, y)
+    }; (x, bi), (w_hat, io), (m_hat, io), (gate, io), (&mut y[..], bo));
+    y
+}
+
+/// One member's `y` for [`forward_values`], [`ROWS`] rows at a time.
+fn member_values<F: FastFloat>(
+    x: &[F],
+    w_hat: &[F],
+    m_hat: &[F],
+    gate: &[F],
+    eps: F,
+    d: Dims,
+    y: &mut [F],
+) {
+    let io = w_hat.len();
+    let (mut t, mut s, mut w) = (
+        vec![F::zero(); io],
+        vec![F::zero(); io],
+        vec![F::zero(); io],
+    );
+    nac_weight(w_hat, m_hat, &mut t, &mut s, &mut w);
+    let (w_t, g_t) = (
+        transpose(&w, d.d_in, d.d_out),
+        transpose(gate, d.d_in, d.d_out),
+    );
+    let mut logs = vec![F::zero(); ROWS * d.d_in];
+    let [mut a, mut l, mut z] = [(); 3].map(|_| vec![F::zero(); ROWS * d.d_out]);
+    let blocks = x.chunks(ROWS * d.d_in).zip(y.chunks_mut(ROWS * d.d_out));
+    for (x, y) in blocks {
+        let (logs, n) = (&mut logs[..x.len()], y.len());
+        let (a, l, z) = (&mut a[..n], &mut l[..n], &mut z[..n]);
+        log_abs(x, eps, logs);
+        direct_products(x, logs, &w_t, &g_t, d.d_in, a, l, z);
+        mix(a, z, l, y);
+    }
 }
 
 /// One member's forward pass into its part of the cache and its block of `y`.
@@ -542,15 +637,80 @@ simd_fn! {
         dw_t: &mut [F], dg_t: &mut [F],
     ) {
         let d_out = dw_t.len() / d_in;
-        let rows = x.chunks(d_in).zip(logs.chunks(d_in));
-        for (b, (x_row, log_row)) in rows.enumerate() {
-            for j in 0..d_out {
-                let (k, cols) = (b * d_out + j, j * d_in..(j + 1) * d_in);
-                axpy2(&mut dw_t[cols.clone()], da[k], x_row, dl[k], log_row);
-                axpy2(&mut dg_t[cols], dz[k], x_row, F::zero(), x_row);
+        match d_out {
+            1 => {
+                row_sums::<F, 1, true>((x, da), (logs, dl), d_in, dw_t);
+                row_sums::<F, 1, false>((x, dz), (x, dz), d_in, dg_t);
+            }
+            2 => {
+                row_sums::<F, 2, true>((x, da), (logs, dl), d_in, dw_t);
+                row_sums::<F, 2, false>((x, dz), (x, dz), d_in, dg_t);
+            }
+            _ => {
+                let rows = x.chunks(d_in).zip(logs.chunks(d_in));
+                for (b, (x_row, log_row)) in rows.enumerate() {
+                    for j in 0..d_out {
+                        let (k, cols) = (b * d_out + j, j * d_in..(j + 1) * d_in);
+                        axpy2(&mut dw_t[cols.clone()], da[k], x_row, dl[k], log_row);
+                        axpy2(&mut dg_t[cols], dz[k], x_row, F::zero(), x_row);
+                    }
+                }
             }
         }
     }
+}
+
+/// Columns kept in registers at once by [`row_sums`].
+const BLOCK: usize = 16;
+
+/// `outᵀ[j, i] = Σ_b p[b, j]·u[b, i] (+ q[b, j]·v[b, i] when `TWO`)` for `J` outputs, the
+/// weight gradients of a small layer (`u`, `v`: `[rows, d_in]`; `p`, `q`: `[rows, J]`):
+/// [`BLOCK`] columns at a time summed over every row in registers, where adding each row into
+/// the output in memory (`axpy2`) would read and write it back per row. Each sum adds the rows
+/// in order, as `axpy2` row by row does, so the bits are the same.
+#[inline(always)]
+fn row_sums<F: FastFloat, const J: usize, const TWO: bool>(
+    (u, p): (&[F], &[F]),
+    (v, q): (&[F], &[F]),
+    d_in: usize,
+    out_t: &mut [F],
+) {
+    for start in (0..d_in).step_by(BLOCK) {
+        let width = BLOCK.min(d_in - start);
+        // A literal width lets the full blocks compile to whole-register operations.
+        let sums = match width {
+            BLOCK => column_block::<F, J, TWO>((u, p), (v, q), d_in, start, BLOCK),
+            _ => column_block::<F, J, TWO>((u, p), (v, q), d_in, start, width),
+        };
+        for (j, sum) in sums.iter().enumerate() {
+            out_t[j * d_in + start..][..width].copy_from_slice(&sum[..width]);
+        }
+    }
+}
+
+/// The sums of [`row_sums`] over columns `start..start + width`.
+#[inline(always)]
+fn column_block<F: FastFloat, const J: usize, const TWO: bool>(
+    (u, p): (&[F], &[F]),
+    (v, q): (&[F], &[F]),
+    d_in: usize,
+    start: usize,
+    width: usize,
+) -> [[F; BLOCK]; J] {
+    let mut acc = [[F::zero(); BLOCK]; J];
+    for (b, (p_row, q_row)) in p.chunks_exact(J).zip(q.chunks_exact(J)).enumerate() {
+        let u_row = &u[b * d_in + start..][..width];
+        let v_row = &v[b * d_in + start..][..width];
+        for j in 0..J {
+            for k in 0..width {
+                acc[j][k] = acc[j][k] + p_row[j] * u_row[k];
+                if TWO {
+                    acc[j][k] = acc[j][k] + q_row[j] * v_row[k];
+                }
+            }
+        }
+    }
+    acc
 }
 
 /// One member's `dx = (da + dl·sign(x)/(|x| + ε))·Wᵀ + dz·Gᵀ`, into `dx`.
@@ -680,7 +840,36 @@ simd_fn! {
     /// One member's `y = x·W` on a small layer, given `Wᵀ`.
     fn direct_linear<F: FastFloat>(x: &[F], w_t: &[F], d_in: usize, y: &mut [F]) {
         let d_out = w_t.len() / d_in;
-        for (x_row, y_row) in x.chunks(d_in).zip(y.chunks_mut(d_out)) {
+        // Four products at once, over as many rows as that takes for the skinny outputs.
+        let rows_at_once = match d_out {
+            1 => 4,
+            2 => 2,
+            _ => 1,
+        };
+        let mut x_blocks = x.chunks_exact(d_in * rows_at_once);
+        let mut y_blocks = y.chunks_exact_mut(d_out * rows_at_once);
+        for (xb, yb) in (&mut x_blocks).zip(&mut y_blocks) {
+            match d_out {
+                1 => {
+                    let r = |i: usize| &xb[i * d_in..(i + 1) * d_in];
+                    let yv = dots([(r(0), w_t), (r(1), w_t), (r(2), w_t), (r(3), w_t)]);
+                    yb.copy_from_slice(&yv);
+                }
+                2 => {
+                    let (r0, r1) = xb.split_at(d_in);
+                    let (w0, w1) = w_t.split_at(d_in);
+                    let yv = dots([(r0, w0), (r0, w1), (r1, w0), (r1, w1)]);
+                    yb.copy_from_slice(&yv);
+                }
+                _ => {
+                    for (y, w_col) in yb.iter_mut().zip(w_t.chunks(d_in)) {
+                        *y = dot(xb, w_col);
+                    }
+                }
+            }
+        }
+        let (x_rest, y_rest) = (x_blocks.remainder(), y_blocks.into_remainder());
+        for (x_row, y_row) in x_rest.chunks(d_in).zip(y_rest.chunks_mut(d_out)) {
             for (y, w_col) in y_row.iter_mut().zip(w_t.chunks(d_in)) {
                 *y = dot(x_row, w_col);
             }
@@ -728,9 +917,15 @@ simd_fn! {
     /// One member's `dWᵀ = dyᵀ·x` (`[d_out, d_in]`) on a small layer, row by row of `x`.
     fn direct_linear_weights<F: FastFloat>(x: &[F], dy: &[F], d_in: usize, dw_t: &mut [F]) {
         let d_out = dw_t.len() / d_in;
-        for (x_row, dy_row) in x.chunks(d_in).zip(dy.chunks(d_out)) {
-            for (dw_row, &g) in dw_t.chunks_mut(d_in).zip(dy_row) {
-                axpy2(dw_row, g, x_row, F::zero(), x_row);
+        match d_out {
+            1 => row_sums::<F, 1, false>((x, dy), (x, dy), d_in, dw_t),
+            2 => row_sums::<F, 2, false>((x, dy), (x, dy), d_in, dw_t),
+            _ => {
+                for (x_row, dy_row) in x.chunks(d_in).zip(dy.chunks(d_out)) {
+                    for (dw_row, &g) in dw_t.chunks_mut(d_in).zip(dy_row) {
+                        axpy2(dw_row, g, x_row, F::zero(), x_row);
+                    }
+                }
             }
         }
     }
@@ -788,6 +983,99 @@ impl<F: FastFloat> SignumOrZero for F {
             F::zero()
         } else {
             self.signum()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Values in `[-2, 2)` from a fixed integer sequence (no generator needed).
+    fn values(n: usize, salt: u64) -> Vec<f64> {
+        (0..n as u64)
+            .map(|i| {
+                let h = (i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ salt;
+                (h >> 11) as f64 / (1u64 << 53) as f64 * 4.0 - 2.0
+            })
+            .collect()
+    }
+
+    /// Sizes that cover the skinny paths (one and two outputs), the general one (three), rows
+    /// that fill no whole block of [`ROWS`] or of the four-row products, inputs that fill no
+    /// whole block of eight or of [`BLOCK`], and several members.
+    const SIZES: [(usize, usize, usize, usize); 5] = [
+        (1, 37, 23, 1),
+        (1, 70, 100, 2),
+        (3, 5, 9, 2),
+        (2, 33, 17, 3),
+        (4, 66, 8, 1),
+    ];
+
+    #[test]
+    fn dots_equal_dot_one_by_one() {
+        for n in [0, 3, 8, 21, 100] {
+            let (a, b, c) = (values(n, 1), values(n, 2), values(n, 3));
+            let together = dots([(&a[..], &b[..]), (&a[..], &c[..]), (&b[..], &c[..])]);
+            assert_eq!(together, [dot(&a, &b), dot(&a, &c), dot(&b, &c)], "n = {n}");
+        }
+    }
+
+    /// The cache-free forward pass computes the `y` of the pass that keeps the cache, to the bit.
+    #[test]
+    fn forward_values_is_forward_without_its_cache() {
+        for (members, batch, d_in, d_out) in SIZES {
+            let d = Dims {
+                members,
+                batch,
+                d_in,
+                d_out,
+            };
+            let x = values(members * batch * d_in, 4);
+            let [w_hat, m_hat, gate] = [5, 6, 7].map(|s| values(members * d_in * d_out, s));
+            let (y, _) = forward(&x, &w_hat, &m_hat, &gate, 1e-7, d);
+            let y_values = forward_values(&x, &w_hat, &m_hat, &gate, 1e-7, d);
+            assert_eq!(y, y_values, "{d:?}");
+        }
+    }
+
+    /// The skinny products (several rows or columns at once, weight sums in registers) equal
+    /// plain loops in the same order of operations: row-by-row dot products and weight
+    /// gradients added one row at a time.
+    #[test]
+    fn skinny_products_equal_their_plain_loops() {
+        for (members, batch, d_in, d_out) in SIZES {
+            let d = Dims {
+                members,
+                batch,
+                d_in,
+                d_out,
+            };
+            let x = values(members * batch * d_in, 8);
+            let w = values(members * d_in * d_out, 9);
+            let dy = values(members * batch * d_out, 10);
+            let (y, (_, dw)) = (
+                linear_forward(&x, &w, d),
+                linear_backward(&x, &w, &dy, d, false),
+            );
+            for k in 0..members {
+                let x = &x[k * batch * d_in..(k + 1) * batch * d_in];
+                let w_t = transpose(&w[k * d_in * d_out..(k + 1) * d_in * d_out], d_in, d_out);
+                let dy = &dy[k * batch * d_out..(k + 1) * batch * d_out];
+                for (b, row) in x.chunks(d_in).enumerate() {
+                    for (j, col) in w_t.chunks(d_in).enumerate() {
+                        assert_eq!(y[(k * batch + b) * d_out + j], dot(row, col), "{d:?}");
+                    }
+                }
+                let mut dw_t = vec![0.0; d_in * d_out];
+                for (row, g) in x.chunks(d_in).zip(dy.chunks(d_out)) {
+                    for (j, &g) in g.iter().enumerate() {
+                        axpy2(&mut dw_t[j * d_in..(j + 1) * d_in], g, row, 0.0, row);
+                    }
+                }
+                let dw_k = &dw[k * d_in * d_out..(k + 1) * d_in * d_out];
+                assert_eq!(dw_k, &transpose(&dw_t, d_out, d_in)[..], "{d:?}");
+            }
         }
     }
 }
