@@ -18,7 +18,8 @@ use burn_nalu::experiments::report::{self, RunSettings, format_metric};
 use burn_nalu::experiments::{
     Budget, ExperimentError, MadsenSpec, MadsenTask, MistrySpec, MistryTask, ModelKind, Operation,
     OptimizerKind, Protocol, RecurrentSpec, RecurrentTask, ReferenceTask, Rows, RunResult,
-    SequentialSpec, SequentialTask, Task, TrainConfig, TrainedRun, train_population,
+    SequentialSpec, SequentialTask, Task, TrainConfig, TrainedRun, published_rate,
+    train_population,
 };
 use clap::Parser;
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
@@ -154,6 +155,14 @@ struct Cli {
     /// Print only the results.
     #[arg(long)]
     quiet: bool,
+    /// Train nothing: plot the success rates of the results CSVs given with --from (each
+    /// model and task with its Wilson 95% interval, beside Madsen & Johansen's published rate
+    /// for the cells of their protocol that have one) into FILE, as SVG.
+    #[arg(long, value_name = "FILE", requires = "from")]
+    plot_success: Option<PathBuf>,
+    /// With --plot-success: a results.csv to read (repeatable; cells in the order read).
+    #[arg(long, value_name = "CSV", requires = "plot_success")]
+    from: Vec<PathBuf>,
 }
 
 /// A parser of the names of `all`, which `--help` and errors list.
@@ -595,6 +604,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(figure) = &cli.plot_success {
+        return match plot_success(figure, &cli.from) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("error: {err}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let (task, kept) = match prepare(&cli) {
         Ok(prepared) => prepared,
         Err(err) => {
@@ -609,6 +627,36 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--plot-success FILE --from CSV...`: the success rates of the runs in the CSVs, each cell
+/// beside its published rate where there is one.
+fn plot_success(figure: &Path, csvs: &[PathBuf]) -> Result<(), ExperimentError> {
+    let mut runs = Vec::new();
+    for csv in csvs {
+        runs.extend(report::read_csv(csv)?);
+    }
+    let madsen = |r: &&RunResult| r.protocol == Protocol::Madsen;
+    let published = |s: &report::TaskSummary| {
+        let model = s.model.parse::<ModelKind>().ok()?;
+        let on_madsen = runs
+            .iter()
+            .filter(madsen)
+            .any(|r| r.model == model && r.task == s.task);
+        let rate = published_rate(model, s.task).filter(|_| on_madsen)?;
+        Some((rate.successes, rate.seeds))
+    };
+    let bars: Vec<report::RateBar> = report::summarize(&runs)
+        .iter()
+        .map(|s| report::RateBar {
+            label: format!("{}, {}", s.model, s.task),
+            successes: s.successes,
+            runs: s.runs,
+            published: published(s),
+        })
+        .collect();
+    let title = "Success rate: this crate (blue) and published (grey)";
+    report::plot_success_rates(figure, title, &bars)
 }
 
 /// Everything that can be refused before training: the arguments, every cell's settings, the

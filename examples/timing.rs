@@ -16,7 +16,7 @@
 //!   batch of 4096.
 //!
 //! `--quick` runs few iterations (a smoke test); `--toy`, `--population`, `--madsen` or `--large`
-//! runs only those cases.
+//! runs only those cases; `--members N` sets the populations' size (100).
 
 use std::time::Instant;
 
@@ -27,7 +27,7 @@ use burn_nalu::experiments::Trainer;
 #[path = "../benches/toy.rs"]
 mod toy;
 
-/// Seeds in the population case.
+/// Seeds in the population cases, unless `--members N` says otherwise.
 const POPULATION: usize = 100;
 
 /// Median over ten blocks of the mean time of one call of `f`, `per_block` calls a block.
@@ -90,6 +90,16 @@ fn main() {
     if !(toy || population || large || madsen) {
         (toy, population, large, madsen) = (true, true, true, true);
     }
+    // `--members N`: the population cases with N seeds (how the step scales with the population).
+    let members = args
+        .iter()
+        .position(|a| a == "--members")
+        .map(|i| {
+            args[i + 1]
+                .parse()
+                .expect("--members takes a number of seeds")
+        })
+        .unwrap_or(POPULATION);
     let device = Device::default();
     let mut result = serde_json::json!({ "framework": format!("burn-nalu ({device:?})") });
     if toy {
@@ -98,15 +108,15 @@ fn main() {
     }
     if population {
         let (per_block, warmup) = if quick { (2, 2) } else { (50, 50) };
-        let seconds = toy_step_seconds(&device, POPULATION, per_block, warmup);
+        let seconds = toy_step_seconds(&device, members, per_block, warmup);
         result["population_step_s"] = seconds.into();
-        result["population"] = POPULATION.into();
+        result["population"] = members.into();
     }
     if madsen {
         let (per_block, warmup) = if quick { (2, 2) } else { (100, 100) };
-        let trainer = toy::madsen_trainer(POPULATION, &device);
+        let trainer = toy::madsen_trainer(members, &device);
         result["madsen_population_step_s"] = step_seconds(trainer, per_block, warmup).into();
-        result["population"] = POPULATION.into();
+        result["population"] = members.into();
         let (per_block, warmup) = if quick { (5, 10) } else { (500, 500) };
         let trainer = toy::madsen_trainer(1, &device);
         result["madsen_step_s"] = step_seconds(trainer, per_block, warmup).into();

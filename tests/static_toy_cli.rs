@@ -626,3 +626,36 @@ fn resume_after_a_torn_results_file_retrains_only_the_lost_run() {
         .collect();
     assert!(!names.iter().any(|n| n.ends_with(".tmp")), "{names:?}");
 }
+
+#[test]
+fn success_figure_reads_committed_results_and_needs_them() {
+    assert_argument_error(&["--plot-success", "x.svg"], "--from");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let csv = root.join("results/madsen-nau-50-seeds.csv");
+    let dir = std::env::temp_dir().join(format!("burn-nalu-figure-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let svg = dir.join("rates.svg");
+    let out = run(&[
+        "--plot-success",
+        svg.to_str().unwrap(),
+        "--from",
+        csv.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&svg).unwrap();
+    // NAU on add and sub, each beside Madsen & Johansen's rate: four points, two in the legend.
+    assert!(text.contains("nau, add") && text.contains("nau, sub"));
+    assert_eq!(text.matches("<circle").count(), 4 + 2);
+    let missing = run(&[
+        "--plot-success",
+        svg.to_str().unwrap(),
+        "--from",
+        "no/such.csv",
+    ]);
+    assert!(!missing.status.success());
+    std::fs::remove_dir_all(dir).unwrap();
+}

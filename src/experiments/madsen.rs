@@ -4,6 +4,7 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
 use super::protocol::{MadsenSpec, Protocol, TaskSettings, WIDTH};
+use super::stacks::ModelKind;
 use super::task::{BatchSampler, Operation, Subsets, Task, TaskData, TrainingData};
 use crate::ConfigError;
 
@@ -98,6 +99,62 @@ impl Task for MadsenTask {
     fn settings(&self) -> TaskSettings {
         TaskSettings::Madsen(self.spec)
     }
+}
+
+/// A success rate Madsen & Johansen published for their static task: `successes` of `seeds`
+/// (100) runs of `model` on `op` (`paper/results/function_task_static.tex` in stable-nalu; the
+/// paper plots them with Wilson 95% intervals).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PublishedRate {
+    /// The stack (their "NAU" is NAU → NAU, "NMU" NAU → NMU).
+    pub model: ModelKind,
+    /// The operation.
+    pub op: Operation,
+    /// Successful seeds.
+    pub successes: usize,
+    /// Seeds run.
+    pub seeds: usize,
+}
+
+/// Their static table, the cells with a model of this crate: NAU → NAU (their "NAU"), NAU →
+/// NMU ("NMU"), NAC → NAC ("NAC+"), NAC → NAC• ("NAC•") and NALU → NALU, each of 100 seeds.
+pub const MADSEN_PUBLISHED: [PublishedRate; 16] = {
+    use ModelKind::{Nac, NacMul, Nalu, Nau, NauNmu};
+    use Operation::{Add, Div, Mul, Sqrt, Square, Sub};
+    [
+        rate(Nau, Add, 100),
+        rate(Nac, Add, 100),
+        rate(Nalu, Add, 14),
+        rate(Nau, Sub, 100),
+        rate(Nac, Sub, 100),
+        rate(Nalu, Sub, 14),
+        rate(NauNmu, Mul, 98),
+        rate(NacMul, Mul, 31),
+        rate(Nalu, Mul, 0),
+        rate(NauNmu, Div, 0),
+        rate(NacMul, Div, 0),
+        rate(Nalu, Div, 0),
+        rate(NauNmu, Sqrt, 0),
+        rate(NacMul, Sqrt, 7),
+        rate(Nalu, Sqrt, 2),
+        rate(NauNmu, Square, 100),
+    ]
+};
+
+const fn rate(model: ModelKind, op: Operation, successes: usize) -> PublishedRate {
+    PublishedRate {
+        model,
+        op,
+        successes,
+        seeds: 100,
+    }
+}
+
+/// Madsen & Johansen's published rate for `model` on `op`, where they report one.
+pub fn published_rate(model: ModelKind, op: Operation) -> Option<PublishedRate> {
+    MADSEN_PUBLISHED
+        .into_iter()
+        .find(|r| r.model == model && r.op == op)
 }
 
 /// Fresh rows: inputs from [`Uniform`], targets `op(a, b)`.

@@ -43,7 +43,7 @@ mod train;
 
 pub use config::{Budget, OptimizerKind, RunOptimizer, TrainConfig};
 pub use error::ExperimentError;
-pub use madsen::{MADSEN_EPSILON, MadsenTask};
+pub use madsen::{MADSEN_EPSILON, MADSEN_PUBLISHED, MadsenTask, PublishedRate, published_rate};
 pub use mistry::{MISTRY_THRESHOLD, MistryTask};
 pub use model::Model;
 pub use protocol::{

@@ -562,6 +562,107 @@ fn draw_history(
     Ok(())
 }
 
+/// One cell of [`plot_success_rates`]: a model on an operation, this crate's runs and, where
+/// there is one, the published rate beside them.
+#[derive(Clone, Debug)]
+pub struct RateBar {
+    /// The cell's name under its pair of points (`"nau, a + b"`).
+    pub label: String,
+    /// This crate's successful runs.
+    pub successes: usize,
+    /// This crate's runs.
+    pub runs: usize,
+    /// `(successes, seeds)` published for the same cell.
+    pub published: Option<(usize, usize)>,
+}
+
+/// Plots success rates with their Wilson 95% intervals, one cell beside the next as the papers
+/// plot them: this crate's runs (blue) and the published rate (grey, where there is one), as
+/// SVG. Written with [`write_file`].
+pub fn plot_success_rates(
+    path: &Path,
+    title: &str,
+    bars: &[RateBar],
+) -> Result<(), ExperimentError> {
+    let mut svg = String::new();
+    draw_success_rates(&mut svg, title, bars).map_err(|e| ExperimentError::format(path, e))?;
+    write_file(path, svg.as_bytes())
+}
+
+/// The plot of [`plot_success_rates`], as SVG text.
+fn draw_success_rates(
+    svg: &mut String,
+    title: &str,
+    bars: &[RateBar],
+) -> Result<(), Box<dyn std::error::Error>> {
+    let width = 160 + 120 * bars.len() as u32;
+    let root = SVGBackend::with_string(svg, (width, 420)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let n = bars.len() as f64;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(-0.5..n - 0.5, 0.0..100.0)?;
+    let label = |x: &f64| {
+        let i = x.round();
+        let on_cell = (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < bars.len();
+        on_cell
+            .then(|| bars[i as usize].label.clone())
+            .unwrap_or_default()
+    };
+    chart
+        .configure_mesh()
+        .x_labels(bars.len().max(1))
+        .x_label_formatter(&label)
+        .disable_x_mesh()
+        .y_labels(11)
+        .y_desc("success rate (%), Wilson 95% interval")
+        .draw()?;
+    let series: [(&str, f64, RGBColor); 2] = [
+        ("this crate", -0.12, BLUE),
+        ("published", 0.12, RGBColor(120, 120, 120)),
+    ];
+    for (k, (name, offset, color)) in series.into_iter().enumerate() {
+        let points: Vec<(f64, (usize, usize))> = bars
+            .iter()
+            .enumerate()
+            .filter_map(|(i, b)| {
+                let rate = if k == 0 {
+                    Some((b.successes, b.runs))
+                } else {
+                    b.published
+                };
+                rate.map(|r| (i as f64 + offset, r))
+            })
+            .collect();
+        let interval = |&(x, (k, n)): &(f64, (usize, usize))| {
+            let (lo, hi) = wilson_interval(k, n, Z_95);
+            PathElement::new(
+                vec![(x, 100.0 * lo), (x, 100.0 * hi)],
+                color.stroke_width(2),
+            )
+        };
+        let rate = |&(x, (k, n)): &(f64, (usize, usize))| {
+            Circle::new((x, 100.0 * k as f64 / n.max(1) as f64), 4, color.filled())
+        };
+        chart.draw_series(points.iter().map(interval))?;
+        chart
+            .draw_series(points.iter().map(rate))?
+            .label(name)
+            .legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerLeft)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -715,5 +816,24 @@ mod tests {
         assert_eq!(median([4.0, 1.0, 2.0, 3.0].into_iter()), 2.5);
         assert_eq!(median([f64::NAN, 1.0, 2.0].into_iter()), 2.0);
         assert!(median(std::iter::empty()).is_nan());
+    }
+
+    #[test]
+    fn success_figure_draws_each_rate_with_its_interval() {
+        let bar = |label: &str, successes, published| RateBar {
+            label: label.into(),
+            successes,
+            runs: 10,
+            published,
+        };
+        let bars = [
+            bar("nau, add", 10, Some((100, 100))),
+            bar("nmu, div", 3, None),
+        ];
+        let mut svg = String::new();
+        draw_success_rates(&mut svg, "rates", &bars).unwrap();
+        assert!(svg.contains("nau, add") && svg.contains("nmu, div"));
+        // Three rates (the second cell has no published one) and the legend's two markers.
+        assert_eq!(svg.matches("<circle").count(), 3 + 2);
     }
 }
