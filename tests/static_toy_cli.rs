@@ -631,7 +631,7 @@ fn resume_after_a_torn_results_file_retrains_only_the_lost_run() {
 fn success_figure_reads_committed_results_and_needs_them() {
     assert_argument_error(&["--plot-success", "x.svg"], "--from");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let csv = root.join("results/madsen-nau-50-seeds.csv");
+    let csv = root.join("results/madsen-table-nau-100-seeds.csv");
     let dir = std::env::temp_dir().join(format!("burn-nalu-figure-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let svg = dir.join("rates.svg");
