@@ -1004,13 +1004,21 @@ mod tests {
     /// Sizes that cover the skinny paths (one and two outputs), the general one (three), rows
     /// that fill no whole block of [`ROWS`] or of the four-row products, inputs that fill no
     /// whole block of eight or of [`BLOCK`], and several members.
-    const SIZES: [(usize, usize, usize, usize); 5] = [
-        (1, 37, 23, 1),
-        (1, 70, 100, 2),
-        (3, 5, 9, 2),
-        (2, 33, 17, 3),
-        (4, 66, 8, 1),
-    ];
+    fn sizes() -> [Dims; 5] {
+        [
+            (1, 37, 23, 1),
+            (1, 70, 100, 2),
+            (3, 5, 9, 2),
+            (2, 33, 17, 3),
+            (4, 66, 8, 1),
+        ]
+        .map(|(members, batch, d_in, d_out)| Dims {
+            members,
+            batch,
+            d_in,
+            d_out,
+        })
+    }
 
     #[test]
     fn dots_equal_dot_one_by_one() {
@@ -1024,13 +1032,13 @@ mod tests {
     /// The cache-free forward pass computes the `y` of the pass that keeps the cache, to the bit.
     #[test]
     fn forward_values_is_forward_without_its_cache() {
-        for (members, batch, d_in, d_out) in SIZES {
-            let d = Dims {
+        for d in sizes() {
+            let Dims {
                 members,
                 batch,
                 d_in,
                 d_out,
-            };
+            } = d;
             let x = values(members * batch * d_in, 4);
             let [w_hat, m_hat, gate] = [5, 6, 7].map(|s| values(members * d_in * d_out, s));
             let (y, _) = forward(&x, &w_hat, &m_hat, &gate, 1e-7, d);
@@ -1044,13 +1052,13 @@ mod tests {
     /// gradients added one row at a time.
     #[test]
     fn skinny_products_equal_their_plain_loops() {
-        for (members, batch, d_in, d_out) in SIZES {
-            let d = Dims {
+        for d in sizes() {
+            let Dims {
                 members,
                 batch,
                 d_in,
                 d_out,
-            };
+            } = d;
             let x = values(members * batch * d_in, 8);
             let w = values(members * d_in * d_out, 9);
             let dy = values(members * batch * d_out, 10);
