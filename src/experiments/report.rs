@@ -608,9 +608,11 @@ fn draw_success_rates(
     let label = |x: &f64| {
         let i = x.round();
         let on_cell = (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < bars.len();
-        on_cell
-            .then(|| bars[i as usize].label.clone())
-            .unwrap_or_default()
+        if on_cell {
+            bars[i as usize].label.clone()
+        } else {
+            String::new()
+        }
     };
     chart
         .configure_mesh()
