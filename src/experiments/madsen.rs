@@ -174,6 +174,11 @@ impl BatchSampler for UniformBatches {
         y.extend(self.subsets.targets(self.op, &x[start..], self.width));
     }
 
+    fn sample_into(&mut self, rows: usize, x: &mut [f32], y: &mut [f32]) {
+        self.uniform.fill_slice(&mut x[..rows * self.width]);
+        y.copy_from_slice(&self.subsets.targets(self.op, x, self.width));
+    }
+
     fn boxed_clone(&self) -> Box<dyn BatchSampler> {
         Box::new(self.clone())
     }
@@ -238,6 +243,20 @@ impl Uniform {
         }
     }
 
+    /// Fills `out` with `out.len()` draws: the draws [`Uniform::append`] appends.
+    pub(super) fn fill_slice(&mut self, out: &mut [f32]) {
+        for chunk in out.chunks_mut(32 * LANES) {
+            match chunk.try_into() {
+                Ok(block) => self.fill(block),
+                Err(_) => {
+                    let mut block = [0.0f32; 32 * LANES];
+                    self.fill(&mut block);
+                    chunk.copy_from_slice(&block[..chunk.len()]);
+                }
+            }
+        }
+    }
+
     /// Fills `out` (a multiple of [`LANES`] long) with draws, with AVX2 where the CPU has it:
     /// the same integer steps and exact float conversions, so the same draws.
     fn fill(&mut self, out: &mut [f32; 32 * LANES]) {
@@ -295,6 +314,25 @@ mod tests {
             starts.len() > 10,
             "the offset varies with the seed: {starts:?}"
         );
+    }
+
+    /// Drawing in place draws the rows and targets that appending draws, batch after batch,
+    /// whole blocks of the generator or not (3 rows are 300 draws, a block is 256).
+    #[test]
+    fn sampling_in_place_draws_what_appending_draws() {
+        let TrainingData::Stream(appending) = MadsenTask::default().data(Operation::Mul, 3).train
+        else {
+            panic!("Madsen's task draws fresh batches");
+        };
+        let mut in_place = appending.boxed_clone();
+        let mut appending = appending;
+        for rows in [128, 3, 128] {
+            let (mut x, mut y) = (Vec::new(), Vec::new());
+            appending.sample(rows, &mut x, &mut y);
+            let (mut x2, mut y2) = (vec![0.0; rows * WIDTH], vec![0.0; rows]);
+            in_place.sample_into(rows, &mut x2, &mut y2);
+            assert!(x == x2 && y == y2, "{rows} rows");
+        }
     }
 
     #[test]

@@ -166,6 +166,16 @@ pub trait BatchSampler: Send {
     /// to `y` (the task's outputs per row).
     fn sample(&mut self, rows: usize, x: &mut Vec<f32>, y: &mut Vec<f32>);
 
+    /// Fills `x` with `rows` fresh rows and `y` with their targets (slices of exactly that
+    /// size), the rows [`BatchSampler::sample`] would append. A sampler that can write in place
+    /// overrides this; by default the rows are drawn with `sample` and copied.
+    fn sample_into(&mut self, rows: usize, x: &mut [f32], y: &mut [f32]) {
+        let (mut xs, mut ys) = (Vec::with_capacity(x.len()), Vec::with_capacity(y.len()));
+        self.sample(rows, &mut xs, &mut ys);
+        x.copy_from_slice(&xs);
+        y.copy_from_slice(&ys);
+    }
+
     /// A copy in the same state (it draws the same batches from here on).
     fn boxed_clone(&self) -> Box<dyn BatchSampler>;
 }

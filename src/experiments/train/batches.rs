@@ -4,6 +4,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
+use rayon::prelude::*;
 
 use crate::experiments::config::{Budget, TrainConfig};
 use crate::experiments::error::ExperimentError;
@@ -125,12 +126,18 @@ impl Batches {
     pub(super) fn next(&mut self, device: &Device) -> (Tensor<3>, Tensor<3>) {
         let (s, w, o) = (self.sources.len(), self.width, self.outputs);
         let rows = self.sources[0].next_len(self.batch_size);
-        let (mut x, mut y) = (
-            Vec::with_capacity(s * rows * w),
-            Vec::with_capacity(s * rows * o),
-        );
-        for source in &mut self.sources {
-            source.append(rows, &mut x, &mut y);
+        let (mut x, mut y) = (vec![0.0; s * rows * w], vec![0.0; s * rows * o]);
+        let blocks = x.chunks_mut(rows * w).zip(y.chunks_mut(rows * o));
+        // Each run draws from its own generator, so the runs can fill their blocks on rayon's
+        // threads in any order and draw what they draw in order.
+        if rayon::current_num_threads() > 1 && s > 1 {
+            let blocks = x.par_chunks_mut(rows * w).zip(y.par_chunks_mut(rows * o));
+            (self.sources.par_iter_mut().zip(blocks))
+                .for_each(|(source, (x, y))| source.fill(rows, x, y));
+        } else {
+            for (source, (x, y)) in self.sources.iter_mut().zip(blocks) {
+                source.fill(rows, x, y);
+            }
         }
         (
             Tensor::from_data(TensorData::new(x, [s, rows, w]), device),
@@ -157,8 +164,9 @@ impl Source {
         }
     }
 
-    /// Appends one batch of `rows` rows; a new epoch starts with a fresh shuffle of the rows.
-    fn append(&mut self, rows: usize, x: &mut Vec<f32>, y: &mut Vec<f32>) {
+    /// Fills `x` and `y` with one batch of `rows` rows; a new epoch starts with a fresh
+    /// shuffle of the rows.
+    fn fill(&mut self, rows: usize, x: &mut [f32], y: &mut [f32]) {
         match self {
             Source::Rows {
                 split,
@@ -171,17 +179,14 @@ impl Source {
                     *next = 0;
                 }
                 let (w, o) = (split.width, split.outputs);
-                for &row in &order[*next..*next + rows] {
-                    x.extend_from_slice(&split.x[row * w..(row + 1) * w]);
-                    // One target a row, the static tasks' case, without a copy call per row.
-                    match o {
-                        1 => y.push(split.y[row]),
-                        _ => y.extend_from_slice(&split.y[row * o..(row + 1) * o]),
-                    }
+                let batch = order[*next..*next + rows].iter();
+                for ((&row, x), y) in batch.zip(x.chunks_exact_mut(w)).zip(y.chunks_exact_mut(o)) {
+                    x.copy_from_slice(&split.x[row * w..(row + 1) * w]);
+                    y.copy_from_slice(&split.y[row * o..(row + 1) * o]);
                 }
                 *next += rows;
             }
-            Source::Stream(sampler) => sampler.sample(rows, x, y),
+            Source::Stream(sampler) => sampler.sample_into(rows, x, y),
         }
     }
 }
