@@ -169,9 +169,10 @@ pub(super) struct UniformBatches {
 
 impl BatchSampler for UniformBatches {
     fn sample(&mut self, rows: usize, x: &mut Vec<f32>, y: &mut Vec<f32>) {
-        let start = x.len();
-        self.uniform.append(rows * self.width, x);
-        y.extend(self.subsets.targets(self.op, &x[start..], self.width));
+        let (xs, ys) = (x.len(), y.len());
+        x.resize(xs + rows * self.width, 0.0);
+        y.resize(ys + rows, 0.0);
+        self.sample_into(rows, &mut x[xs..], &mut y[ys..]);
     }
 
     fn sample_into(&mut self, rows: usize, x: &mut [f32], y: &mut [f32]) {
@@ -232,18 +233,13 @@ impl Uniform {
 
     /// Appends `n` draws to `out`.
     pub(super) fn append(&mut self, n: usize, out: &mut Vec<f32>) {
-        // Drawn a block at a time into a buffer that stays in L1, then copied over.
-        let mut block = [0.0f32; 32 * LANES];
-        let mut left = n;
-        while left > 0 {
-            self.fill(&mut block);
-            let take = left.min(block.len());
-            out.extend_from_slice(&block[..take]);
-            left -= take;
-        }
+        let start = out.len();
+        out.resize(start + n, 0.0);
+        self.fill_slice(&mut out[start..]);
     }
 
-    /// Fills `out` with `out.len()` draws: the draws [`Uniform::append`] appends.
+    /// Fills `out` with `out.len()` draws, a block of the generators at a time (the unused
+    /// draws of a last, partial block are dropped).
     pub(super) fn fill_slice(&mut self, out: &mut [f32]) {
         for chunk in out.chunks_mut(32 * LANES) {
             match chunk.try_into() {

@@ -127,7 +127,6 @@ impl Batches {
         let (s, w, o) = (self.sources.len(), self.width, self.outputs);
         let rows = self.sources[0].next_len(self.batch_size);
         let (mut x, mut y) = (vec![0.0; s * rows * w], vec![0.0; s * rows * o]);
-        let blocks = x.chunks_mut(rows * w).zip(y.chunks_mut(rows * o));
         // Each run draws from its own generator, so the runs can fill their blocks on rayon's
         // threads in any order and draw what they draw in order.
         if rayon::current_num_threads() > 1 && s > 1 {
@@ -135,6 +134,7 @@ impl Batches {
             (self.sources.par_iter_mut().zip(blocks))
                 .for_each(|(source, (x, y))| source.fill(rows, x, y));
         } else {
+            let blocks = x.chunks_mut(rows * w).zip(y.chunks_mut(rows * o));
             for (source, (x, y)) in self.sources.iter_mut().zip(blocks) {
                 source.fill(rows, x, y);
             }
