@@ -840,6 +840,11 @@ simd_fn! {
     /// One member's `y = x·W` on a small layer, given `Wᵀ`.
     fn direct_linear<F: FastFloat>(x: &[F], w_t: &[F], d_in: usize, y: &mut [F]) {
         let d_out = w_t.len() / d_in;
+        let one_row = |x_row: &[F], y_row: &mut [F]| {
+            for (y, w_col) in y_row.iter_mut().zip(w_t.chunks(d_in)) {
+                *y = dot(x_row, w_col);
+            }
+        };
         // Four products at once, over as many rows as that takes for the skinny outputs.
         let rows_at_once = match d_out {
             1 => 4,
@@ -861,18 +866,12 @@ simd_fn! {
                     let yv = dots([(r0, w0), (r0, w1), (r1, w0), (r1, w1)]);
                     yb.copy_from_slice(&yv);
                 }
-                _ => {
-                    for (y, w_col) in yb.iter_mut().zip(w_t.chunks(d_in)) {
-                        *y = dot(xb, w_col);
-                    }
-                }
+                _ => one_row(xb, yb),
             }
         }
         let (x_rest, y_rest) = (x_blocks.remainder(), y_blocks.into_remainder());
         for (x_row, y_row) in x_rest.chunks(d_in).zip(y_rest.chunks_mut(d_out)) {
-            for (y, w_col) in y_row.iter_mut().zip(w_t.chunks(d_in)) {
-                *y = dot(x_row, w_col);
-            }
+            one_row(x_row, y_row);
         }
     }
 }
