@@ -140,7 +140,7 @@ impl ArithmeticUnit for Nmru {
         };
         // Member k's rows of W are its inputs, then its reciprocals: so are its features.
         let x = Tensor::cat(vec![input, reciprocal], D - 1);
-        let negative = x.clone().lower_elem(0.0).float();
+        let negative = ops::negative_indicator(&x);
         let angle = ops::matmul_members(
             negative.mul_scalar(core::f64::consts::PI),
             weight.clone(),

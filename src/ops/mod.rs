@@ -227,7 +227,7 @@ pub(crate) fn npu_polar<const D: usize>(
     members: usize,
 ) -> (Tensor<D>, Tensor<D>) {
     let gate = per_feature::<D>(gate, members);
-    let negative = x.clone().lower_elem(0.0).float();
+    let negative = negative_indicator(&x);
     let r = x
         .abs()
         .add_scalar(epsilon)
@@ -237,6 +237,12 @@ pub(crate) fn npu_polar<const D: usize>(
         r.log(),
         negative.mul(gate).mul_scalar(core::f64::consts::PI),
     )
+}
+
+/// 1 where `x < 0`, 0 elsewhere, in `x`'s float type (a bool mask's `float()` takes the
+/// device's default one, which breaks a model cast to f64 on an f32 device).
+pub(crate) fn negative_indicator<const D: usize>(x: &Tensor<D>) -> Tensor<D> {
+    Tensor::zeros_like(x).mask_fill(x.clone().lower_elem(0.0), 1.0)
 }
 
 /// The NPU's product of powers, `exp(log r·W_re − k·W_im) ⊙ cos(log r·W_im + k·W_re)` with
