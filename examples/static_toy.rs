@@ -108,6 +108,10 @@ struct Cli {
     /// worse on validation; reported beside the plain results ("Success, snapped").
     #[arg(long)]
     snap: bool,
+    /// Polish each run's best weights with Levenberg–Marquardt on training rows (f64), kept when
+    /// they do better on validation; polished runs are reported under their own label.
+    #[arg(long)]
+    polish: bool,
     /// Train each seed from N initialisations and keep, per seed, the one with the lowest
     /// validation MSE (restarts chosen on validation data; reported with its count).
     /// (Default: the recipe's, 1 but for the recommended ÷ and √.)
@@ -426,6 +430,7 @@ impl Cli {
             eval_every: self.eval_every.or(recipe.eval_every),
             early_stop_patience: recipe.early_stop_patience.filter(|_| !self.no_early_stop),
             snap: self.snap,
+            polish: self.polish,
             inits_per_seed: self.inits.unwrap_or(recipe.inits_per_seed),
             ..recipe
         }

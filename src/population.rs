@@ -114,6 +114,17 @@ impl<U: Module + ArithmeticUnit> Population<U> {
         }
     }
 
+    /// `n` copies of `unit` (a population whose members all start the same).
+    #[cfg_attr(not(feature = "experiments"), allow(dead_code))]
+    pub(crate) fn repeated(unit: U, n: usize) -> Self {
+        let mut repeat =
+            Mapper::new(move |_, t, _: &mut dyn Iterator<Item = Tensor<1>>| t.repeat_dim(0, n));
+        Self {
+            unit: unit.map(&mut repeat),
+            members: n,
+        }
+    }
+
     /// The number of members.
     pub fn members(&self) -> usize {
         self.members
@@ -235,7 +246,7 @@ impl<U: Module + ArithmeticUnit> Population<U> {
 
 /// Every float parameter of `module`, flattened, in visiting order (drawing lazily initialised
 /// ones).
-fn values<M: Module>(module: &M) -> Vec<Tensor<1>> {
+pub(crate) fn values<M: Module>(module: &M) -> Vec<Tensor<1>> {
     struct Collect(Vec<Tensor<1>>);
     impl ModuleVisitor for Collect {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
@@ -247,6 +258,18 @@ fn values<M: Module>(module: &M) -> Vec<Tensor<1>> {
     let mut collect = Collect(Vec::new());
     module.visit(&mut collect);
     collect.0
+}
+
+/// `module` with its float parameters replaced by `values` (flattened, in visiting order, as
+/// [`values`] returns them), each keeping its id, shape and gradient tracking.
+#[cfg_attr(not(feature = "experiments"), allow(dead_code))]
+pub(crate) fn with_values<M: Module>(module: M, values: Vec<Tensor<1>>) -> M {
+    let mut set = Mapper::new(|_, t, value: &mut dyn Iterator<Item = Tensor<1>>| {
+        let value = value.next().expect("one value per parameter");
+        value.reshape(t.shape()).to_device(&t.device())
+    });
+    set.sources = values.into_iter().map(|v| vec![v].into_iter()).collect();
+    module.map(&mut set)
 }
 
 type Rewrite = dyn FnMut(&Device, Tensor<2>, &mut dyn Iterator<Item = Tensor<1>>) -> Tensor<2>;

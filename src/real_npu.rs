@@ -30,6 +30,10 @@ pub struct RealNpuConfig {
     /// Which sparsity regulariser [`RealNpu::regularizer`] computes.
     #[config(default = "RealNpuRegularizer::OpenGates")]
     pub regularizer: RealNpuRegularizer,
+    /// Learn the relevance gates `ĝ` (from ½); `false` holds every gate open at 1, untrained
+    /// ([`RealNpuConfig::naive`]).
+    #[config(default = true)]
+    pub learn_gates: bool,
 }
 
 /// The sparsity regulariser of a [`RealNpu`].
@@ -44,6 +48,15 @@ pub enum RealNpuRegularizer {
 }
 
 impl RealNpuConfig {
+    /// Heim et al.'s naive NPU in its real form: every relevance gate held open
+    /// ([`learn_gates`](Self::learn_gates) off), `z = exp(log(|x| + ε)·W_re) ⊙ cos(k·W_re)`.
+    /// On sums of many inputs near one value, a learned gate lets `(1 − ĝ) + ĝ·c·|a − b|`
+    /// stand in for `a / b` (both are `1 + (a − b)/b` to first order); with the gates open, a
+    /// difference under a power has no such look-alike.
+    pub fn naive(d_input: usize, d_output: usize) -> Self {
+        Self::new(d_input, d_output).with_learn_gates(false)
+    }
+
     /// Mistry, Farrahi & Hare's modified RealNPU: `W_re` initialised as the NAU's (uniform in
     /// ±`min(0.5, √3·√(2 / (d_input + d_output)))`) and clamped to [−1, 1], the
     /// [`DecidedGates`](RealNpuRegularizer::DecidedGates) regulariser.
@@ -104,7 +117,12 @@ impl RealNpuConfig {
         let (d_in, d_out) = (self.d_input, self.d_output);
         RealNpu {
             w_re: (self.initializer).init_with([d_in, d_out], Some(d_in), Some(d_out), device),
-            gate: Initializer::Constant { value: 0.5 }.init([d_in], device),
+            gate: match self.learn_gates {
+                true => Initializer::Constant { value: 0.5 }.init([d_in], device),
+                false => Initializer::Constant { value: 1.0 }
+                    .init([d_in], device)
+                    .set_require_grad(false),
+            },
             epsilon: self.epsilon,
             clamp_powers: self.clamp_powers,
             regularizer: self.regularizer.clone(),
@@ -272,6 +290,36 @@ mod tests {
         let clamped = stepped.clamp_weights();
         let g = clamped.gate.val().into_data().try_to_vec::<f32>().unwrap();
         assert_eq!(g, [1.0, 0.0]);
+    }
+
+    /// The naive NPU's gates start open and no optimizer step moves them: they have no
+    /// gradient, in a single layer and stacked in a population.
+    #[test]
+    fn naive_gates_stay_open_through_an_optimizer_step() {
+        let device = Device::default().autodiff();
+        let layer = RealNpuConfig::naive(2, 1).init(&device);
+        let population =
+            crate::Population::init(0..2, &device, |d| RealNpuConfig::naive(2, 1).init(d));
+        let x = Tensor::<2>::from_floats([[3.0, 0.2]], &device);
+        let loss = layer.forward(x.clone()).neg().sum();
+        let grads = GradientsParams::from_grads(loss.backward(), &layer);
+        let stepped = SgdConfig::new().init().step(10.0, layer, grads);
+        let g = stepped.gate.val().into_data().try_to_vec::<f32>().unwrap();
+        assert_eq!(g, [1.0, 1.0]);
+        let loss = population
+            .forward(x.unsqueeze::<3>().repeat_dim(0, 2))
+            .neg()
+            .sum();
+        let grads = GradientsParams::from_grads(loss.backward(), &population);
+        let stepped = SgdConfig::new().init().step(10.0, population, grads);
+        let g = stepped
+            .unit
+            .gate
+            .val()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        assert_eq!(g, [1.0; 4]);
     }
 
     #[test]

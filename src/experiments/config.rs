@@ -111,6 +111,12 @@ pub struct TrainConfig {
     /// snapped weights when their validation MSE is no worse. Reported beside the plain result,
     /// never in its place.
     pub snap: bool,
+    /// After training, polish each run's kept checkpoint with Levenberg–Marquardt on its
+    /// training rows (in f64; [`polish`](super::polish)), and keep the polished weights when
+    /// their validation MSE is lower. The run's metrics are then those of the polished weights,
+    /// and its label says so: polished runs are never summarised with plain ones.
+    #[serde(default)]
+    pub polish: bool,
     /// Initialisations trained per seed (on the seed's data, as one population); each seed keeps
     /// the one with the lowest validation MSE, never reading the extrapolation split. 1: the
     /// plain single-initialisation run.
@@ -153,6 +159,7 @@ impl TrainConfig {
             eval_every: None,
             early_stop_patience: None,
             snap: false,
+            polish: false,
             inits_per_seed: 1,
         }
     }
@@ -199,7 +206,7 @@ impl TrainConfig {
             // A square root needs W_re = ½, which the regulariser resists: a larger step
             // gets there first.
             ModelKind::RealNpu if op == Operation::Sqrt => Self { lr: 0.03, ..adam },
-            ModelKind::RealNpu => adam,
+            ModelKind::RealNpu | ModelKind::NaiveNpu => adam,
             ModelKind::NauNru | ModelKind::Nru | ModelKind::SingleRealNpu => adam,
             ModelKind::RealNpuMistry => adam,
             // The NMRU as its authors ran it: gradients clipped to norm 1.
@@ -272,6 +279,7 @@ impl TrainConfig {
             eval_every: Some(1000),
             early_stop_patience: Some(100),
             snap: false,
+            polish: false,
             inits_per_seed: 1,
         }
     }

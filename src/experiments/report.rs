@@ -739,6 +739,7 @@ mod tests {
             snapped_valid_mse: Some(1e-9),
             snapped_extrapolation_mse: None,
             snapped_success: Some(true),
+            polish_kept: None,
             restarts: 0,
             inits: 8,
             init_seed: 3 ^ (5 << 40),

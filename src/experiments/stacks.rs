@@ -117,6 +117,10 @@ impl Layers<'_> {
         RealNpuConfig::new(d_in, d_out).init(self.device)
     }
 
+    fn real_npu_naive(&self, d_in: usize, d_out: usize) -> RealNpu {
+        RealNpuConfig::naive(d_in, d_out).init(self.device)
+    }
+
     fn real_npu_mistry(&self, d_in: usize, d_out: usize) -> RealNpu {
         RealNpuConfig::mistry(d_in, d_out).init(self.device)
     }
@@ -482,6 +486,8 @@ stacks! {
     Npu = "npu": Stack<Nau, Npu> = |l, n, h| Stack::of(l.nau(n, h), l.npu(h, 1));
     /// `Nau → RealNpu`.
     RealNpu = "realnpu": Stack<Nau, RealNpu> = |l, n, h| Stack::of(l.nau(n, h), l.real_npu(h, 1));
+    /// `Nau → RealNpu` with every gate held open (Heim et al.'s naive NPU): powers of sums.
+    NaiveNpu = "naive-npu": Stack<Nau, RealNpu> = |l, n, h| Stack::of(l.nau(n, h), l.real_npu_naive(h, 1));
     /// `Nau → Nru`: sums, then their quotients and products (Mistry et al.'s NRU).
     NauNru = "nau-nru": Stack<Nau, Nru> = |l, n, h| Stack::of(l.nau(n, h), l.nru(h, 1));
     /// `Nau → Nmru`: sums, then their quotients and products (Mistry et al.'s NMRU).

@@ -9,6 +9,7 @@
 
 mod batches;
 mod eval;
+mod polish;
 mod result;
 mod run;
 mod step;
@@ -24,12 +25,13 @@ use super::error::ExperimentError;
 use super::model::Model;
 use super::readback::Readback;
 use super::stacks::StaticToyModel;
-use super::task::TaskData;
+use super::task::{Split, TaskData};
 use crate::Population;
 use crate::inalu::StallDetector;
 use batches::Batches;
 pub use eval::{BASELINE_INITS, split_mse};
 use eval::{EvalSets, random_init_extrapolation_mse};
+pub use polish::{Polish, polish};
 pub use result::{Evaluation, Progress, RunResult, TrainedRun};
 use run::RunState;
 use step::{Penalties, population_step};
@@ -100,9 +102,10 @@ pub fn init_seed(seed: u64, k: usize) -> u64 {
     seed ^ ((k as u64) << 40)
 }
 
-/// A run's validation MSE for choosing among initialisations (NaN last).
+/// A run's validation MSE for choosing among initialisations (NaN last): of the weights it
+/// keeps, snapped or polished.
 fn valid_key<M>(run: &TrainedRun<M>) -> f64 {
-    let v = run.result.valid_mse;
+    let v = run.result.kept_valid_mse();
     if v.is_nan() { f64::INFINITY } else { v }
 }
 
@@ -135,6 +138,8 @@ pub struct Trainer<M: Model = StaticToyModel> {
     eval: EvalSets,
     batches: Batches,
     data: Vec<TaskData>,
+    /// Each run's training rows to polish on, drawn at the start ([`TrainConfig::polish`]).
+    polish_rows: Vec<Option<Split>>,
     runs: Vec<RunState>,
     steps: usize,
     eval_every: usize,
@@ -168,6 +173,10 @@ impl<M: Model> Trainer<M> {
         let model = Population::init(data.iter().map(|d| d.seed), &ad, init);
         let eval = EvalSets::new(&data, device);
         let runs = data.iter().map(|d| RunState::new(d, config)).collect();
+        let polish_rows = data
+            .iter()
+            .map(|d| config.polish.then(|| polish::training_rows(d)))
+            .collect();
         let (batches, data) = Batches::new(data, config.batch_size);
         let (steps, eval_every) = batches.schedule(config);
         let watch = Watch::new(&ad, data.len());
@@ -184,6 +193,7 @@ impl<M: Model> Trainer<M> {
             eval,
             batches,
             data,
+            polish_rows,
             runs,
             steps,
             eval_every,
@@ -337,14 +347,23 @@ impl<M: Model> Trainer<M> {
         }
         let (config, device) = (&self.config, &self.device);
         let finished = self.runs.into_iter().zip(self.data).zip(baselines);
-        (finished.zip(models))
-            .map(|(((run, data), baseline), model)| {
-                let model = model.expect("every run has a checkpoint");
+        let finished = finished.zip(models).zip(self.polish_rows);
+        finished
+            .map(|((((run, data), baseline), model), polish_rows)| {
+                let mut model = model.expect("every run has a checkpoint");
                 let mut result = run.result(&data, config, baseline);
-                result.readback(Readback::new(&model, &data, device));
+                if let Some(rows) = polish_rows {
+                    model = result.polish(model, &rows, &data, device);
+                }
                 if config.snap {
                     result.snap(&model, &data, device);
                 }
+                // The formula of the weights the run keeps: snapped, where the snap rule kept them.
+                let kept = match result.snap_kept {
+                    Some(true) => model.clone().snap(),
+                    _ => model.clone(),
+                };
+                result.readback(Readback::new(&kept, &data, device));
                 result.population = total;
                 result.wall_seconds = wall_seconds;
                 result.steps_per_second = steps_per_second;

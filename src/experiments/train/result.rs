@@ -4,12 +4,13 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use super::eval::split_mse;
+use super::polish::{POLISH_ITERATIONS, polish};
 use crate::experiments::config::OptimizerKind;
 use crate::experiments::model::Model;
 use crate::experiments::protocol::Protocol;
 use crate::experiments::readback::Readback;
 use crate::experiments::stacks::{ModelKind, StaticToyModel};
-use crate::experiments::task::{Operation, TaskData};
+use crate::experiments::task::{Operation, Split, TaskData};
 
 /// MSE on each split at one evaluation (step 0: the initial weights).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -95,6 +96,10 @@ pub struct RunResult {
     pub snapped_extrapolation_mse: Option<f64>,
     /// With snapping on: whether the weights the snap rule keeps succeed.
     pub snapped_success: Option<bool>,
+    /// With polishing on: whether the polished weights were kept (their validation MSE lower);
+    /// the metrics above are then theirs.
+    #[serde(default)]
+    pub polish_kept: Option<bool>,
     /// Restarts from fresh weights after a stalled loss (iNALU's strategy).
     pub restarts: usize,
     /// Initialisations trained on this seed's data ([`TrainConfig::inits_per_seed`](crate::experiments::TrainConfig::inits_per_seed)); this is
@@ -118,9 +123,21 @@ impl RunResult {
     /// The model, and the initialisations per seed where there were several (`realnpu, best of
     /// 8`): runs that chose among restarts are never summarised with plain ones.
     pub fn label(&self) -> String {
+        let polished = match self.polish_kept {
+            Some(_) => ", polished",
+            None => "",
+        };
         match self.inits {
-            0 | 1 => self.model.name().into(),
-            n => format!("{}, best of {n}", self.model),
+            0 | 1 => format!("{}{polished}", self.model),
+            n => format!("{}, best of {n}{polished}", self.model),
+        }
+    }
+
+    /// The validation MSE of the weights the run keeps: snapped where the snap rule kept them.
+    pub fn kept_valid_mse(&self) -> f64 {
+        match (self.snap_kept, self.snapped_valid_mse) {
+            (Some(true), Some(snapped)) => snapped.min(self.valid_mse),
+            _ => self.valid_mse,
         }
     }
 
@@ -194,6 +211,32 @@ impl RunResult {
         self.snapped_valid_mse = Some(valid);
         self.snapped_extrapolation_mse = Some(extrapolation);
         self.snapped_success = Some(extrapolation < self.success_threshold);
+    }
+
+    /// Polishes `model` on `rows` ([`polish`]); keeps the polished weights, and measures the
+    /// run on them, when their validation MSE is lower (the extrapolation split is read only to
+    /// report the outcome).
+    pub(super) fn polish<M: Model>(
+        &mut self,
+        model: M,
+        rows: &Split,
+        data: &TaskData,
+        device: &Device,
+    ) -> M {
+        let (polished, _) = polish(model.clone(), rows, device, POLISH_ITERATIONS);
+        let valid = split_mse(&polished, &data.valid, device);
+        let kept = valid < self.valid_mse;
+        self.polish_kept = Some(kept);
+        if !kept {
+            return model;
+        }
+        self.valid_mse = valid;
+        self.train_mse = split_mse(&polished, rows, device);
+        self.extrapolation_mse = split_mse(&polished, &data.extrapolation, device);
+        self.normalized_extrapolation_error =
+            100.0 * self.extrapolation_mse / self.random_init_extrapolation_mse;
+        self.success = self.extrapolation_mse < self.success_threshold;
+        polished
     }
 
     pub(super) fn readback(&mut self, b: Readback) {

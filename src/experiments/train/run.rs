@@ -142,6 +142,7 @@ impl RunState {
             diverged_loss: self.diverged.map(|d| d.1),
             stopped_at_step: self.stopped_at,
             snap_kept: None,
+            polish_kept: None,
             snapped_valid_mse: None,
             snapped_extrapolation_mse: None,
             snapped_success: None,
