@@ -295,7 +295,7 @@ fn several_models_print_a_success_matrix() {
 }
 
 /// The fields of every run, in JSON and CSV alike.
-const FIELDS: [&str; 37] = [
+const FIELDS: [&str; 38] = [
     "model",
     "task",
     "protocol",
@@ -327,6 +327,7 @@ const FIELDS: [&str; 37] = [
     "snapped_valid_mse",
     "snapped_extrapolation_mse",
     "snapped_success",
+    "polish_kept",
     "restarts",
     "inits",
     "init_seed",
