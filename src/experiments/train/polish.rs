@@ -6,8 +6,9 @@
 //! little of every input). A second-order method sees that curvature: each iteration solves
 //! `(JᵀJ + μ·D) δ = −Jᵀr` for the step `δ` of every parameter, with `r` the residuals of the
 //! model on the rows, `J` their Jacobian, `D` the diagonal of `JᵀJ` (Marquardt's scaling) and
-//! `μ` raised until the step lowers the squared error. The units' clamps apply after each step
-//! (a projected method), so a weight can rest on its bound. It reads only the rows it is given.
+//! `μ` raised until the step lowers the squared error. The units' clamps apply after each step,
+//! and a parameter they move is held on its bound while the others' step is solved again (an
+//! active set), so a weight can rest on its bound. It reads only the rows it is given.
 //!
 //! The Jacobian comes from one backward pass through a [`Population`] of one member per row:
 //! each member sees one row, so the gradient of the summed outputs with respect to member `k`'s
@@ -65,7 +66,7 @@ pub(crate) fn training_rows(data: &TaskData) -> Split {
 const MAX_DAMPING: f64 = 1e8;
 
 /// `model` after at most `iterations` Levenberg–Marquardt steps on the squared error over
-/// `rows`, and what they did. Stops early once a step no longer lowers the error by a part in
+/// `rows`, computed in f64 and returned in the model's own float type, and what they did. Stops early once a step no longer lowers the error by a part in
 /// 10⁶ (the f32 outputs' rounding leaves nothing below that to gain).
 pub fn polish<M: ArithmeticUnit>(
     model: M,
@@ -73,12 +74,9 @@ pub fn polish<M: ArithmeticUnit>(
     device: &Device,
     iterations: usize,
 ) -> (M, Polish) {
+    let dtype = values(&model)[0].dtype();
     let model = cast(model, DType::F64);
-    let x = TensorData::new(
-        rows.x.iter().map(|&v| v as f64).collect(),
-        [rows.rows(), rows.width],
-    );
-    let x = Tensor::<2>::from_data(x, (device, DType::F64));
+    let x = inputs(rows, [rows.rows(), rows.width], device);
     let sse = |m: &M| {
         let out = host(m.forward_members(x.clone(), 1).reshape([-1]));
         squared_error(&out, &rows.y)
@@ -117,7 +115,7 @@ pub fn polish<M: ArithmeticUnit>(
             break;
         }
     }
-    let model = cast(model, DType::F32);
+    let model = cast(model, dtype);
     let report = Polish {
         iterations: accepted,
         mse_before,
@@ -133,11 +131,7 @@ fn jacobian<M: ArithmeticUnit>(model: &M, rows: &Split, device: &Device) -> (Vec
     let ad = device.clone().autodiff();
     let one = model.clone().to_device(&ad).train();
     let population = Population::repeated(one, n);
-    let x = TensorData::new(
-        rows.x.iter().map(|&v| v as f64).collect(),
-        [n, 1, rows.width],
-    );
-    let x = Tensor::<3>::from_data(x, (&ad, DType::F64));
+    let x = inputs(rows, [n, 1, rows.width], &ad);
     let p: usize = values(model).iter().map(|v| v.dims()[0]).sum();
     let mut jac = vec![0.0; n * outputs * p];
     let mut out = vec![0.0; n * outputs];
@@ -161,6 +155,12 @@ fn jacobian<M: ArithmeticUnit>(model: &M, rows: &Split, device: &Device) -> (Vec
         }
     }
     (out, jac)
+}
+
+/// The rows' inputs in f64, shaped `shape`.
+fn inputs<const D: usize>(rows: &Split, shape: [usize; D], device: &Device) -> Tensor<D> {
+    let x = TensorData::new(rows.x.iter().map(|&v| v as f64).collect(), shape);
+    Tensor::from_data(x, (device, DType::F64))
 }
 
 /// Every parameter's gradient (zeros where it has none), flattened, in visiting order.
