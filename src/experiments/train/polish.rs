@@ -66,8 +66,9 @@ pub(crate) fn training_rows(data: &TaskData) -> Split {
 const MAX_DAMPING: f64 = 1e8;
 
 /// `model` after at most `iterations` Levenberg–Marquardt steps on the squared error over
-/// `rows`, computed in f64 and returned in the model's own float type, and what they did. Stops early once a step no longer lowers the error by a part in
-/// 10⁶ (the f32 outputs' rounding leaves nothing below that to gain).
+/// `rows`, computed in f64 and returned in the model's own float type, and what they did.
+/// Stops early once a step no longer lowers the error by a part in 10⁶ (near an exact
+/// solution, what is left is the f32 targets' rounding).
 pub fn polish<M: ArithmeticUnit>(
     model: M,
     rows: &Split,
