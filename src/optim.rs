@@ -178,8 +178,14 @@ pub(crate) trait Rule {
     /// State values per element (at most [`MAX_SLOTS`]).
     const SLOTS: usize;
 
-    /// Updates one element `p` from its gradient `g` and its slots, at step `t` (from 1).
-    fn host<F: Float>(&self, lr: F, t: i32, p: &mut F, g: F, slots: &mut [F]);
+    /// What the update at step `t` (from 1) shares across elements, computed once per step.
+    type Step: Copy;
+
+    /// The shared part of the update at step `t`.
+    fn step(&self, t: i32) -> Self::Step;
+
+    /// Updates one element `p` from its gradient `g` and its slots, at step `step`.
+    fn host<F: Float>(&self, lr: F, step: Self::Step, p: &mut F, g: F, slots: &mut [F]);
 
     /// The same for a whole (flattened) parameter, with tensor ops.
     fn tensors(
@@ -200,9 +206,12 @@ pub(crate) struct RmsPropRule {
 
 impl Rule for RmsPropRule {
     const SLOTS: usize = 1;
+    type Step = ();
+
+    fn step(&self, _: i32) {}
 
     #[inline(always)]
-    fn host<F: Float>(&self, lr: F, _: i32, p: &mut F, g: F, slots: &mut [F]) {
+    fn host<F: Float>(&self, lr: F, _: (), p: &mut F, g: F, slots: &mut [F]) {
         let cast = |v: f64| F::from(v).expect("a finite hyperparameter");
         let s = &mut slots[0];
         *s = cast(self.rho) * *s + g * g * cast(1.0 - self.rho);
@@ -244,11 +253,18 @@ impl AdamRule {
 
 impl Rule for AdamRule {
     const SLOTS: usize = 2;
+    /// The bias corrections: two powers, a square root and a division, once per step rather
+    /// than per element.
+    type Step = (f64, f64);
+
+    fn step(&self, t: i32) -> (f64, f64) {
+        self.corrections(t)
+    }
 
     #[inline(always)]
-    fn host<F: Float>(&self, lr: F, t: i32, p: &mut F, g: F, slots: &mut [F]) {
+    fn host<F: Float>(&self, lr: F, step: (f64, f64), p: &mut F, g: F, slots: &mut [F]) {
         let cast = |v: f64| F::from(v).expect("a finite hyperparameter");
-        let (factor, eps) = self.corrections(t);
+        let (factor, eps) = step;
         let (b1, b2) = (cast(self.beta_1), cast(self.beta_2));
         slots[0] = b1 * slots[0] + (F::one() - b1) * g;
         slots[1] = b2 * slots[1] + (F::one() - b2) * g * g;
@@ -382,11 +398,12 @@ impl<R: Rule> Elementwise<R> {
             )
         };
         let mut local = [F::zero(); MAX_SLOTS];
+        let step = self.rule.step(t);
         for (i, (p, &g)) in p.iter_mut().zip(&g).enumerate() {
             for (l, s) in local.iter_mut().zip(slots.iter()) {
                 *l = s[i];
             }
-            self.rule.host(lr, t, p, g, &mut local[..R::SLOTS]);
+            self.rule.host(lr, step, p, g, &mut local[..R::SLOTS]);
             for (l, s) in local.iter().zip(slots.iter_mut()) {
                 s[i] = *l;
             }
