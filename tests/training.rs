@@ -149,10 +149,48 @@ fn madsen_add_stops_early_on_the_validation_rule() {
             // The rule: an evaluation (every 1000 steps) at or after the ramp's end.
             assert!(at >= 5_000 && at % 1000 == 0 && r.steps == at, "{r:?}");
             assert!(
-                r.success,
+                r.success && !r.gave_up,
                 "a run converged on validation extrapolates: {r:?}"
             );
         }
+    }
+}
+
+/// The give-up rule: NAU → NAU cannot represent `a·b` (a linear map fits it to about 1% at
+/// best), so its validation MSE settles on a plateau far above the validation threshold, and
+/// every run stops there, after the ramp, counted as given up; the early stop (for converged
+/// runs) is off, so nothing else could stop them before the budget.
+#[test]
+fn madsen_runs_that_cannot_converge_give_up_on_a_plateau() {
+    let task = MadsenTask::new(MadsenSpec {
+        eval_rows: 1000,
+        ..MadsenSpec::default()
+    })
+    .unwrap();
+    let budget = 60_000;
+    let config = TrainConfig {
+        budget: Budget::Steps(budget),
+        early_stop_patience: None,
+        give_up_patience: Some(3),
+        regularizer: Some(burn_nalu::RegularizerSchedule {
+            lambda: 0.01,
+            start: 500,
+            end: 5_000,
+        }),
+        ..TrainConfig::madsen(ModelKind::Nau)
+    };
+    let data = (0..3).map(|seed| task.data(Operation::Mul, seed)).collect();
+    let runs: Vec<TrainedRun> =
+        train_population(data, &config, &Device::default(), &mut |_| {}).unwrap();
+    for r in &runs {
+        let r = &r.result;
+        let at = r
+            .stopped_at_step
+            .unwrap_or_else(|| panic!("not stopped: {r:?}"));
+        assert!(r.gave_up && !r.success, "{r:?}");
+        // An evaluation (every 1000 steps) at or after the ramp's end.
+        assert!(at >= 5_000 && at % 1000 == 0 && r.steps == at, "{r:?}");
+        assert!(at < budget, "{r:?}");
     }
 }
 

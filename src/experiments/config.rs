@@ -106,6 +106,13 @@ pub struct TrainConfig {
     /// by 1% for this many evaluations: converged, and done converging. `None`: train the
     /// whole budget. Reads no extrapolation data.
     pub early_stop_patience: Option<usize>,
+    /// Stop a run whose best validation MSE is more than 10 times the validation threshold
+    /// once, after the regulariser's ramp has ended, it has not improved by 1% for this many
+    /// evaluations, nor for the later half of all its evaluations: a run on a plateau far from
+    /// a solution, given up ([`RunResult::gave_up`](super::RunResult::gave_up)). `None`: such
+    /// runs train the whole budget. Reads no extrapolation data.
+    #[serde(default)]
+    pub give_up_patience: Option<usize>,
     /// After training, also try each run's kept checkpoint with its weights snapped to their
     /// discrete values ([`ArithmeticUnit::snap`](crate::ArithmeticUnit::snap)), and keep the
     /// snapped weights when their validation MSE is no worse. Reported beside the plain result,
@@ -158,6 +165,7 @@ impl TrainConfig {
             restart_on_stall: false,
             eval_every: None,
             early_stop_patience: None,
+            give_up_patience: None,
             snap: false,
             polish: false,
             inits_per_seed: 1,
@@ -229,7 +237,8 @@ impl TrainConfig {
     }
 
     /// The stack and recipe this crate recommends for `op` of the reference task: the one that
-    /// solved it in the most seeds (README, "Beyond NALU"). NAC for `+` and `−`; NAU → NMU for
+    /// solved it in the most seeds (README, "Beyond NALU"; for Madsen & Johansen's task,
+    /// [`TrainConfig::madsen_recommended`]). NAC for `+` and `−`; NAU → NMU for
     /// `×` and `z²`; NAU → RealNPU for `÷` and `√`, each seed trained from several
     /// initialisations and kept by validation MSE (8 for `÷`, 4 for `√`: one solves 2 and
     /// 7 seeds in 10).
@@ -243,6 +252,33 @@ impl TrainConfig {
         Self {
             inits_per_seed,
             ..Self::recipe(model, op)
+        }
+    }
+
+    /// The stack and recipe this crate recommends for `op` of Madsen & Johansen's task: the one
+    /// that solved it in the most seeds there (README, "Madsen & Johansen's protocol"). Their
+    /// NAU → NAU for `+` and `−` and NAU → NMU for `×` and `z²`, on their recipe
+    /// ([`TrainConfig::madsen`]); for `÷` and `√` the naive NPU (NAU → RealNPU with its gates
+    /// held open): Adam 0.01 for 60,000 steps without the regulariser, then the kept
+    /// checkpoint polished ([`TrainConfig::polish`]) and snapped ([`TrainConfig::snap`]), each
+    /// seed the best on validation of 8 initialisations for `÷` and 4 for `√` (one alone
+    /// solves about half the seeds: the others settle on a power of a ratio of mixed sums,
+    /// `((α·a + β·b)/(γ·a + δ·b))^p`, that fits the training range only).
+    pub fn madsen_recommended(op: Operation) -> Self {
+        let npu = |inits_per_seed| Self {
+            lr: 0.01,
+            budget: Budget::Steps(60_000),
+            regularizer: None,
+            snap: true,
+            polish: true,
+            inits_per_seed,
+            ..Self::madsen(ModelKind::NaiveNpu)
+        };
+        match op {
+            Operation::Add | Operation::Sub => Self::madsen(ModelKind::Nau),
+            Operation::Mul | Operation::Square => Self::madsen(ModelKind::NauNmu),
+            Operation::Div => npu(8),
+            Operation::Sqrt => npu(4),
         }
     }
 
@@ -278,6 +314,7 @@ impl TrainConfig {
             restart_on_stall: false,
             eval_every: Some(1000),
             early_stop_patience: Some(100),
+            give_up_patience: None,
             snap: false,
             polish: false,
             inits_per_seed: 1,
@@ -378,8 +415,20 @@ impl TrainConfig {
 
     /// `(first step, patience)` of the early stop, when it is on.
     pub fn early_stop(&self) -> Option<(usize, usize)> {
-        let after = self.regularizer.map_or(1, |r| r.end.max(1));
-        self.early_stop_patience.map(|patience| (after, patience))
+        self.early_stop_patience
+            .map(|patience| (self.ramp_end(), patience))
+    }
+
+    /// `(after, patience)` of the give-up rule ([`TrainConfig::give_up_patience`]).
+    pub fn give_up(&self) -> Option<(usize, usize)> {
+        self.give_up_patience
+            .map(|patience| (self.ramp_end(), patience))
+    }
+
+    /// The step from which the stopping rules may fire: the regulariser's ramp's end (1
+    /// without a regulariser).
+    fn ramp_end(&self) -> usize {
+        self.regularizer.map_or(1, |r| r.end.max(1))
     }
 
     /// Checks sizes, learning rate, clip norm and the regulariser; the error names the field.
@@ -552,6 +601,14 @@ mod tests {
                     "{model} {op}"
                 );
             }
+        }
+        for op in Operation::ALL {
+            assert_eq!(TrainConfig::recommended(op).validate(), Ok(()), "{op}");
+            assert_eq!(
+                TrainConfig::madsen_recommended(op).validate(),
+                Ok(()),
+                "{op}"
+            );
         }
     }
 

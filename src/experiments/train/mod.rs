@@ -4,8 +4,8 @@
 //! One loop for any [`Model`] and any shape of task row (see [`Split`](super::Split)): the
 //! [`Trainer`] here holds the population and drives it; [`batches`] gathers each run's training
 //! batch, [`step`] is one optimizer step of every run, [`run`] follows each run (best
-//! checkpoint, divergence, early stop, restarts), [`eval`] measures the runs on their splits,
-//! and [`result`] is what a finished run leaves.
+//! checkpoint, divergence, early stop, giving up, restarts), [`eval`] measures the runs on
+//! their splits, and [`result`] is what a finished run leaves.
 
 mod batches;
 mod eval;
@@ -216,7 +216,7 @@ impl<M: Model> Trainer<M> {
         }
         let initial = self.eval.evaluate(&self.best, 0, None);
         for (run, m) in self.runs.iter_mut().zip(initial) {
-            run.record(m, config.early_stop());
+            run.record(m, config);
         }
     }
 
@@ -282,7 +282,7 @@ impl<M: Model> Trainer<M> {
         let mut improved = vec![false; self.members.len()];
         for ((&r, m), better) in self.members.iter().zip(metrics).zip(&mut improved) {
             if self.runs[r].active() {
-                *better = self.runs[r].record(m, self.config.early_stop());
+                *better = self.runs[r].record(m, &self.config);
             }
         }
         self.best = self.best.clone().select(&plain, &improved);

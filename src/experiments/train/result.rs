@@ -87,6 +87,11 @@ pub struct RunResult {
     pub diverged_loss: Option<f64>,
     /// The evaluated step at which the run met its early-stopping rule and stopped.
     pub stopped_at_step: Option<usize>,
+    /// Whether the run stopped by the give-up rule
+    /// ([`TrainConfig::give_up_patience`](crate::experiments::TrainConfig::give_up_patience)):
+    /// unconverged, its validation MSE on a plateau.
+    #[serde(default)]
+    pub gave_up: bool,
     /// With snapping on: whether the snapped weights were kept (their validation MSE no worse).
     pub snap_kept: Option<bool>,
     /// With snapping on: the validation MSE of the snapped weights.
@@ -165,7 +170,10 @@ impl RunResult {
             (None, false, _) if !self.extrapolation_mse.is_finite() => {
                 "not solved (extrapolation outputs beyond f32)".into()
             }
-            (None, false, _) => "not solved".into(),
+            (None, false, _) => match self.stopped_at_step.filter(|_| self.gave_up) {
+                Some(step) => format!("not solved (gave up at step {step})"),
+                None => "not solved".into(),
+            },
         }
     }
 }

@@ -1,10 +1,14 @@
 //! One run's progress through training: its evaluations, best checkpoint, divergence, early
-//! stop and restarts.
+//! stop, giving up and restarts.
 
 use super::result::{Evaluation, RunResult};
 use crate::experiments::config::TrainConfig;
 use crate::experiments::task::TaskData;
 use crate::inalu::StallDetector;
+
+/// How far above the validation threshold a run's best validation MSE must be for the give-up
+/// rule to stop it ([`TrainConfig::give_up_patience`]).
+const GIVE_UP_MARGIN: f64 = 10.0;
 
 /// One run's progress through training.
 pub(super) struct RunState {
@@ -13,6 +17,8 @@ pub(super) struct RunState {
     solved_at: Option<usize>,
     diverged: Option<(usize, f64)>,
     stopped_at: Option<usize>,
+    /// Whether the run stopped by the give-up rule (not converged).
+    gave_up: bool,
     restarts: usize,
     pub(super) stall: Option<StallDetector>,
     /// The factor on `λ` (the training targets' variance when the config scales by it).
@@ -39,6 +45,7 @@ impl RunState {
             solved_at: None,
             diverged: None,
             stopped_at: None,
+            gave_up: false,
             restarts: 0,
             stall: None,
             lambda_scale: match config.scale_regularizer {
@@ -77,7 +84,8 @@ impl RunState {
     }
 
     /// Records an evaluation; `true` when it is the best so far (the checkpoint to keep).
-    pub(super) fn record(&mut self, m: Evaluation, early_stop: Option<(usize, usize)>) -> bool {
+    /// Applies the early stop and the give-up rule of `config`.
+    pub(super) fn record(&mut self, m: Evaluation, config: &TrainConfig) -> bool {
         self.history.push(m);
         if self.solved_at.is_none() && m.extrapolation_mse < self.success_threshold {
             self.solved_at = Some(m.step);
@@ -93,12 +101,21 @@ impl RunState {
             self.stale += 1;
         }
         let converged = self.best.valid_mse <= self.valid_threshold;
-        if let Some((after, patience)) = early_stop
-            && m.step >= after
-            && converged
-            && self.stale >= patience
-        {
+        let stale = self.stale;
+        let plateaued = |rule: Option<(usize, usize)>| {
+            rule.is_some_and(|(after, patience)| m.step >= after && stale >= patience)
+        };
+        // Giving up also needs the plateau to be at least half of the run so far: a run that
+        // learns slowly (NAC• on `×` is solved at 2.8 million steps in the median) keeps going
+        // for as long again as it has been learning. And a run within a factor
+        // `GIVE_UP_MARGIN` of the threshold (its weights a few ε from exact, as NAC → NAC's
+        // on `−` after 100,000 steps) is still converging, however slowly: it trains on.
+        let half_stale = 2 * stale >= self.history.len() - 1;
+        let far = self.best.valid_mse > GIVE_UP_MARGIN * self.valid_threshold;
+        if converged && plateaued(config.early_stop()) {
             self.stopped_at = Some(m.step);
+        } else if far && half_stale && plateaued(config.give_up()) {
+            (self.stopped_at, self.gave_up) = (Some(m.step), true);
         }
         better
     }
@@ -141,6 +158,7 @@ impl RunState {
             diverged_step: self.diverged.map(|d| d.0),
             diverged_loss: self.diverged.map(|d| d.1),
             stopped_at_step: self.stopped_at,
+            gave_up: self.gave_up,
             snap_kept: None,
             polish_kept: None,
             snapped_valid_mse: None,
@@ -153,5 +171,66 @@ impl RunState {
             wall_seconds: 0.0,
             steps_per_second: 0.0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiments::{MadsenSpec, MadsenTask, ModelKind, Operation, Task};
+
+    /// The step at which the give-up rule (patience 3, no regulariser) stops a run whose
+    /// validation MSE at evaluation `step` is `valid(step, threshold)`.
+    fn gives_up_at(valid: impl Fn(usize, f64) -> f64) -> Option<usize> {
+        let task = MadsenTask::new(MadsenSpec {
+            eval_rows: 10,
+            ..MadsenSpec::default()
+        })
+        .unwrap();
+        let config = TrainConfig {
+            regularizer: None,
+            early_stop_patience: None,
+            give_up_patience: Some(3),
+            ..TrainConfig::madsen(ModelKind::Nau)
+        };
+        let data = task.data(Operation::Add, 0);
+        let mut run = RunState::new(&data, &config);
+        for step in 0..100 {
+            let valid_mse = valid(step, data.valid_threshold);
+            let m = Evaluation {
+                step,
+                train_mse: valid_mse,
+                valid_mse,
+                extrapolation_mse: valid_mse,
+            };
+            run.record(m, &config);
+            if !run.active() {
+                assert!(run.gave_up);
+                return run.stopped_at;
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn a_run_gives_up_after_its_patience_and_half_its_evaluations_without_progress() {
+        // Halving at each evaluation up to `learning`, then stuck, far above the threshold
+        // (0.5¹⁰ ≈ 1e-3 at the lowest).
+        let halving =
+            |learning: usize| move |step: usize, _| 0.5f64.powi(step.min(learning) as i32);
+        // Learning until evaluation 1: three stale evaluations are also half of four.
+        assert_eq!(gives_up_at(halving(1)), Some(4));
+        // Learning until evaluation 10: stale from 11 on, and half the run only at 20.
+        assert_eq!(gives_up_at(halving(10)), Some(20));
+    }
+
+    #[test]
+    fn a_run_near_the_threshold_never_gives_up() {
+        // From evaluation 1 on, stuck at `times` the validation threshold.
+        let stuck = |times: f64| move |step: usize, t: f64| if step == 0 { 1.0 } else { times * t };
+        // Twice the threshold: not converged, but close enough to be converging still.
+        assert_eq!(gives_up_at(stuck(2.0)), None);
+        // Twenty times: far, given up as above.
+        assert_eq!(gives_up_at(stuck(20.0)), Some(4));
     }
 }
