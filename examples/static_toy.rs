@@ -18,8 +18,7 @@ use burn_nalu::experiments::report::{self, RunSettings, format_metric};
 use burn_nalu::experiments::{
     Budget, ExperimentError, MadsenSpec, MadsenTask, MistrySpec, MistryTask, ModelKind, Operation,
     OptimizerKind, Protocol, RecurrentSpec, RecurrentTask, ReferenceTask, Rows, RunResult,
-    SequentialSpec, SequentialTask, Task, TrainConfig, TrainedRun, published_rate,
-    train_population,
+    SequentialSpec, SequentialTask, Task, TrainConfig, TrainedRun, train_population,
 };
 use clap::Parser;
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
@@ -35,9 +34,9 @@ struct Cli {
     #[arg(long = "task", value_name = "NAME", value_parser = names(&Operation::ALL, Operation::name))]
     tasks: Vec<Operation>,
     /// Model: one of the stacks below, all of them, or recommended (the stack and recipe
-    /// this crate recommends for each task); repeatable; default: nalu and recommended, nalu
-    /// with --protocol madsen or mistry, nalu-rnn with recurrent, nau-cell and nmu-cell with
-    /// sequential.
+    /// this crate recommends for each task of the reference or madsen protocol); repeatable;
+    /// default: nalu and recommended, nalu with --protocol madsen or mistry, nalu-rnn with
+    /// recurrent, nau-cell and nmu-cell with sequential.
     #[arg(long = "model", value_name = "NAME", value_parser = model_choices())]
     models: Vec<Vec<Choice>>,
     /// Data and success criterion: reference (the Keras reference's task), madsen (Madsen &
@@ -104,6 +103,11 @@ struct Cli {
     /// Train the whole budget, without the madsen recipes' early stop.
     #[arg(long)]
     no_early_stop: bool,
+    /// Also stop a run whose validation MSE is more than 10 times its threshold once, after
+    /// the regulariser's ramp, it has not improved by 1% for N evaluations, nor for the later
+    /// half of the run (counted as given up).
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
+    give_up: Option<usize>,
     /// Also try each run's best weights snapped to their discrete values, kept when they do no
     /// worse on validation; reported beside the plain results ("Success, snapped").
     #[arg(long)]
@@ -161,7 +165,8 @@ struct Cli {
     quiet: bool,
     /// Train nothing: plot the success rates of the results CSVs given with --from (each
     /// model and task with its Wilson 95% interval, beside Madsen & Johansen's published rate
-    /// for the cells of their protocol that have one) into FILE, as SVG.
+    /// for the cells of their protocol that have one) into FILE, as SVG, and print them as a
+    /// table.
     #[arg(long, value_name = "FILE", requires = "from")]
     plot_success: Option<PathBuf>,
     /// With --plot-success: a results.csv to read (repeatable; cells in the order read).
@@ -187,7 +192,8 @@ fn model_choices() -> impl TypedValueParser<Value = Vec<Choice>> {
         .map(|m| PossibleValue::new(m.name()).help(m.summary()));
     let more = [
         PossibleValue::new("all").help("Every stack above that reads the protocol's rows"),
-        PossibleValue::new("recommended").help("Each task's recommended stack and recipe"),
+        PossibleValue::new("recommended")
+            .help("Each task's recommended stack and recipe (reference and madsen)"),
     ];
     PossibleValuesParser::new(stacks.chain(more)).map(|s| match s.as_str() {
         "all" => vec![Choice::All],
@@ -243,15 +249,6 @@ enum Choice {
 }
 
 impl Choice {
-    /// The stack trained for `op`.
-    fn model(self, op: Operation) -> ModelKind {
-        match self {
-            Self::Stack(model) => model,
-            Self::Recommended => TrainConfig::recommended(op).model,
-            Self::All => unreachable!("expanded by Cli::selection"),
-        }
-    }
-
     fn name(self) -> &'static str {
         match self {
             Self::Stack(model) => model.name(),
@@ -392,17 +389,24 @@ impl Cli {
 
     /// The model's recipe for `op` under `--protocol`, with what the command line overrides.
     fn config(&self, choice: Choice, op: Operation) -> TrainConfig {
+        let model = match choice {
+            Choice::Stack(model) => model,
+            Choice::Recommended => match self.protocol {
+                Protocol::Madsen => TrainConfig::madsen_recommended(op).model,
+                _ => TrainConfig::recommended(op).model,
+            },
+            Choice::All => unreachable!("expanded by Cli::selection"),
+        };
         let recipe = match (self.protocol, choice) {
-            (Protocol::Reference, Choice::Stack(model)) => TrainConfig::recipe(model, op),
             (Protocol::Reference, Choice::Recommended) => TrainConfig::recommended(op),
-            (_, Choice::All) => unreachable!("expanded by Cli::selection"),
-            (Protocol::Madsen, _) => TrainConfig::madsen(choice.model(op)),
-            (Protocol::Recurrent, _) => TrainConfig::recurrent(choice.model(op)),
-            (Protocol::Sequential, _) => TrainConfig::sequential(choice.model(op)),
-            (Protocol::Mistry, _) => TrainConfig::mistry(
-                choice.model(op),
-                self.inputs.unwrap_or(MistrySpec::default().inputs),
-            ),
+            (Protocol::Madsen, Choice::Recommended) => TrainConfig::madsen_recommended(op),
+            (Protocol::Reference, _) => TrainConfig::recipe(model, op),
+            (Protocol::Madsen, _) => TrainConfig::madsen(model),
+            (Protocol::Recurrent, _) => TrainConfig::recurrent(model),
+            (Protocol::Sequential, _) => TrainConfig::sequential(model),
+            (Protocol::Mistry, _) => {
+                TrainConfig::mistry(model, self.inputs.unwrap_or(MistrySpec::default().inputs))
+            }
         };
         let schedule = recipe.regularizer.unwrap_or(RegularizerSchedule {
             lambda: 0.0,
@@ -429,8 +433,9 @@ impl Cli {
             regularizer: (regularizer.lambda > 0.0).then_some(regularizer),
             eval_every: self.eval_every.or(recipe.eval_every),
             early_stop_patience: recipe.early_stop_patience.filter(|_| !self.no_early_stop),
-            snap: self.snap,
-            polish: self.polish,
+            give_up_patience: self.give_up.or(recipe.give_up_patience),
+            snap: self.snap || recipe.snap,
+            polish: self.polish || recipe.polish,
             inits_per_seed: self.inits.unwrap_or(recipe.inits_per_seed),
             ..recipe
         }
@@ -446,16 +451,17 @@ impl Cli {
             return Err("--resume needs --out DIR, the run to continue".into());
         }
         let (tasks, choices) = self.selection();
-        if self.protocol != Protocol::Reference && choices.contains(&Choice::Recommended) {
+        let recommends = matches!(self.protocol, Protocol::Reference | Protocol::Madsen);
+        if !recommends && choices.contains(&Choice::Recommended) {
             return Err(
-                "--model recommended needs --protocol reference: its recipes are the \
-                        reference task's"
+                "--model recommended needs --protocol reference or madsen: its recipes are \
+                        those tasks'"
                     .into(),
             );
         }
         let models: Vec<ModelKind> = choices
             .iter()
-            .flat_map(|c| tasks.iter().map(|&op| c.model(op)))
+            .flat_map(|&c| tasks.iter().map(move |&op| self.config(c, op).model))
             .collect();
         let reg_flags = [
             ("--reg-lambda", self.reg_lambda.is_some()),
@@ -506,11 +512,12 @@ fn plan(cli: &Cli) -> Vec<Work> {
     let mut work = Vec::new();
     for &choice in &models {
         for &op in &tasks {
+            let config = cli.config(choice, op);
             for part in seeds.chunks(chunk) {
                 work.push(Work {
                     choice,
-                    model: choice.model(op),
-                    inits: cli.config(choice, op).inits_per_seed,
+                    model: config.model,
+                    inits: config.inits_per_seed,
                     op,
                     seeds: part.to_vec(),
                 });
@@ -635,33 +642,28 @@ fn main() -> ExitCode {
 }
 
 /// `--plot-success FILE --from CSV...`: the success rates of the runs in the CSVs, each cell
-/// beside its published rate where there is one.
+/// beside its published rate where there is one, and the same as a table on stdout.
 fn plot_success(figure: &Path, csvs: &[PathBuf]) -> Result<(), ExperimentError> {
     let mut runs = Vec::new();
     for csv in csvs {
         runs.extend(report::read_csv(csv)?);
     }
-    let madsen = |r: &&RunResult| r.protocol == Protocol::Madsen;
-    let published = |s: &report::TaskSummary| {
-        let model = s.model.parse::<ModelKind>().ok()?;
-        let on_madsen = runs
-            .iter()
-            .filter(madsen)
-            .any(|r| r.model == model && r.task == s.task);
-        let rate = published_rate(model, s.task).filter(|_| on_madsen)?;
-        Some((rate.successes, rate.seeds))
-    };
-    let bars: Vec<report::RateBar> = report::summarize(&runs)
+    let mut summaries = report::summarize(&runs);
+    summaries.sort_by_key(|s| Operation::ALL.iter().position(|&op| op == s.task));
+    let bars: Vec<report::RateBar> = summaries
         .iter()
         .map(|s| report::RateBar {
-            label: format!("{}, {}", s.model, s.task),
+            group: s.task.formula().to_string(),
+            label: s.model.clone(),
             successes: s.successes,
             runs: s.runs,
-            published: published(s),
+            published: report::published(s, &runs).map(|p| (p.successes, p.seeds)),
         })
         .collect();
-    let title = "Success rate: this crate (blue) and published (grey)";
-    report::plot_success_rates(figure, title, &bars)
+    let title = "Success rates: this crate (blue), published (grey)";
+    report::plot_success_rates(figure, title, &bars)?;
+    println!("{}", report::comparison_table(&runs));
+    Ok(())
 }
 
 /// Everything that can be refused before training: the arguments, every cell's settings, the

@@ -66,6 +66,10 @@ fn zero_epochs_are_refused() {
         &["--epochs", "0"],
         "'--epochs <EPOCHS>': must be at least 1, got 0",
     );
+    assert_argument_error(
+        &["--give-up", "0"],
+        "'--give-up <N>': must be at least 1, got 0",
+    );
 }
 
 #[test]
@@ -295,7 +299,7 @@ fn several_models_print_a_success_matrix() {
 }
 
 /// The fields of every run, in JSON and CSV alike.
-const FIELDS: [&str; 38] = [
+const FIELDS: [&str; 39] = [
     "model",
     "task",
     "protocol",
@@ -323,6 +327,7 @@ const FIELDS: [&str; 38] = [
     "diverged_step",
     "diverged_loss",
     "stopped_at_step",
+    "gave_up",
     "snap_kept",
     "snapped_valid_mse",
     "snapped_extrapolation_mse",
@@ -521,6 +526,53 @@ fn default_run_trains_nalu_and_the_recommended_stacks() {
     );
 }
 
+/// `--model recommended` on Madsen & Johansen's task takes that task's recommendations
+/// (`TrainConfig::madsen_recommended`): NAU → NAU for `+`, the naive NPU from 8
+/// initialisations, polished and snapped, for `÷`. Other protocols have none.
+#[test]
+fn madsen_recommended_stacks_follow_that_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&[
+        "--protocol",
+        "madsen",
+        "--model",
+        "recommended",
+        "--task",
+        "add",
+        "--task",
+        "div",
+        "--steps",
+        "200",
+        "--eval-rows",
+        "100",
+        "--quiet",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let runs = results_json(dir.path());
+    let cells: Vec<(&str, &str, u64, bool)> = runs
+        .iter()
+        .map(|r| {
+            let (model, task) = (r["model"].as_str().unwrap(), r["task"].as_str().unwrap());
+            let snapped = r["snap_kept"].is_boolean() && r["polish_kept"].is_boolean();
+            (model, task, r["inits"].as_u64().unwrap(), snapped)
+        })
+        .collect();
+    assert_eq!(
+        cells,
+        [("nau", "add", 1, false), ("naive-npu", "div", 8, true)]
+    );
+    assert_argument_error(
+        &["--protocol", "mistry", "--model", "recommended"],
+        "--model recommended needs --protocol reference or madsen",
+    );
+}
+
 /// `--jobs 2` trains populations side by side (each job on its own thread pool) and reports what
 /// one job at a time does, run for run. Exactly: the kernels split their work across threads by
 /// rows and never split a sum, so the thread count does not change a bit.
@@ -648,9 +700,16 @@ fn success_figure_reads_committed_results_and_needs_them() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = std::fs::read_to_string(&svg).unwrap();
-    // NAU on add and sub, each beside Madsen & Johansen's rate: four points, two in the legend.
-    assert!(text.contains("nau, add") && text.contains("nau, sub"));
+    // NAU on add and sub, a panel each, beside Madsen & Johansen's rate: four points, two in
+    // the legend.
+    let label = |t: &str| text.contains(&format!("\n{t}\n</text>"));
+    assert!(label("a + b") && label("a - b") && label("nau"), "{text}");
     assert_eq!(text.matches("<circle").count(), 4 + 2);
+    // The same cells as a table on stdout: published, ours, all read back, none given up.
+    let table = String::from_utf8_lossy(&out.stdout);
+    let row = "| nau | 100/100 100% [96%, 100%] | 100/100 100% [96%, 100%] | 100/100 |";
+    assert_eq!(table.matches(row).count(), 2, "{table}");
+    assert_eq!(table.matches("| 0/100 |").count(), 2, "{table}");
     let missing = run(&[
         "--plot-success",
         svg.to_str().unwrap(),

@@ -116,28 +116,43 @@ pub struct PublishedRate {
     pub seeds: usize,
 }
 
-/// Their static table, the cells with a model of this crate: NAU → NAU (their "NAU"), NAU →
-/// NMU ("NMU"), NAC → NAC ("NAC+"), NAC → NAC• ("NAC•") and NALU → NALU, each of 100 seeds.
-pub const MADSEN_PUBLISHED: [PublishedRate; 16] = {
+/// Their static table (`function_task_static_all.tex`), the cells with a model of this crate:
+/// NAU → NAU (their "NAU"), NAU → NMU ("NMU"), NAC → NAC ("NAC+"), NAC → NAC• ("NAC•") and
+/// NALU → NALU, on all six operations, each of 100 seeds.
+pub const MADSEN_PUBLISHED: [PublishedRate; 30] = {
     use ModelKind::{Nac, NacMul, Nalu, Nau, NauNmu};
     use Operation::{Add, Div, Mul, Sqrt, Square, Sub};
     [
         rate(Nau, Add, 100),
         rate(Nac, Add, 100),
         rate(Nalu, Add, 14),
+        rate(NauNmu, Add, 0),
+        rate(NacMul, Add, 0),
         rate(Nau, Sub, 100),
         rate(Nac, Sub, 100),
         rate(Nalu, Sub, 14),
+        rate(NauNmu, Sub, 56),
+        rate(NacMul, Sub, 0),
         rate(NauNmu, Mul, 98),
         rate(NacMul, Mul, 31),
         rate(Nalu, Mul, 0),
+        rate(Nau, Mul, 0),
+        rate(Nac, Mul, 0),
         rate(NauNmu, Div, 0),
         rate(NacMul, Div, 0),
         rate(Nalu, Div, 0),
+        rate(Nau, Div, 0),
+        rate(Nac, Div, 0),
         rate(NauNmu, Sqrt, 0),
         rate(NacMul, Sqrt, 7),
         rate(Nalu, Sqrt, 2),
+        rate(Nau, Sqrt, 0),
+        rate(Nac, Sqrt, 0),
         rate(NauNmu, Square, 100),
+        rate(NacMul, Square, 77),
+        rate(Nalu, Square, 0),
+        rate(Nau, Square, 0),
+        rate(Nac, Square, 0),
     ]
 };
 

@@ -1,4 +1,5 @@
-//! Reports: the results table, per-task summaries over seeds, JSON, CSV and loss-curve plots.
+//! Reports: the results table, per-task summaries over seeds, the table beside Madsen & Johansen's,
+//! JSON, CSV, loss curves and success-rate plots.
 //!
 //! JSON and CSV come from one flat struct ([`RunResult`]), the CSV through the `csv` crate, so
 //! that a formula or message holding commas or quotes stays one field. Every file is written
@@ -16,7 +17,9 @@ use serde::{Deserialize, Serialize};
 
 use super::config::TrainConfig;
 use super::error::ExperimentError;
-use super::protocol::TaskSettings;
+use super::madsen::{PublishedRate, published_rate};
+use super::protocol::{Protocol, TaskSettings};
+use super::stacks::ModelKind;
 use super::task::Operation;
 use super::train::{Evaluation, RunResult};
 
@@ -94,8 +97,15 @@ pub struct TaskSummary {
     pub success_rate_ci: (f64, f64),
     /// Median over the successful runs of the step at which each was first solved.
     pub median_solved_at_step: Option<f64>,
+    /// Mean over the successful runs of the step at which each was first solved (Madsen &
+    /// Johansen report it beside the median: the tail is long).
+    #[serde(default)]
+    pub mean_solved_at_step: Option<f64>,
     /// Median sparsity error of the successful runs (where the units have one).
     pub median_sparsity_error: Option<f64>,
+    /// Runs stopped by the give-up rule ([`RunResult::gave_up`]).
+    #[serde(default)]
+    pub gave_up: usize,
     /// Median extrapolation MSE over the runs.
     pub median_extrapolation_mse: f64,
     /// Median normalised extrapolation error over the runs.
@@ -131,6 +141,12 @@ fn median_of_some(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
     (!present.is_empty()).then(|| median(present.into_iter()))
 }
 
+/// The mean of the values present, `None` when there are none.
+fn mean_of_some(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
+    let present: Vec<f64> = values.flatten().collect();
+    (!present.is_empty()).then(|| present.iter().sum::<f64>() / present.len() as f64)
+}
+
 /// Groups `results` by model (with its initialisations per seed, [`RunResult::label`]) and
 /// task, in order of first appearance, and summarises each group.
 pub fn summarize(results: &[RunResult]) -> Vec<TaskSummary> {
@@ -164,7 +180,11 @@ pub fn summarize(results: &[RunResult]) -> Vec<TaskSummary> {
                 median_solved_at_step: median_of_some(
                     successes.iter().map(|r| r.solved_at_step.map(|s| s as f64)),
                 ),
+                mean_solved_at_step: mean_of_some(
+                    successes.iter().map(|r| r.solved_at_step.map(|s| s as f64)),
+                ),
                 median_sparsity_error: median_of_some(successes.iter().map(|r| r.sparsity_error)),
+                gave_up: runs.iter().filter(|r| r.gave_up).count(),
                 diverged: runs.iter().filter(|r| r.diverged_step.is_some()).count(),
                 median_extrapolation_mse: median(runs.iter().map(|r| r.extrapolation_mse)),
                 median_normalized_error: median(
@@ -305,6 +325,66 @@ pub fn success_matrix(summaries: &[TaskSummary]) -> String {
             })
             .collect();
         let _ = writeln!(out, "| {} | {} |", task.formula(), cells.join(" | "));
+    }
+    out
+}
+
+/// Madsen & Johansen's published rate for a summarised cell, where they report one and the
+/// cell's runs are on their protocol (a label such as `nau-nmu, best of 8` has none).
+pub fn published(summary: &TaskSummary, runs: &[RunResult]) -> Option<PublishedRate> {
+    let model = summary.model.parse::<ModelKind>().ok()?;
+    let on_madsen = runs
+        .iter()
+        .any(|r| r.protocol == Protocol::Madsen && r.model == model && r.task == summary.task);
+    published_rate(model, summary.task).filter(|_| on_madsen)
+}
+
+/// Madsen & Johansen's static table with this crate's runs beside it: per operation (in
+/// [`Operation::ALL`]'s order) and model, the published success rate, this crate's with its
+/// Wilson 95% interval, how many successes read back as the target, when they were solved
+/// (median and mean step), their sparsity error and how many runs gave up.
+pub fn comparison_table(runs: &[RunResult]) -> String {
+    let mut out = String::from(
+        "| Op | Model | Published | This crate | Read back | Solved at, median (mean) | \
+         Sparsity error, median | Gave up |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    let rate = |k: usize, n: usize| {
+        let (lo, hi) = wilson_interval(k, n, Z_95);
+        let pct = |p: f64| format!("{:.0}%", 100.0 * p);
+        format!(
+            "{k}/{n} {} [{}, {}]",
+            pct(k as f64 / n.max(1) as f64),
+            pct(lo),
+            pct(hi)
+        )
+    };
+    let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+    let summaries = summarize(runs);
+    for op in Operation::ALL {
+        for s in summaries.iter().filter(|s| s.task == op) {
+            let solved = s.median_solved_at_step.zip(s.mean_solved_at_step);
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} | {}/{} |",
+                op.formula(),
+                s.model,
+                or_dash(published(s, runs).map(|p| rate(p.successes, p.seeds))),
+                rate(s.successes, s.runs),
+                or_dash(
+                    (s.learned)
+                        .filter(|_| s.successes > 0)
+                        .map(|k| format!("{k}/{}", s.successes))
+                ),
+                or_dash(solved.map(|(m, a)| format!(
+                    "{} ({})",
+                    format_metric(m),
+                    format_metric(a)
+                ))),
+                or_dash(s.median_sparsity_error.map(format_metric)),
+                s.gave_up,
+                s.runs,
+            );
+        }
     }
     out
 }
@@ -566,7 +646,9 @@ fn draw_history(
 /// there is one, the published rate beside them.
 #[derive(Clone, Debug)]
 pub struct RateBar {
-    /// The cell's name under its pair of points (`"nau, a + b"`).
+    /// The panel the cell is drawn in (its operation, `"a + b"`); one panel per group.
+    pub group: String,
+    /// The cell's name under its pair of points in the panel (`"nau"`).
     pub label: String,
     /// This crate's successful runs.
     pub successes: usize,
@@ -576,9 +658,9 @@ pub struct RateBar {
     pub published: Option<(usize, usize)>,
 }
 
-/// Plots success rates with their Wilson 95% intervals, one cell beside the next as the papers
-/// plot them: this crate's runs (blue) and the published rate (grey, where there is one), as
-/// SVG. Written with [`write_file`].
+/// Plots success rates with their Wilson 95% intervals as the papers plot them: one panel per
+/// group (operation), its cells side by side, this crate's runs (blue) and the published rate
+/// (grey, where there is one), as SVG. Written with [`write_file`].
 pub fn plot_success_rates(
     path: &Path,
     title: &str,
@@ -595,14 +677,42 @@ fn draw_success_rates(
     title: &str,
     bars: &[RateBar],
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let width = 160 + 120 * bars.len() as u32;
-    let root = SVGBackend::with_string(svg, (width, 420)).into_drawing_area();
+    let groups = distinct(bars.iter().map(|b| b.group.as_str()));
+    let panels: Vec<Vec<&RateBar>> = groups
+        .iter()
+        .map(|&g| bars.iter().filter(|b| b.group == g).collect())
+        .collect();
+    // Up to three panels a row, each as wide as the widest needs.
+    let widest = panels.iter().map(Vec::len).max().unwrap_or(1).max(2) as u32;
+    let columns = panels.len().clamp(1, 3);
+    let rows = panels.len().div_ceil(columns).max(1);
+    let size = (
+        columns as u32 * (100 + 110 * widest),
+        40 + 300 * rows as u32,
+    );
+    let root = SVGBackend::with_string(svg, size).into_drawing_area();
     root.fill(&WHITE)?;
+    let root = root.titled(title, ("sans-serif", 20))?;
+    let areas = root.split_evenly((rows, columns));
+    for (k, ((panel, area), group)) in panels.iter().zip(&areas).zip(&groups).enumerate() {
+        draw_panel(area, group, panel, k == 0)?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+/// One panel of [`draw_success_rates`]: its cells' rates, the legend on the first panel only.
+fn draw_panel(
+    area: &DrawingArea<SVGBackend, plotters::coord::Shift>,
+    group: &str,
+    bars: &[&RateBar],
+    legend: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
     let n = bars.len() as f64;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 20))
+    let mut chart = ChartBuilder::on(area)
+        .caption(group, ("sans-serif", 16))
         .margin(12)
-        .x_label_area_size(40)
+        .x_label_area_size(30)
         .y_label_area_size(60)
         .build_cartesian_2d(-0.5..n - 0.5, 0.0..100.0)?;
     let label = |x: &f64| {
@@ -619,8 +729,8 @@ fn draw_success_rates(
         .x_labels(bars.len().max(1))
         .x_label_formatter(&label)
         .disable_x_mesh()
-        .y_labels(11)
-        .y_desc("success rate (%), Wilson 95% interval")
+        .y_labels(6)
+        .y_desc("success (%), Wilson 95%")
         .draw()?;
     let series: [(&str, f64, RGBColor); 2] = [
         ("this crate", -0.12, BLUE),
@@ -650,18 +760,21 @@ fn draw_success_rates(
             Circle::new((x, 100.0 * k as f64 / n.max(1) as f64), 4, color.filled())
         };
         chart.draw_series(points.iter().map(interval))?;
-        chart
-            .draw_series(points.iter().map(rate))?
-            .label(name)
-            .legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
+        let drawn = chart.draw_series(points.iter().map(rate))?;
+        if legend {
+            drawn
+                .label(name)
+                .legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
+        }
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerLeft)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()?;
-    root.present()?;
+    if legend {
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerLeft)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
+    }
     Ok(())
 }
 
@@ -735,6 +848,7 @@ mod tests {
             diverged_step: None,
             diverged_loss: None,
             stopped_at_step: Some(950),
+            gave_up: false,
             snap_kept: Some(true),
             snapped_valid_mse: Some(1e-9),
             snapped_extrapolation_mse: None,
@@ -747,6 +861,48 @@ mod tests {
             wall_seconds: 1.25,
             steps_per_second: 4000.0,
         }
+    }
+
+    /// Three successes (solved at 700, 800 and 3,000: median 800, mean 1,500), two of them read
+    /// back as the target, and a run that gave up: the row beside the published 98/100.
+    #[test]
+    fn comparison_table_puts_the_published_rate_beside_ours() {
+        let solved = |step, mse| RunResult {
+            inits: 1,
+            solved_at_step: Some(step),
+            formula_mse_vs_targets: mse,
+            ..run()
+        };
+        let gave_up = RunResult {
+            success: false,
+            solved_at_step: None,
+            stopped_at_step: Some(2_100_000),
+            gave_up: true,
+            inits: 1,
+            ..run()
+        };
+        let runs = [
+            solved(700, Some(0.0)),
+            solved(800, None),
+            solved(3000, Some(0.0)),
+            gave_up,
+        ];
+        let table = comparison_table(&runs);
+        let row = format!(
+            "| {} | nau-nmu | 98/100 98% [93%, 99%] | 3/4 75% [30%, 95%] | 2/3 | 8.000e2 (1.500e3) | \
+             1.000e-2 | 1/4 |",
+            Operation::Mul.formula()
+        );
+        assert!(table.contains(&row), "{table}");
+        // Not on their protocol: no published rate beside it.
+        let reference: Vec<RunResult> = runs
+            .iter()
+            .map(|r| RunResult {
+                protocol: Protocol::Reference,
+                ..r.clone()
+            })
+            .collect();
+        assert!(comparison_table(&reference).contains("nau-nmu | - | 3/4"));
     }
 
     #[test]
@@ -823,19 +979,25 @@ mod tests {
 
     #[test]
     fn success_figure_draws_each_rate_with_its_interval() {
-        let bar = |label: &str, successes, published| RateBar {
+        let bar = |group: &str, label: &str, successes, published| RateBar {
+            group: group.into(),
             label: label.into(),
             successes,
             runs: 10,
             published,
         };
         let bars = [
-            bar("nau, add", 10, Some((100, 100))),
-            bar("nmu, div", 3, None),
+            bar("add", "nau", 10, Some((100, 100))),
+            bar("div", "nmu", 3, None),
         ];
         let mut svg = String::new();
         draw_success_rates(&mut svg, "rates", &bars).unwrap();
-        assert!(svg.contains("nau, add") && svg.contains("nmu, div"));
+        // One panel per operation, each cell named by its model.
+        let text = |t: &str| svg.contains(&format!("\n{t}\n</text>"));
+        assert!(
+            text("add") && text("div") && text("nau") && text("nmu"),
+            "{svg}"
+        );
         // Three rates (the second cell has no published one) and the legend's two markers.
         assert_eq!(svg.matches("<circle").count(), 3 + 2);
     }
