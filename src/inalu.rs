@@ -184,7 +184,7 @@ impl ArithmeticUnit for Inalu {
         let mul = ops::matmul_members(log, w_m.clone(), members)
             .clamp_max(self.omega)
             .exp();
-        let sign = ops::nmu_product(input.sign(), w_m.abs(), members).clamp(-1.0, 1.0);
+        let sign = ops::nmu_product_members(input.sign(), w_m.abs(), members).clamp(-1.0, 1.0);
         let gate = ops::per_feature::<D>(ops::sigmoid(self.gate.val()), members);
         ops::gated_mix(gate, add, mul.mul(sign))
     }

@@ -146,7 +146,7 @@ impl ArithmeticUnit for Nmru {
             weight.clone(),
             members,
         );
-        ops::nmu_product(x.abs(), weight, members).mul(angle.cos())
+        ops::nmu_product_members(x.abs(), weight, members).mul(angle.cos())
     }
 
     fn regularizer_members(&self, members: usize) -> Option<Tensor<1>> {

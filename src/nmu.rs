@@ -112,7 +112,7 @@ impl ArithmeticUnit for Nmu {
     fn forward_members<const D: usize>(&self, input: Tensor<D>, members: usize) -> Tensor<D> {
         let d_in = self.d_input() / members;
         ops::check_input("Nmu", &input.dims(), d_in, members);
-        ops::nmu_product(input, self.weight.val(), members)
+        ops::nmu_product_members(input, self.weight.val(), members)
     }
 
     fn regularizer_members(&self, members: usize) -> Option<Tensor<1>> {

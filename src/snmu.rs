@@ -140,12 +140,12 @@ impl ArithmeticUnit for Snmu {
         ops::check_input("Snmu", &input.dims(), self.d_input() / members, members);
         let weight = self.weight.val();
         if !weight.is_require_grad() {
-            return ops::nmu_product(input, weight, members);
+            return ops::nmu_product_members(input, weight, members);
         }
         let uniform = Distribution::Uniform(self.noise_low, self.noise_high);
         let noise = Tensor::random(input.shape(), uniform, &input.device());
-        let noisy = ops::nmu_product(input.mul(noise.clone()), weight.clone(), members);
-        noisy.div(ops::nmu_product(noise, weight, members))
+        let noisy = ops::nmu_product_members(input.mul(noise.clone()), weight.clone(), members);
+        noisy.div(ops::nmu_product_members(noise, weight, members))
     }
 
     fn regularizer_members(&self, members: usize) -> Option<Tensor<1>> {

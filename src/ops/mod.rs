@@ -10,8 +10,9 @@
 //! and a per-input vector `[S·d_in]`. A unit written with these functions gets its population
 //! form without a line of its own.
 //!
-//! Public: [`gated_nalu`], the gated NALU layer (fused on flex), and [`gated_nalu_reference`],
-//! its plain composition of Burn ops that the tests compare it with.
+//! Public: [`gated_nalu`], the gated NALU layer, and [`nmu_product`], the NMU's product (both
+//! fused on flex), each beside its plain composition of Burn ops that the tests compare it with
+//! ([`gated_nalu_reference`], [`nmu_product_reference`]).
 
 #[cfg(feature = "flex")]
 mod fast_math;
@@ -185,11 +186,38 @@ fn reference_members<const D: usize>(
     gated_mix(sigmoid(matmul_members(x, gate, members)), add, mul)
 }
 
-/// The NMU product, `z_j = Π_i (W_ij·x_i + 1 − W_ij)`: `[..., d_in] → [..., d_out]` (for a
-/// population `[S, batch, d_in] → [S, batch, d_out]`).
+/// The NMU product, `z_j = Π_i (W_ij·x_i + 1 − W_ij)`, over the last axis of `x`
+/// (`[..., d_in]`, weight `[d_in, d_out]`): with `W` in {0, 1}, the product of the selected
+/// inputs.
 ///
+/// On the flex backend (in f32 and f64) it runs as one op with a hand-written backward;
+/// elsewhere as [`nmu_product_reference`], with the same results to rounding. Both give
+/// finite gradients where a factor is exactly 0.
+pub fn nmu_product<const D: usize>(x: Tensor<D>, weight: Tensor<2>) -> Tensor<D> {
+    nmu_product_members(x, weight, 1)
+}
+
+/// [`nmu_product`] as a plain composition of Burn ops, on every backend: the reference twin the
+/// fused op is tested against, and the path of backends without it.
+pub fn nmu_product_reference<const D: usize>(x: Tensor<D>, weight: Tensor<2>) -> Tensor<D> {
+    nmu_reference_members(x, weight, 1)
+}
+
+/// [`nmu_product`] for `members` stacked copies (`[S, batch, d_in]` and `[S·d_in, d_out]`).
+pub(crate) fn nmu_product_members<const D: usize>(
+    x: Tensor<D>,
+    weight: Tensor<2>,
+    members: usize,
+) -> Tensor<D> {
+    #[cfg(feature = "flex")]
+    if crate::backend::takes_fused_path(&x) {
+        return fused::nmu_product(x, weight, members);
+    }
+    nmu_reference_members(x, weight, members)
+}
+
 /// Burn's `prod_dim` has a zero-safe gradient, so inputs (and factors) of exactly 0 are fine.
-pub(crate) fn nmu_product<const D: usize>(
+fn nmu_reference_members<const D: usize>(
     x: Tensor<D>,
     weight: Tensor<2>,
     members: usize,
@@ -441,8 +469,8 @@ mod tests {
                 matmul_members(xk.clone(), wk.clone(), 1),
             );
             check(
-                nmu_product(x.clone(), w.clone(), 2),
-                nmu_product(xk.clone(), wk, 1),
+                nmu_product_members(x.clone(), w.clone(), 2),
+                nmu_product_members(xk.clone(), wk, 1),
             );
             let gk = gate.clone().narrow(0, 2 * k, 2);
             let (lr, kk) = npu_polar(x.clone(), gate.clone(), 0.0, 2);

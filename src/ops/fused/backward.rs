@@ -8,7 +8,7 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
 
-use super::{FusedLinear, FusedNalu};
+use super::{FusedLinear, FusedNalu, FusedNmu};
 
 /// The autodiff node of the fused layer: its backward calls the inner backend's kernel.
 #[derive(Debug)]
@@ -90,11 +90,27 @@ impl<B: Backend + FusedNalu, C: CheckpointStrategy> FusedNalu for Autodiff<B, C>
     }
 }
 
-/// The autodiff node of the fused linear map: its backward calls the inner backend's kernel.
-#[derive(Debug)]
-struct FusedLinearBackward;
+/// The backward kernel of an op of an input and a weight applied member by member:
+/// `(x, W, dy, need_dx, members) → (dx, dW)`.
+type MemberwiseKernel<B> = fn(
+    FloatTensor<B>,
+    FloatTensor<B>,
+    FloatTensor<B>,
+    bool,
+    usize,
+) -> (FloatTensor<B>, FloatTensor<B>);
 
-impl<B: Backend + FusedLinear> Backward<B, 2> for FusedLinearBackward {
+/// The autodiff node of such an op (the fused linear map, the NMU product): its backward calls
+/// the inner backend's kernel.
+struct MemberwiseBackward<B: Backend>(MemberwiseKernel<B>);
+
+impl<B: Backend> core::fmt::Debug for MemberwiseBackward<B> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("MemberwiseBackward")
+    }
+}
+
+impl<B: Backend> Backward<B, 2> for MemberwiseBackward<B> {
     /// The input `x`, the weight `W` and the member count.
     type State = (B::FloatTensorPrimitive, B::FloatTensorPrimitive, usize);
 
@@ -102,12 +118,34 @@ impl<B: Backend + FusedLinear> Backward<B, 2> for FusedLinearBackward {
         let dy = grads.consume::<B>(&ops.node);
         let (x, w, members) = ops.state;
         let need_dx = ops.parents[0].is_some();
-        let (dx, dw) = B::fused_linear_backward(x, w, dy, need_dx, members);
+        let (dx, dw) = (self.0)(x, w, dy, need_dx, members);
         for (parent, grad) in ops.parents.into_iter().zip([dx, dw]) {
             if let Some(node) = parent {
                 grads.register::<B>(node.id, grad);
             }
         }
+    }
+}
+
+/// `forward(x, W, members)` of the inner backend, recorded with `backward` as its node.
+fn memberwise<B: Backend, C: CheckpointStrategy>(
+    x: FloatTensor<Autodiff<B, C>>,
+    w: FloatTensor<Autodiff<B, C>>,
+    members: usize,
+    forward: fn(FloatTensor<B>, FloatTensor<B>, usize) -> FloatTensor<B>,
+    backward: MemberwiseKernel<B>,
+) -> FloatTensor<Autodiff<B, C>> {
+    let (a, b) = (x.primitive().clone(), w.primitive().clone());
+    match MemberwiseBackward(backward)
+        .prepare::<C>([x.node(), w.node()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let state = (a.clone(), b.clone(), members);
+            prep.finish(state, forward(a, b, members))
+        }
+        OpsKind::UnTracked(prep) => prep.finish(forward(a, b, members)),
     }
 }
 
@@ -117,18 +155,7 @@ impl<B: Backend + FusedLinear, C: CheckpointStrategy> FusedLinear for Autodiff<B
         w: FloatTensor<Self>,
         members: usize,
     ) -> FloatTensor<Self> {
-        let (a, b) = (x.primitive().clone(), w.primitive().clone());
-        match FusedLinearBackward
-            .prepare::<C>([x.node(), w.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let state = (a.clone(), b.clone(), members);
-                prep.finish(state, B::fused_linear(a, b, members))
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::fused_linear(a, b, members)),
-        }
+        memberwise::<B, C>(x, w, members, B::fused_linear, B::fused_linear_backward)
     }
 
     fn fused_linear_backward(
@@ -139,5 +166,31 @@ impl<B: Backend + FusedLinear, C: CheckpointStrategy> FusedLinear for Autodiff<B
         _members: usize,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         panic!("the fused linear backward is not differentiable (no second-order gradients)");
+    }
+}
+
+impl<B: Backend + FusedNmu, C: CheckpointStrategy> FusedNmu for Autodiff<B, C> {
+    fn fused_nmu_product(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        members: usize,
+    ) -> FloatTensor<Self> {
+        memberwise::<B, C>(
+            x,
+            w,
+            members,
+            B::fused_nmu_product,
+            B::fused_nmu_product_backward,
+        )
+    }
+
+    fn fused_nmu_product_backward(
+        _x: FloatTensor<Self>,
+        _w: FloatTensor<Self>,
+        _dz: FloatTensor<Self>,
+        _need_dx: bool,
+        _members: usize,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        panic!("the fused NMU backward is not differentiable (no second-order gradients)");
     }
 }

@@ -2,8 +2,11 @@
 
 use burn::tensor::DType;
 
-use super::kernel::{backward, forward, forward_values, linear_backward, linear_forward, recycle};
-use super::{Dims, FusedLinear, FusedNalu};
+use super::kernel::{
+    backward, forward, forward_values, linear_backward, linear_forward, nmu_backward, nmu_forward,
+    recycle,
+};
+use super::{Dims, FusedLinear, FusedNalu, FusedNmu};
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
 use burn::tensor::{Shape, TensorData};
@@ -53,6 +56,14 @@ fn with_last(x: &FlexTensor, last: usize) -> Shape {
     shape
 }
 
+/// The shape of an input gradient: `x`'s when it was computed, an empty `[0, d_in]` when not.
+fn dx_shape(x: &FlexTensor, d: Dims, need_dx: bool) -> Shape {
+    match need_dx {
+        true => x.layout().shape().clone(),
+        false => Shape::from([0, d.d_in]),
+    }
+}
+
 macro_rules! by_dtype {
     ($dtype:expr, $f:ident => $body:expr) => {
         match $dtype {
@@ -64,7 +75,7 @@ macro_rules! by_dtype {
                 type $f = f32;
                 $body
             }
-            other => panic!("fused NALU supports f32 and f64, got {other:?}"),
+            other => panic!("the fused kernels support f32 and f64, got {other:?}"),
         }
     };
 }
@@ -123,12 +134,8 @@ impl FusedNalu for Flex {
                 values(&x), &mut cache, values(&gate), eps, values(&dy), d, need_dx,
             );
             recycle(cache);
-            let dx_shape = match need_dx {
-                true => x.layout().shape().clone(),
-                false => Shape::from([0, d.d_in]),
-            };
             let weights = [d.members * d.d_in, d.d_out];
-            (tensor(dx, dx_shape), tensor(dw, weights), tensor(dm, weights), tensor(dg, weights))
+            (tensor(dx, dx_shape(&x, d, need_dx)), tensor(dw, weights), tensor(dm, weights), tensor(dg, weights))
         })
     }
 }
@@ -154,11 +161,33 @@ impl FusedLinear for Flex {
         let [x, w, dy] = [x, w, dy].map(contiguous);
         by_dtype!(x.dtype(), F => {
             let (dx, dw) = linear_backward::<F>(values(&x), values(&w), values(&dy), d, need_dx);
-            let dx_shape = match need_dx {
-                true => x.layout().shape().clone(),
-                false => Shape::from([0, d.d_in]),
-            };
-            (tensor(dx, dx_shape), tensor(dw, [d.members * d.d_in, d.d_out]))
+            (tensor(dx, dx_shape(&x, d, need_dx)), tensor(dw, [d.members * d.d_in, d.d_out]))
+        })
+    }
+}
+
+impl FusedNmu for Flex {
+    fn fused_nmu_product(x: FlexTensor, w: FlexTensor, members: usize) -> FlexTensor {
+        let d = dims(&x, &w, members);
+        let [x, w] = [x, w].map(contiguous);
+        by_dtype!(x.dtype(), F => {
+            let z = nmu_forward::<F>(values(&x), values(&w), d);
+            tensor(z, with_last(&x, d.d_out))
+        })
+    }
+
+    fn fused_nmu_product_backward(
+        x: FlexTensor,
+        w: FlexTensor,
+        dz: FlexTensor,
+        need_dx: bool,
+        members: usize,
+    ) -> (FlexTensor, FlexTensor) {
+        let d = dims(&x, &w, members);
+        let [x, w, dz] = [x, w, dz].map(contiguous);
+        by_dtype!(x.dtype(), F => {
+            let (dx, dw) = nmu_backward::<F>(values(&x), values(&w), values(&dz), d, need_dx);
+            (tensor(dx, dx_shape(&x, d, need_dx)), tensor(dw, [d.members * d.d_in, d.d_out]))
         })
     }
 }

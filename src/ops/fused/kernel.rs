@@ -986,6 +986,9 @@ impl<F: FastFloat> SignumOrZero for F {
     }
 }
 
+mod nmu;
+pub use nmu::{nmu_backward, nmu_forward};
+
 #[cfg(test)]
 mod tests {
     use super::*;
