@@ -24,6 +24,17 @@ fn run(args: &[&str]) -> Output {
     Command::new(example()).args(args).output().unwrap()
 }
 
+/// [`run`], which must succeed (else its stderr is the failure message).
+fn run_ok(args: &[&str]) -> Output {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// The runs of `DIR/results.json`, one object each.
 fn results_json(dir: &Path) -> Vec<serde_json::Value> {
     let json = std::fs::read(dir.join("results.json")).unwrap();
@@ -139,7 +150,7 @@ fn contradictory_budgets_and_a_resume_without_a_directory_are_refused() {
 fn madsen_protocol_reports_confidence_intervals() {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().to_str().unwrap();
-    let out = run(&[
+    let out = run_ok(&[
         "--protocol",
         "madsen",
         "--model",
@@ -158,11 +169,6 @@ fn madsen_protocol_reports_confidence_intervals() {
         "--out",
         out_dir,
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("| Success | 95% CI |"), "{stdout}");
     let summary: serde_json::Value =
@@ -278,15 +284,10 @@ fn unwritable_out_is_refused() {
 
 #[test]
 fn several_models_print_a_success_matrix() {
-    let out = run(&[
+    let out = run_ok(&[
         "--model", "nau-nmu", "--model", "realnpu", "--task", "add", "--epochs", "1", "--seeds",
         "2", "--jobs", "2", "--quiet",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("| Operation | nau-nmu | realnpu |"),
@@ -344,7 +345,7 @@ const FIELDS: [&str; 39] = [
 #[test]
 fn out_dir_receives_results_weights_and_plots() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run(&[
+    let out = run_ok(&[
         "--model",
         "nalu",
         "--task",
@@ -359,11 +360,6 @@ fn out_dir_receives_results_weights_and_plots() {
         "--out",
         dir.path().to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("| Operation | Seed | Train Loss | Extrapolated Test Loss |"),
@@ -482,7 +478,7 @@ fn resume_continues_a_run_and_refuses_other_settings() {
 #[test]
 fn default_run_trains_nalu_and_the_recommended_stacks() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run(&[
+    let out = run_ok(&[
         "--task",
         "add",
         "--task",
@@ -493,11 +489,6 @@ fn default_run_trains_nalu_and_the_recommended_stacks() {
         "--out",
         dir.path().to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("| Operation | Learned | Best model |"),
@@ -532,7 +523,7 @@ fn default_run_trains_nalu_and_the_recommended_stacks() {
 #[test]
 fn madsen_recommended_stacks_follow_that_task() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run(&[
+    let out = run_ok(&[
         "--protocol",
         "madsen",
         "--model",
@@ -549,11 +540,6 @@ fn madsen_recommended_stacks_follow_that_task() {
         "--out",
         dir.path().to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let runs = results_json(dir.path());
     let cells: Vec<(&str, &str, u64, bool)> = runs
         .iter()
@@ -580,7 +566,7 @@ fn madsen_recommended_stacks_follow_that_task() {
 fn jobs_run_side_by_side_with_the_same_results() {
     let results = |jobs: &str| {
         let dir = tempfile::tempdir().unwrap();
-        let out = run(&[
+        let out = run_ok(&[
             "--model",
             "nalu",
             "--model",
@@ -599,11 +585,6 @@ fn jobs_run_side_by_side_with_the_same_results() {
             "--out",
             dir.path().to_str().unwrap(),
         ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
         let runs = results_json(dir.path());
         let fields = [
             "model",
@@ -688,17 +669,12 @@ fn success_figure_reads_committed_results_and_needs_them() {
     let dir = std::env::temp_dir().join(format!("burn-nalu-figure-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let svg = dir.join("rates.svg");
-    let out = run(&[
+    let out = run_ok(&[
         "--plot-success",
         svg.to_str().unwrap(),
         "--from",
         csv.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let text = std::fs::read_to_string(&svg).unwrap();
     // NAU on add and sub, a panel each, beside Madsen & Johansen's rate: four points, two in
     // the legend.
