@@ -180,7 +180,7 @@ impl ArithmeticUnit for Inalu {
         ops::check_input("Inalu", &input.dims(), d_in, members);
         let w_m = self.mul.weight();
         let add = ops::matmul_members(input.clone(), self.add.weight(), members);
-        let log = input.clone().abs().clamp_min(self.epsilon).log();
+        let log = ops::clamped_log_abs(input.clone(), self.epsilon);
         let mul = ops::matmul_members(log, w_m.clone(), members)
             .clamp_max(self.omega)
             .exp();

@@ -523,7 +523,7 @@ fn default_run_trains_nalu_and_the_recommended_stacks() {
 #[test]
 fn madsen_recommended_stacks_follow_that_task() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run_ok(&[
+    run_ok(&[
         "--protocol",
         "madsen",
         "--model",
@@ -566,7 +566,7 @@ fn madsen_recommended_stacks_follow_that_task() {
 fn jobs_run_side_by_side_with_the_same_results() {
     let results = |jobs: &str| {
         let dir = tempfile::tempdir().unwrap();
-        let out = run_ok(&[
+        run_ok(&[
             "--model",
             "nalu",
             "--model",

@@ -101,6 +101,22 @@ pub(crate) fn per_feature<const D: usize>(v: Tensor<1>, members: usize) -> Tenso
     relabel(v.reshape([members, 1, n]))
 }
 
+/// `ln(max(|x|, ε))`, element-wise: the iNALU's log path. On flex one fused op (with the
+/// vectorised `ln`); elsewhere `abs`, `clamp_min` and `log`. The gradient is `1/x` where
+/// `|x| ≥ ε` and 0 where the clamp holds, on both paths.
+pub(crate) fn clamped_log_abs<const D: usize>(x: Tensor<D>, epsilon: f64) -> Tensor<D> {
+    #[cfg(feature = "flex")]
+    if crate::backend::takes_fused_path(&x) {
+        return fused::clamped_log_abs(x, epsilon);
+    }
+    clamped_log_abs_reference(x, epsilon)
+}
+
+/// [`clamped_log_abs`] as Burn ops.
+fn clamped_log_abs_reference<const D: usize>(x: Tensor<D>, epsilon: f64) -> Tensor<D> {
+    x.abs().clamp_min(epsilon).log()
+}
+
 /// The log-space product, `exp(log(|x| + ε)·W)`: output `j` is `Π_i (|x_i| + ε)^{W_ij}`.
 ///
 /// With `W` in {−1, 0, 1} this multiplies and divides inputs; fractional weights give powers

@@ -8,7 +8,7 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
 
-use super::{FusedLinear, FusedNalu, FusedNmu};
+use super::{FusedLinear, FusedLogAbs, FusedNalu, FusedNmu};
 
 /// The autodiff node of the fused layer: its backward calls the inner backend's kernel.
 #[derive(Debug)]
@@ -192,5 +192,49 @@ impl<B: Backend + FusedNmu, C: CheckpointStrategy> FusedNmu for Autodiff<B, C> {
         _members: usize,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         panic!("the fused NMU backward is not differentiable (no second-order gradients)");
+    }
+}
+
+/// The autodiff node of the fused clamped logarithm: its backward calls the inner backend's
+/// kernel.
+#[derive(Debug)]
+struct FusedLogAbsBackward;
+
+impl<B: Backend + FusedLogAbs> Backward<B, 1> for FusedLogAbsBackward {
+    /// The input `x` and epsilon.
+    type State = (B::FloatTensorPrimitive, f64);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dy = grads.consume::<B>(&ops.node);
+        let (x, eps) = ops.state;
+        let [parent] = ops.parents;
+        if let Some(node) = parent {
+            grads.register::<B>(node.id, B::fused_clamped_log_abs_backward(x, dy, eps));
+        }
+    }
+}
+
+impl<B: Backend + FusedLogAbs, C: CheckpointStrategy> FusedLogAbs for Autodiff<B, C> {
+    fn fused_clamped_log_abs(x: FloatTensor<Self>, epsilon: f64) -> FloatTensor<Self> {
+        let a = x.primitive().clone();
+        match FusedLogAbsBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let y = B::fused_clamped_log_abs(a.clone(), epsilon);
+                prep.finish((a, epsilon), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::fused_clamped_log_abs(a, epsilon)),
+        }
+    }
+
+    fn fused_clamped_log_abs_backward(
+        _x: FloatTensor<Self>,
+        _dy: FloatTensor<Self>,
+        _epsilon: f64,
+    ) -> FloatTensor<Self> {
+        panic!("the fused logarithm's backward is not differentiable (no second-order gradients)");
     }
 }

@@ -3,10 +3,10 @@
 use burn::tensor::DType;
 
 use super::kernel::{
-    backward, forward, forward_values, linear_backward, linear_forward, nmu_backward, nmu_forward,
-    recycle,
+    backward, clamped_log_abs, clamped_log_abs_backward, forward, forward_values, linear_backward,
+    linear_forward, nmu_backward, nmu_forward, recycle,
 };
-use super::{Dims, FusedLinear, FusedNalu, FusedNmu};
+use super::{Dims, FusedLinear, FusedLogAbs, FusedNalu, FusedNmu};
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
 use burn::tensor::{Shape, TensorData};
@@ -188,6 +188,24 @@ impl FusedNmu for Flex {
         by_dtype!(x.dtype(), F => {
             let (dx, dw) = nmu_backward::<F>(values(&x), values(&w), values(&dz), d, need_dx);
             (tensor(dx, dx_shape(&x, d, need_dx)), tensor(dw, [d.members * d.d_in, d.d_out]))
+        })
+    }
+}
+
+impl FusedLogAbs for Flex {
+    fn fused_clamped_log_abs(x: FlexTensor, epsilon: f64) -> FlexTensor {
+        let x = contiguous(x);
+        by_dtype!(x.dtype(), F => {
+            let y = clamped_log_abs::<F>(values(&x), epsilon as F);
+            tensor(y, x.layout().shape().clone())
+        })
+    }
+
+    fn fused_clamped_log_abs_backward(x: FlexTensor, dy: FlexTensor, epsilon: f64) -> FlexTensor {
+        let [x, dy] = [x, dy].map(contiguous);
+        by_dtype!(x.dtype(), F => {
+            let dx = clamped_log_abs_backward::<F>(values(&x), values(&dy), epsilon as F);
+            tensor(dx, x.layout().shape().clone())
         })
     }
 }
