@@ -10,7 +10,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Mutex, mpsc};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use burn::tensor::Device;
 use burn_nalu::RegularizerSchedule;
@@ -800,7 +800,10 @@ fn job_pool(jobs: usize) -> Option<rayon::ThreadPool> {
         .ok()
 }
 
-/// Trains one population, with a progress bar.
+/// How often a population reports its progress as a plain line when there is no terminal.
+const PLAIN_PROGRESS_EVERY: Duration = Duration::from_secs(60);
+
+/// Trains one population, with a progress bar (or plain lines, see [`PLAIN_PROGRESS_EVERY`]).
 fn train_work(
     cli: &Cli,
     task: &dyn Task,
@@ -816,16 +819,26 @@ fn train_work(
         .progress_chars("=> ");
     bar.set_style(style);
     let (first, last) = (w.seeds[0], w.seeds[w.seeds.len() - 1]);
-    bar.set_prefix(format!("{} {} seeds {first}..={last}", w.model, w.op));
+    let prefix = format!("{} {} seeds {first}..={last}", w.model, w.op);
+    bar.set_prefix(prefix.clone());
+    // Without a terminal for the bar (a run in the background, its output to a file), a plain
+    // line now and then, so that a long population shows where it is.
+    let plain = !cli.quiet && !std::io::stdout().is_terminal();
+    let mut printed = Instant::now();
     let runs = train_population(data, &config, device, &mut |p| {
-        bar.set_length(p.steps as u64);
-        bar.set_position(p.step as u64);
-        bar.set_message(format!(
+        let message = format!(
             "{}/{} training, best valid MSE {}",
             p.active,
             p.members,
             format_metric(p.best_valid_mse)
-        ));
+        );
+        if plain && printed.elapsed() >= PLAIN_PROGRESS_EVERY {
+            eprintln!("{prefix}: step {}/{}, {message}", p.step, p.steps);
+            printed = Instant::now();
+        }
+        bar.set_length(p.steps as u64);
+        bar.set_position(p.step as u64);
+        bar.set_message(message);
     });
     bar.finish_and_clear();
     runs
