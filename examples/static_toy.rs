@@ -16,9 +16,10 @@ use burn::tensor::Device;
 use burn_nalu::RegularizerSchedule;
 use burn_nalu::experiments::report::{self, RunSettings, format_metric};
 use burn_nalu::experiments::{
-    Budget, ExperimentError, MadsenSpec, MadsenTask, MistrySpec, MistryTask, ModelKind, Operation,
-    OptimizerKind, Protocol, RecurrentSpec, RecurrentTask, ReferenceTask, Rows, RunResult,
-    SequentialSpec, SequentialTask, Task, TrainConfig, TrainedRun, train_population,
+    Budget, Checkpointing, ExperimentError, MadsenSpec, MadsenTask, MistrySpec, MistryTask,
+    ModelKind, Operation, OptimizerKind, Progress, Protocol, RecurrentSpec, RecurrentTask,
+    ReferenceTask, Rows, RunResult, SequentialSpec, SequentialTask, Task, TrainConfig, TrainedRun,
+    train_population, train_population_checkpointed,
 };
 use clap::Parser;
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
@@ -156,10 +157,15 @@ struct Cli {
     /// (MODEL-TASK-seedS.svg) of each run.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
-    /// Continue the run in --out DIR: skip the populations whose results it holds; refuse if
-    /// DIR was made with other settings.
+    /// Continue the run in --out DIR: skip the populations whose results it holds, continue a
+    /// cut-off population from its checkpoint; refuse if DIR was made with other settings.
     #[arg(long)]
     resume: bool,
+    /// With --out DIR: write each population's whole training state into DIR every M minutes
+    /// (MODEL-TASK-seedsA-B.checkpoint, removed once its results are written), where --resume
+    /// continues it exactly as it would have gone on; 0: at every evaluation.
+    #[arg(long, value_name = "M", default_value_t = 10.0, value_parser = non_negative_f64)]
+    checkpoint_every: f64,
     /// Print only the results.
     #[arg(long)]
     quiet: bool,
@@ -685,7 +691,7 @@ fn prepare(cli: &Cli) -> Result<(Box<dyn Task>, Vec<RunResult>), String> {
 }
 
 /// A finished population, sent from a worker to the main thread.
-type Finished = (usize, Result<Vec<TrainedRun>, ExperimentError>);
+type Finished = (usize, Work, Result<Vec<TrainedRun>, ExperimentError>);
 
 fn run(cli: &Cli, task: &dyn Task, kept: Vec<RunResult>) -> Result<(), ExperimentError> {
     let started = Instant::now();
@@ -731,14 +737,14 @@ fn run(cli: &Cli, task: &dyn Task, kept: Vec<RunResult>) -> Result<(), Experimen
                         Some(pool) => pool.install(train),
                         None => train(),
                     };
-                    if send.send((k, runs)).is_err() {
+                    if send.send((k, w, runs)).is_err() {
                         return;
                     }
                 }
             });
         }
         drop(send);
-        for (k, runs) in receive {
+        for (k, w, runs) in receive {
             let runs = runs?;
             save_population(cli, &runs)?;
             if !cli.quiet {
@@ -748,6 +754,7 @@ fn run(cli: &Cli, task: &dyn Task, kept: Vec<RunResult>) -> Result<(), Experimen
             results[k].sort_by_key(|r| r.seed);
             if let Some(dir) = &cli.out {
                 write_results(dir, &settings, &results)?;
+                remove_if_there(&checkpoint_path(dir, &w))?;
             }
         }
         Ok(())
@@ -825,7 +832,7 @@ fn train_work(
     // line now and then, so that a long population shows where it is.
     let plain = !cli.quiet && !std::io::stdout().is_terminal();
     let mut printed = Instant::now();
-    let runs = train_population(data, &config, device, &mut |p| {
+    let on_eval = &mut |p: &Progress| {
         let message = format!(
             "{}/{} training, best valid MSE {}",
             p.active,
@@ -839,9 +846,50 @@ fn train_work(
         bar.set_length(p.steps as u64);
         bar.set_position(p.step as u64);
         bar.set_message(message);
-    });
+    };
+    let runs = match &cli.out {
+        Some(dir) => {
+            let path = checkpoint_path(dir, w);
+            if !cli.resume {
+                remove_if_there(&path)?;
+            } else if path.exists() && !cli.quiet {
+                eprintln!(
+                    "{prefix}: continuing from its checkpoint {}",
+                    path.display()
+                );
+            }
+            let every = Duration::from_secs_f64(cli.checkpoint_every * 60.0);
+            let checkpoint = Checkpointing { path, every };
+            train_population_checkpointed(data, &config, device, on_eval, &checkpoint)
+        }
+        None => train_population(data, &config, device, on_eval),
+    };
     bar.finish_and_clear();
     runs
+}
+
+/// The training checkpoint of population `w` in `dir`.
+fn checkpoint_path(dir: &Path, w: &Work) -> PathBuf {
+    let (first, last) = (w.seeds[0], w.seeds[w.seeds.len() - 1]);
+    let inits = match w.inits {
+        1 => String::new(),
+        k => format!("-best-of-{k}"),
+    };
+    dir.join(format!(
+        "{}-{}{inits}-seeds{first}-{last}.checkpoint",
+        w.model, w.op
+    ))
+}
+
+/// Removes `path` if it is there.
+fn remove_if_there(path: &Path) -> Result<(), ExperimentError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(ExperimentError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Saves each run's best weights and loss plot into `--out`.

@@ -246,6 +246,18 @@ impl StallDetector {
         }
     }
 
+    /// The losses recorded since the last restart (a training checkpoint keeps them).
+    #[cfg_attr(not(feature = "experiments"), allow(dead_code))]
+    pub(crate) fn losses(&self) -> &[f64] {
+        &self.losses
+    }
+
+    /// Takes up the losses [`StallDetector::losses`] gave.
+    #[cfg_attr(not(feature = "experiments"), allow(dead_code))]
+    pub(crate) fn set_losses(&mut self, losses: Vec<f64>) {
+        self.losses = losses;
+    }
+
     /// Records the loss of one training step.
     pub fn record(&mut self, loss: f64) {
         self.losses.push(loss);

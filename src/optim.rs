@@ -16,12 +16,13 @@
 //! Both update each element alone, so a [`Population`](crate::Population)'s members keep
 //! separate states, and [`retain_members`](FastAdam::retain_members) drops the states of members
 //! a population no longer trains. They are for single-device training and have no record
-//! (save/load) of their state; Burn's `ModuleOptimizer` remains the general choice.
+//! (save/load) of their state outside the experiments' training checkpoints; Burn's
+//! `ModuleOptimizer` remains the general choice.
 
 use std::collections::HashMap;
 
 use burn::config::Config;
-use burn::module::{Module, ModuleMapper, Param, ParamId};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::optim::grad_clipping::{GradientClipping, GradientClippingConfig};
 use burn::tensor::{DType, Element, Tensor, TensorData};
@@ -147,6 +148,23 @@ macro_rules! fast_optimizer {
             /// If `keep` does not have one entry per member.
             pub fn retain_members(&mut self, keep: &[bool], members: usize) {
                 self.0.retain_members(keep, members)
+            }
+
+            /// Its state for `module`'s parameters, for a training checkpoint.
+            #[cfg_attr(not(feature = "experiments"), allow(dead_code))]
+            pub(crate) fn export<M: Module>(&self, module: &M) -> OptimizerState {
+                self.0.export(module)
+            }
+
+            /// Takes up `state`, which [`export`](Self::export) gave for a module of the
+            /// same parameters as `module` (whose ids it keeps from here on).
+            #[cfg_attr(not(feature = "experiments"), allow(dead_code))]
+            pub(crate) fn import<M: Module>(
+                &mut self,
+                module: &M,
+                state: &OptimizerState,
+            ) -> Result<(), String> {
+                self.0.import(module, state)
             }
         }
     };
@@ -297,6 +315,30 @@ impl Rule for AdamRule {
     }
 }
 
+/// An optimizer's state, as a checkpoint keeps it: the steps taken and, for each float
+/// parameter in visiting order, its state slots (`None` before its first update), widened to
+/// f64 (exactly, from f32).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct OptimizerState {
+    pub(crate) steps: i32,
+    pub(crate) params: Vec<Option<Vec<Vec<f64>>>>,
+}
+
+/// Each float parameter of `module`, in visiting order: its id and its value (off autodiff).
+fn parameters<M: Module>(module: &M) -> Vec<(ParamId, Tensor<1>)> {
+    struct Collect(Vec<(ParamId, Tensor<1>)>);
+    impl ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let t = param.val().inner();
+            let n = t.shape().num_elements();
+            self.0.push((param.id, t.reshape([n])));
+        }
+    }
+    let mut collect = Collect(Vec::new());
+    module.visit(&mut collect);
+    collect.0
+}
+
 /// The state slots of one parameter, flattened.
 enum State {
     F32(Vec<Vec<f32>>),
@@ -353,6 +395,67 @@ impl<R: Rule> Elementwise<R> {
                 }
             }
         }
+    }
+
+    fn export<M: Module>(&self, module: &M) -> OptimizerState {
+        let widen = |v: &Vec<Tensor<1>>| -> Vec<Vec<f64>> {
+            let host = |t: &Tensor<1>| t.clone().into_data().convert::<f64>().try_to_vec();
+            v.iter().map(|t| host(t).expect("float state")).collect()
+        };
+        let slots = |id: &ParamId| match self.state.get(id)? {
+            State::F32(v) => Some(
+                v.iter()
+                    .map(|s| s.iter().map(|&x| x as f64).collect())
+                    .collect(),
+            ),
+            State::F64(v) => Some(v.clone()),
+            State::Tensor(v) => Some(widen(v)),
+        };
+        OptimizerState {
+            steps: self.steps,
+            params: parameters(module).iter().map(|(id, _)| slots(id)).collect(),
+        }
+    }
+
+    fn import<M: Module>(&mut self, module: &M, state: &OptimizerState) -> Result<(), String> {
+        let params = parameters(module);
+        if params.len() != state.params.len() {
+            let (got, want) = (state.params.len(), params.len());
+            return Err(format!(
+                "optimizer state of {got} parameters for a module of {want}"
+            ));
+        }
+        let mut fresh = HashMap::new();
+        for ((id, value), slots) in params.into_iter().zip(&state.params) {
+            let Some(slots) = slots else { continue };
+            let n = value.dims()[0];
+            if slots.len() != R::SLOTS || slots.iter().any(|s| s.len() != n) {
+                return Err(format!(
+                    "optimizer state does not fit a parameter of {n} values"
+                ));
+            }
+            let host = n <= HOST_MAX_LEN && crate::backend::on_host(&value.device());
+            let restored = match value.dtype() {
+                DType::F32 if host => State::F32(
+                    slots
+                        .iter()
+                        .map(|s| s.iter().map(|&x| x as f32).collect())
+                        .collect(),
+                ),
+                DType::F64 if host => State::F64(slots.clone()),
+                dtype => {
+                    let device = value.device();
+                    let tensor = |s: &Vec<f64>| {
+                        let data = TensorData::new(s.clone(), [n]).convert_dtype(dtype);
+                        Tensor::<1>::from_data(data, &device)
+                    };
+                    State::Tensor(slots.iter().map(tensor).collect())
+                }
+            };
+            fresh.insert(id, restored);
+        }
+        (self.state, self.steps) = (fresh, state.steps);
+        Ok(())
     }
 
     /// The update of one parameter (on the inner, non-autodiff device).

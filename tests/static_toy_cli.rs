@@ -695,3 +695,108 @@ fn success_figure_reads_committed_results_and_needs_them() {
     assert!(!missing.status.success());
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// The runs of `DIR/results.json` without their timings.
+fn results_untimed(dir: &Path) -> Vec<serde_json::Value> {
+    let mut runs = results_json(dir);
+    for run in &mut runs {
+        let run = run.as_object_mut().unwrap();
+        run.remove("wall_seconds");
+        run.remove("steps_per_second");
+    }
+    runs
+}
+
+/// `DIR`'s checkpoint files.
+fn checkpoints(dir: &Path) -> Vec<PathBuf> {
+    let files = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path());
+    files
+        .filter(|p| p.extension().is_some_and(|e| e == "checkpoint"))
+        .collect()
+}
+
+/// A population cut off mid-run continues from its checkpoint with `--resume` to the results
+/// it would have had in one go; checkpointing at every evaluation changes nothing, and the
+/// file goes once the results are written; a damaged checkpoint is refused, naming the file.
+#[test]
+fn resume_continues_a_population_from_its_checkpoint() {
+    use burn::tensor::Device;
+    use burn_nalu::experiments::{
+        Budget, MadsenTask, ModelKind, Operation, Task, TrainConfig, Trainer,
+    };
+    let base = [
+        "--protocol",
+        "madsen",
+        "--model",
+        "nau-nmu",
+        "--task",
+        "mul",
+        "--seeds",
+        "2",
+        "--steps",
+        "300",
+        "--eval-every",
+        "50",
+        "--quiet",
+    ];
+    let (plain, every, cut) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let out = |d: &tempfile::TempDir| d.path().to_str().unwrap().to_owned();
+    run_ok(&[&base[..], &["--out", &out(&plain)]].concat());
+    run_ok(
+        &[
+            &base[..],
+            &["--out", &out(&every), "--checkpoint-every", "0"],
+        ]
+        .concat(),
+    );
+    assert_eq!(results_untimed(every.path()), results_untimed(plain.path()));
+    assert_eq!(checkpoints(every.path()), Vec::<PathBuf>::new());
+
+    // What a process cut off after step 100 leaves: the state of the same population (the
+    // command's settings: Madsen's NAU → NMU recipe with this budget) at its last checkpoint.
+    let task = MadsenTask::default();
+    let data = (0..2).map(|seed| task.data(Operation::Mul, seed)).collect();
+    let config = TrainConfig {
+        budget: Budget::Steps(300),
+        eval_every: Some(50),
+        ..TrainConfig::madsen(ModelKind::NauNmu)
+    };
+    let mut trainer: Trainer = Trainer::new(data, &config, &Device::default()).unwrap();
+    while trainer.step().is_none_or(|p| p.step < 100) {}
+    let file = cut.path().join("nau-nmu-mul-seeds0-1.checkpoint");
+    std::fs::write(&file, trainer.checkpoint().unwrap()).unwrap();
+    let loud = &base[..base.len() - 1];
+    let resumed = run_ok(&[loud, &["--out", &out(&cut), "--resume"]].concat());
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    let said = format!(
+        "seeds 0..=1: continuing from its checkpoint {}",
+        file.display()
+    );
+    assert!(stderr.contains(&said), "{stderr}");
+    assert_eq!(results_untimed(cut.path()), results_untimed(plain.path()));
+    assert!(
+        !file.exists(),
+        "the checkpoint goes once the results are written"
+    );
+
+    let damaged = tempfile::tempdir().unwrap();
+    let file = damaged.path().join("nau-nmu-mul-seeds0-1.checkpoint");
+    std::fs::write(&file, b"BNALUCK1 but nothing else").unwrap();
+    let refused = run(&[&base[..], &["--out", &out(&damaged), "--resume"]].concat());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(file.to_str().unwrap()) && stderr.contains("checksum"),
+        "{stderr}"
+    );
+    // Without --resume, a stale checkpoint is not read: the population starts afresh.
+    run_ok(&[&base[..], &["--out", &out(&damaged)]].concat());
+    assert_eq!(
+        results_untimed(damaged.path()),
+        results_untimed(plain.path())
+    );
+}

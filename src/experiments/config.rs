@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::names::parse_name;
 use super::stacks::{InitScheme, ModelKind};
 use super::task::{Operation, TaskData};
-use crate::optim::{FastAdam, FastAdamConfig, FastRmsProp, FastRmsPropConfig};
+use crate::optim::{FastAdam, FastAdamConfig, FastRmsProp, FastRmsPropConfig, OptimizerState};
 use crate::{ConfigError, L1Schedule, RegularizerSchedule};
 
 /// The optimizer ([`FastAdam`] or [`FastRmsProp`]), with the decays of Keras's and PyTorch's
@@ -575,6 +575,26 @@ impl RunOptimizer {
         match self {
             RunOptimizer::Adam(optim) => optim.retain_members(keep, members),
             RunOptimizer::RmsProp(optim) => optim.retain_members(keep, members),
+        }
+    }
+
+    /// Its state for `module`'s parameters (a training checkpoint's).
+    pub(crate) fn export<M: burn::module::Module>(&self, module: &M) -> OptimizerState {
+        match self {
+            RunOptimizer::Adam(optim) => optim.export(module),
+            RunOptimizer::RmsProp(optim) => optim.export(module),
+        }
+    }
+
+    /// Takes up a state [`RunOptimizer::export`] gave for a module like `module`.
+    pub(crate) fn import<M: burn::module::Module>(
+        &mut self,
+        module: &M,
+        state: &OptimizerState,
+    ) -> Result<(), String> {
+        match self {
+            RunOptimizer::Adam(optim) => optim.import(module, state),
+            RunOptimizer::RmsProp(optim) => optim.import(module, state),
         }
     }
 }

@@ -198,6 +198,14 @@ impl BatchSampler for UniformBatches {
     fn boxed_clone(&self) -> Box<dyn BatchSampler> {
         Box::new(self.clone())
     }
+
+    fn state(&self) -> Option<Vec<u32>> {
+        Some(self.uniform.state())
+    }
+
+    fn set_state(&mut self, state: &[u32]) -> Result<(), String> {
+        self.uniform.set_state(state)
+    }
 }
 
 /// Number of independent generators [`Uniform`] interleaves, so that its loop vectorises.
@@ -244,6 +252,26 @@ impl Uniform {
             lo,
             width: hi - lo,
         }
+    }
+
+    /// The generators' state, lane by lane (a [`BatchSampler::state`]).
+    pub(super) fn state(&self) -> Vec<u32> {
+        self.state.iter().flatten().copied().collect()
+    }
+
+    /// Returns to a state [`Uniform::state`] gave.
+    pub(super) fn set_state(&mut self, state: &[u32]) -> Result<(), String> {
+        if state.len() != 4 * LANES {
+            let got = state.len();
+            return Err(format!(
+                "a uniform generator's state is {} words, not {got}",
+                4 * LANES
+            ));
+        }
+        for (row, words) in self.state.iter_mut().zip(state.chunks_exact(LANES)) {
+            row.copy_from_slice(words);
+        }
+        Ok(())
     }
 
     /// Appends `n` draws to `out`.

@@ -130,6 +130,14 @@ impl BatchSampler for UnionBatches {
     fn boxed_clone(&self) -> Box<dyn BatchSampler> {
         Box::new(self.clone())
     }
+
+    fn state(&self) -> Option<Vec<u32>> {
+        Some(self.uniform.state())
+    }
+
+    fn set_state(&mut self, state: &[u32]) -> Result<(), String> {
+        self.uniform.set_state(state)
+    }
 }
 
 #[cfg(test)]

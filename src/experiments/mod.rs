@@ -58,6 +58,6 @@ pub use stacks::{
 };
 pub use task::{BatchSampler, Operation, Split, Subsets, Task, TaskData, TrainingData};
 pub use train::{
-    BASELINE_INITS, Evaluation, Polish, Progress, RunResult, TrainedRun, Trainer, init_seed,
-    polish, split_mse, train, train_population,
+    BASELINE_INITS, Checkpointing, Evaluation, Polish, Progress, RunResult, TrainedRun, Trainer,
+    init_seed, polish, split_mse, train, train_population, train_population_checkpointed,
 };

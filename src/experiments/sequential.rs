@@ -114,6 +114,14 @@ impl BatchSampler for DigitBatches {
     fn boxed_clone(&self) -> Box<dyn BatchSampler> {
         Box::new(self.clone())
     }
+
+    fn state(&self) -> Option<Vec<u32>> {
+        Some(self.uniform.state())
+    }
+
+    fn set_state(&mut self, state: &[u32]) -> Result<(), String> {
+        self.uniform.set_state(state)
+    }
 }
 
 impl Task for SequentialTask {

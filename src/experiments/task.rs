@@ -178,6 +178,20 @@ pub trait BatchSampler: Send {
 
     /// A copy in the same state (it draws the same batches from here on).
     fn boxed_clone(&self) -> Box<dyn BatchSampler>;
+
+    /// The state it draws on from, for a training checkpoint
+    /// ([`Trainer::checkpoint`](super::Trainer::checkpoint)); `None` (the default): it has no
+    /// checkpoint, and neither has a population that trains on it.
+    fn state(&self) -> Option<Vec<u32>> {
+        None
+    }
+
+    /// Returns to a state [`BatchSampler::state`] gave; `Err` with the reason when `state` is
+    /// not one of this sampler's.
+    fn set_state(&mut self, state: &[u32]) -> Result<(), String> {
+        let _ = state;
+        Err("this sampler has no checkpoint".into())
+    }
 }
 
 impl Clone for TrainingData {

@@ -6,6 +6,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rayon::prelude::*;
 
+use super::checkpoint::{Reader, Writer};
 use crate::experiments::config::{Budget, TrainConfig};
 use crate::experiments::error::ExperimentError;
 use crate::experiments::task::{BatchSampler, Split, TaskData, TrainingData};
@@ -57,6 +58,10 @@ enum Source {
         order: Vec<usize>,
         next: usize,
         rng: StdRng,
+        /// The run's seed, and the shuffles drawn so far: a checkpoint replays them, as the
+        /// generator's state cannot be read.
+        seed: u64,
+        shuffles: u64,
     },
     Stream(Box<dyn BatchSampler>),
 }
@@ -80,7 +85,9 @@ impl Batches {
                     TrainingData::Rows(split) => Source::Rows {
                         order: (0..split.rows()).collect(),
                         next: split.rows(),
-                        rng: StdRng::seed_from_u64(d.seed ^ 0x5EED_5EED_5EED_5EED),
+                        rng: rows_rng(d.seed),
+                        seed: d.seed,
+                        shuffles: 0,
                         split,
                     },
                     TrainingData::Stream(sampler) => Source::Stream(sampler),
@@ -102,6 +109,20 @@ impl Batches {
         let mut flags = keep.iter();
         self.sources
             .retain(|_| *flags.next().expect("one flag per run"));
+    }
+
+    /// Writes each source's place (a training checkpoint's part).
+    pub(super) fn save(&self, w: &mut Writer) -> Result<(), String> {
+        w.u64(self.sources.len() as u64);
+        self.sources.iter().try_for_each(|s| s.save(w))
+    }
+
+    /// Returns the sources (fresh, and retained as the saved ones were) to the saved places.
+    pub(super) fn load(&mut self, r: &mut Reader) -> Result<(), String> {
+        if r.usize()? != self.sources.len() {
+            return Err("the saved batches are of another number of runs".into());
+        }
+        self.sources.iter_mut().try_for_each(|s| s.load(r))
     }
 
     /// Steps per epoch over fixed rows, `None` for fresh batches.
@@ -146,7 +167,61 @@ impl Batches {
     }
 }
 
+/// The generator of a run's epochs over fixed rows.
+fn rows_rng(seed: u64) -> StdRng {
+    StdRng::seed_from_u64(seed ^ 0x5EED_5EED_5EED_5EED)
+}
+
 impl Source {
+    /// Writes where the source is (a training checkpoint's part).
+    fn save(&self, w: &mut Writer) -> Result<(), String> {
+        match self {
+            Source::Rows { next, shuffles, .. } => {
+                w.bool(false);
+                w.u64s(&[*next as u64, *shuffles]);
+            }
+            Source::Stream(sampler) => {
+                let state = sampler
+                    .state()
+                    .ok_or("a run's batch sampler has no checkpoint")?;
+                w.bool(true);
+                w.u64s(&state.into_iter().map(u64::from).collect::<Vec<_>>());
+            }
+        }
+        Ok(())
+    }
+
+    /// Returns a fresh source of the same run to where [`Source::save`] left it.
+    fn load(&mut self, r: &mut Reader) -> Result<(), String> {
+        let (stream, words) = (r.bool()?, r.u64s()?);
+        match (self, stream) {
+            (
+                Source::Rows {
+                    split,
+                    order,
+                    next,
+                    rng,
+                    seed,
+                    shuffles,
+                },
+                false,
+            ) => {
+                let [at, drawn] = words[..] else {
+                    return Err("a row source's state is two numbers".into());
+                };
+                (*order, *rng) = ((0..split.rows()).collect(), rows_rng(*seed));
+                (0..drawn).for_each(|_| order.shuffle(rng));
+                (*next, *shuffles) = (at as usize, drawn);
+                Ok(())
+            }
+            (Source::Stream(sampler), true) => {
+                let words: Result<Vec<u32>, _> = words.into_iter().map(u32::try_from).collect();
+                sampler.set_state(&words.map_err(|e| e.to_string())?)
+            }
+            _ => Err("the saved batches are of another kind of task".into()),
+        }
+    }
+
     fn rows(&self) -> Option<usize> {
         match self {
             Source::Rows { split, .. } => Some(split.rows()),
@@ -173,10 +248,12 @@ impl Source {
                 order,
                 next,
                 rng,
+                shuffles,
+                ..
             } => {
                 if *next >= split.rows() {
                     order.shuffle(rng);
-                    *next = 0;
+                    (*next, *shuffles) = (0, *shuffles + 1);
                 }
                 let (w, o) = (split.width, split.outputs);
                 let batch = order[*next..*next + rows].iter();

@@ -8,6 +8,7 @@
 //! their splits, and [`result`] is what a finished run leaves.
 
 mod batches;
+mod checkpoint;
 mod eval;
 mod polish;
 mod result;
@@ -15,7 +16,8 @@ mod run;
 mod step;
 mod watch;
 
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use burn::module::Module;
 use burn::tensor::Device;
@@ -24,6 +26,7 @@ use super::config::{RunOptimizer, TrainConfig};
 use super::error::ExperimentError;
 use super::model::Model;
 use super::readback::Readback;
+use super::report::write_file;
 use super::stacks::StaticToyModel;
 use super::task::{Split, TaskData};
 use crate::Population;
@@ -67,6 +70,46 @@ pub fn train_population<M: Model>(
     device: &Device,
     on_eval: &mut dyn FnMut(&Progress),
 ) -> Result<Vec<TrainedRun<M>>, ExperimentError> {
+    train_population_with(data, config, device, on_eval, None)
+}
+
+/// Where a population keeps its training checkpoint ([`train_population_checkpointed`]).
+#[derive(Clone, Debug)]
+pub struct Checkpointing {
+    /// The checkpoint file, replaced whole each time ([`write_file`]).
+    pub path: PathBuf,
+    /// Wall time between two checkpoints (the first evaluation after it has passed writes one).
+    pub every: Duration,
+}
+
+/// [`train_population`], continued from `checkpoint.path` when that file exists (it must be
+/// of the same data and config), which it rewrites every `checkpoint.every` of training
+/// ([`Trainer::checkpoint`]): a population longer than a process trains to the end over
+/// several, each run as it would have gone in one. The file stays when training ends (to be
+/// removed once the results are kept).
+///
+/// # Errors
+///
+/// As [`train_population`]; [`ExperimentError::Resume`] (naming the file) for a checkpoint of
+/// another population or a damaged one, [`ExperimentError::Io`] when it cannot be read or
+/// written.
+pub fn train_population_checkpointed<M: Model>(
+    data: Vec<TaskData>,
+    config: &TrainConfig,
+    device: &Device,
+    on_eval: &mut dyn FnMut(&Progress),
+    checkpoint: &Checkpointing,
+) -> Result<Vec<TrainedRun<M>>, ExperimentError> {
+    train_population_with(data, config, device, on_eval, Some(checkpoint))
+}
+
+fn train_population_with<M: Model>(
+    data: Vec<TaskData>,
+    config: &TrainConfig,
+    device: &Device,
+    on_eval: &mut dyn FnMut(&Progress),
+    checkpoint: Option<&Checkpointing>,
+) -> Result<Vec<TrainedRun<M>>, ExperimentError> {
     let inits = config.inits_per_seed.max(1);
     let seeds: Vec<u64> = data.iter().map(|d| d.seed).collect();
     let data = data
@@ -78,10 +121,19 @@ pub fn train_population<M: Model>(
             })
         })
         .collect();
-    let mut trainer = Trainer::new(data, config, device)?;
+    let mut trainer = match checkpoint.filter(|c| c.path.exists()) {
+        Some(c) => resume_file(&c.path, data, config, device)?,
+        None => Trainer::new(data, config, device)?,
+    };
+    let mut written = Instant::now();
     while !trainer.is_done() {
         if let Some(progress) = trainer.step() {
             on_eval(&progress);
+            let due = checkpoint.filter(|c| written.elapsed() >= c.every);
+            if let Some(c) = due.filter(|_| !trainer.is_done()) {
+                write_file(&c.path, &trainer.checkpoint()?)?;
+                written = Instant::now();
+            }
         }
     }
     let mut runs = trainer.finish().into_iter();
@@ -94,6 +146,22 @@ pub fn train_population<M: Model>(
         best
     };
     Ok(seeds.into_iter().map(best_of_inits).collect())
+}
+
+/// The trainer of the checkpoint file `path` ([`Trainer::resume`]), its errors naming the file.
+fn resume_file<M: Model>(
+    path: &Path,
+    data: Vec<TaskData>,
+    config: &TrainConfig,
+    device: &Device,
+) -> Result<Trainer<M>, ExperimentError> {
+    let bytes = std::fs::read(path).map_err(|e| ExperimentError::io(path, e))?;
+    Trainer::resume(data, config, device, &bytes).map_err(|e| match e {
+        ExperimentError::Resume(why) => {
+            ExperimentError::Resume(format!("{}: {why}", path.display()))
+        }
+        e => e,
+    })
 }
 
 /// The seed of initialisation `k` of seed `seed`: `seed` itself for the first, so one

@@ -1,6 +1,7 @@
 //! One run's progress through training: its evaluations, best checkpoint, divergence, early
 //! stop, giving up and restarts.
 
+use super::checkpoint::{Reader, Writer};
 use super::result::{Evaluation, RunResult};
 use crate::experiments::config::TrainConfig;
 use crate::experiments::task::TaskData;
@@ -125,6 +126,70 @@ impl RunState {
         let stalled = self.active() && self.stall.as_mut().is_some_and(|s| s.stalled(count));
         self.restarts += stalled as usize;
         stalled
+    }
+
+    /// Stops the run at `step` as the early stop would (for tests of what follows a stop).
+    #[cfg(test)]
+    pub(super) fn stop(&mut self, step: usize) {
+        self.stopped_at = Some(step);
+    }
+
+    /// Writes what the run has come to (a training checkpoint's part); what
+    /// [`RunState::new`] derives from the data and config is not written.
+    pub(super) fn save(&self, w: &mut Writer) {
+        let evaluation = |w: &mut Writer, m: &Evaluation| {
+            w.u64(m.step as u64);
+            for v in [m.train_mse, m.valid_mse, m.extrapolation_mse] {
+                w.f64(v);
+            }
+        };
+        w.u64(self.history.len() as u64);
+        self.history.iter().for_each(|m| evaluation(w, m));
+        evaluation(w, &self.best);
+        w.opt(self.solved_at);
+        w.opt(self.diverged.map(|d| d.0));
+        w.f64(self.diverged.map_or(0.0, |d| d.1));
+        w.opt(self.stopped_at);
+        w.bool(self.gave_up);
+        w.u64(self.restarts as u64);
+        w.bool(self.stall.is_some());
+        if let Some(stall) = &self.stall {
+            w.f64s(stall.losses());
+        }
+        w.f64(self.plateau_level);
+        w.u64(self.stale as u64);
+        w.u64(self.steps as u64);
+    }
+
+    /// Reads what [`RunState::save`] wrote into a run fresh from the same data and config.
+    pub(super) fn load(&mut self, r: &mut Reader) -> Result<(), String> {
+        let evaluation = |r: &mut Reader| -> Result<Evaluation, String> {
+            Ok(Evaluation {
+                step: r.usize()?,
+                train_mse: r.f64()?,
+                valid_mse: r.f64()?,
+                extrapolation_mse: r.f64()?,
+            })
+        };
+        self.history = (0..r.len()?)
+            .map(|_| evaluation(r))
+            .collect::<Result<_, _>>()?;
+        self.best = evaluation(r)?;
+        self.solved_at = r.opt()?;
+        let (diverged_at, loss) = (r.opt()?, r.f64()?);
+        self.diverged = diverged_at.map(|step| (step, loss));
+        self.stopped_at = r.opt()?;
+        self.gave_up = r.bool()?;
+        self.restarts = r.usize()?;
+        match (r.bool()?, &mut self.stall) {
+            (true, Some(stall)) => stall.set_losses(r.f64s()?),
+            (false, None) => {}
+            _ => return Err("the stall rule was on in one of the two and off in the other".into()),
+        }
+        self.plateau_level = r.f64()?;
+        self.stale = r.usize()?;
+        self.steps = r.usize()?;
+        Ok(())
     }
 
     /// The run's result with its kept checkpoint's metrics (read-back and snapping to come).
