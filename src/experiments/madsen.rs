@@ -192,7 +192,9 @@ impl BatchSampler for UniformBatches {
 
     fn sample_into(&mut self, rows: usize, x: &mut [f32], y: &mut [f32]) {
         self.uniform.fill_slice(&mut x[..rows * self.width]);
-        y.copy_from_slice(&self.subsets.targets(self.op, x, self.width));
+        let x = &x[..rows * self.width];
+        self.subsets
+            .targets_into(self.op, x, self.width, &mut y[..rows]);
     }
 
     fn boxed_clone(&self) -> Box<dyn BatchSampler> {

@@ -278,10 +278,18 @@ impl Subsets {
 
     /// The targets `op(a, b)` of the rows of `x` (`width` values a row), rounded to f32.
     pub fn targets(&self, op: Operation, x: &[f32], width: usize) -> Vec<f32> {
+        let mut y = vec![0.0; x.len() / width];
+        self.targets_into(op, x, width, &mut y);
+        y
+    }
+
+    /// [`Subsets::targets`] into `y` (one value per row of `x`), for a sampler's batch in
+    /// place.
+    pub(crate) fn targets_into(&self, op: Operation, x: &[f32], width: usize, y: &mut [f32]) {
         let (a, b) = (Columns::of(&self.a), Columns::of(&self.b));
-        x.chunks(width)
-            .map(|row| op.apply(a.sum(row), b.sum(row)) as f32)
-            .collect()
+        for (row, y) in x.chunks_exact(width).zip(y) {
+            *y = op.apply(a.sum(row), b.sum(row)) as f32;
+        }
     }
 
     /// The split of inputs `x` with targets `op(a, b)`.

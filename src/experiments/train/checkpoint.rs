@@ -338,7 +338,8 @@ impl Reader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::experiments::train::TrainedRun;
+    use crate::experiments::train::{Checkpointing, TrainedRun, train_population_checkpointed};
+    use crate::experiments::{BatchSampler, TrainingData};
     use crate::experiments::{
         Budget, MadsenSpec, MadsenTask, ModelKind, Operation, ReferenceTask, Task,
     };
@@ -432,6 +433,49 @@ mod tests {
             .rows()
             .div_ceil(config.batch_size);
         resumed_equals_uninterrupted(data, &config, per_epoch, 3 * per_epoch);
+    }
+
+    /// A sampler without a state cannot be checkpointed: refused before any training.
+    #[test]
+    fn a_population_without_a_checkpointable_sampler_is_refused_up_front() {
+        struct Stateless(Box<dyn BatchSampler>);
+        impl BatchSampler for Stateless {
+            fn sample(&mut self, rows: usize, x: &mut Vec<f32>, y: &mut Vec<f32>) {
+                self.0.sample(rows, x, y)
+            }
+            fn boxed_clone(&self) -> Box<dyn BatchSampler> {
+                Box::new(Stateless(self.0.boxed_clone()))
+            }
+        }
+        let (data, config) = madsen();
+        let data = (data.into_iter())
+            .map(|d| match d.train.clone() {
+                TrainingData::Stream(s) => TaskData {
+                    train: TrainingData::Stream(Box::new(Stateless(s))),
+                    ..d
+                },
+                TrainingData::Rows(_) => unreachable!("Madsen's task samples"),
+            })
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let checkpoint = Checkpointing {
+            path: dir.path().join("population.checkpoint"),
+            every: Duration::ZERO,
+        };
+        let mut evaluations = 0;
+        let got = train_population_checkpointed::<crate::experiments::StaticToyModel>(
+            data,
+            &config,
+            &Device::default(),
+            &mut |_| evaluations += 1,
+            &checkpoint,
+        );
+        match got {
+            Err(ExperimentError::Resume(why)) => assert!(why.contains("sampler"), "{why}"),
+            other => panic!("not refused: {:?}", other.map(|runs| runs.len())),
+        }
+        assert_eq!(evaluations, 0, "refused before training");
+        assert!(!checkpoint.path.exists());
     }
 
     /// A checkpoint that is cut, corrupted, or of other seeds or settings is refused with a

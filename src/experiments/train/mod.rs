@@ -91,8 +91,9 @@ pub struct Checkpointing {
 /// # Errors
 ///
 /// As [`train_population`]; [`ExperimentError::Resume`] (naming the file) for a checkpoint of
-/// another population or a damaged one, [`ExperimentError::Io`] when it cannot be read or
-/// written.
+/// another population or a damaged one, and before any training for a run whose batch sampler
+/// has no state ([`BatchSampler::state`](super::BatchSampler::state));
+/// [`ExperimentError::Io`] when the file cannot be read or written.
 pub fn train_population_checkpointed<M: Model>(
     data: Vec<TaskData>,
     config: &TrainConfig,
@@ -125,6 +126,10 @@ fn train_population_with<M: Model>(
         Some(c) => resume_file(&c.path, data, config, device)?,
         None => Trainer::new(data, config, device)?,
     };
+    if checkpoint.is_some() {
+        // Refused now rather than at the first checkpoint, minutes into training.
+        trainer.checkpoint()?;
+    }
     let mut written = Instant::now();
     while !trainer.is_done() {
         if let Some(progress) = trainer.step() {
