@@ -162,10 +162,10 @@ struct Cli {
     #[arg(long)]
     resume: bool,
     /// With --out DIR: write each population's whole training state into DIR every M minutes
-    /// (MODEL-TASK-seedsA-B.checkpoint, removed once its results are written), where --resume
-    /// continues it exactly as it would have gone on; 0: at every evaluation.
-    #[arg(long, value_name = "M", default_value_t = 10.0, value_parser = non_negative_f64)]
-    checkpoint_every: f64,
+    /// (default 10; MODEL-TASK-seedsA-B.checkpoint, removed once its results are written),
+    /// where --resume continues it exactly as it would have gone on; 0: at every evaluation.
+    #[arg(long, value_name = "M", value_parser = non_negative_f64)]
+    checkpoint_every: Option<f64>,
     /// Print only the results.
     #[arg(long)]
     quiet: bool,
@@ -455,6 +455,9 @@ impl Cli {
         }
         if self.resume && self.out.is_none() {
             return Err("--resume needs --out DIR, the run to continue".into());
+        }
+        if self.checkpoint_every.is_some() && self.out.is_none() {
+            return Err("--checkpoint-every needs --out DIR, where the checkpoints go".into());
         }
         let (tasks, choices) = self.selection();
         let recommends = matches!(self.protocol, Protocol::Reference | Protocol::Madsen);
@@ -858,7 +861,7 @@ fn train_work(
                     path.display()
                 );
             }
-            let every = Duration::from_secs_f64(cli.checkpoint_every * 60.0);
+            let every = Duration::from_secs_f64(cli.checkpoint_every.unwrap_or(10.0) * 60.0);
             let checkpoint = Checkpointing { path, every };
             train_population_checkpointed(data, &config, device, on_eval, &checkpoint)
         }

@@ -142,6 +142,10 @@ fn contradictory_budgets_and_a_resume_without_a_directory_are_refused() {
         &["--resume"],
         "error: --resume needs --out DIR, the run to continue",
     );
+    assert_argument_error(
+        &["--checkpoint-every", "5"],
+        "error: --checkpoint-every needs --out DIR, where the checkpoints go",
+    );
 }
 
 /// Madsen & Johansen's protocol: fresh batches, their recipe, the success rate's confidence
