@@ -74,13 +74,13 @@ impl<M: Model> Trainer<M> {
         let body = checked_body(bytes).map_err(refuse)?;
         let mut r = Reader { bytes: body, at: 0 };
         let saved = r.str().map_err(refuse)?;
-        let here = identity(&data, config);
+        let mut trainer = Self::new(data, config, device)?;
+        let here = identity(&trainer.data, config);
         if saved != here {
             return Err(refuse(format!(
                 "it is of another population: saved {saved}, asked for {here}"
             )));
         }
-        let mut trainer = Self::new(data, config, device)?;
         trainer.restore(&mut r).map_err(refuse)?;
         Ok(trainer)
     }
@@ -131,7 +131,8 @@ impl<M: Model> Trainer<M> {
 }
 
 /// What a checkpoint is of: the config, the task, each run's seed (after the initialisations
-/// per seed are expanded) and a hash of all its evaluation rows, as one line of text.
+/// per seed are expanded) and a hash of all its evaluation rows, as one line of text; `data`
+/// is a trainer's (never empty).
 fn identity(data: &[TaskData], config: &TrainConfig) -> String {
     let config = serde_json::to_string(config).expect("a config serialises");
     let seeds: Vec<u64> = data.iter().map(|d| d.seed).collect();
