@@ -77,9 +77,7 @@ impl<M: Model> Trainer<M> {
         let mut trainer = Self::new(data, config, device)?;
         let here = identity(&trainer.data, config);
         if saved != here {
-            return Err(refuse(format!(
-                "it is of another population: saved {saved}, asked for {here}"
-            )));
+            return Err(refuse(difference(&saved, &here)));
         }
         trainer.restore(&mut r).map_err(refuse)?;
         Ok(trainer)
@@ -130,9 +128,10 @@ impl<M: Model> Trainer<M> {
     }
 }
 
-/// What a checkpoint is of: the config, the task, each run's seed (after the initialisations
-/// per seed are expanded) and a hash of all its evaluation rows, as one line of text; `data`
-/// is a trainer's (never empty).
+/// What a checkpoint is of, as one line of text: the task, each run's seed (after the
+/// initialisations per seed are expanded), a hash of all its evaluation rows and the config
+/// (`data` is a trainer's, never empty). The checkpoints of e1f644d on have this line: a change
+/// of it refuses them.
 fn identity(data: &[TaskData], config: &TrainConfig) -> String {
     let config = serde_json::to_string(config).expect("a config serialises");
     let seeds: Vec<u64> = data.iter().map(|d| d.seed).collect();
@@ -143,6 +142,33 @@ fn identity(data: &[TaskData], config: &TrainConfig) -> String {
     format!(
         "{} {} seeds {seeds:?} rows {rows:016x} config {config}",
         first.protocol, first.op
+    )
+}
+
+/// The first part in which two [`identity`] lines differ, named.
+fn difference(saved: &str, here: &str) -> String {
+    const PARTS: [(&str, &str); 4] = [
+        ("task", ""),
+        ("seeds", " seeds "),
+        ("evaluation rows (hash)", " rows "),
+        ("settings", " config "),
+    ];
+    // Each line cut at the parts' markers, in order.
+    let split = |mut line: &str| -> Vec<String> {
+        let mut parts = Vec::new();
+        for (_, marker) in &PARTS[1..] {
+            let (head, tail) = line.split_once(marker).unwrap_or((line, ""));
+            parts.push(head.to_owned());
+            line = tail;
+        }
+        parts.push(line.to_owned());
+        parts
+    };
+    let (saved, here) = (split(saved), split(here));
+    let differs = (0..PARTS.len()).find(|&k| saved[k] != here[k]).unwrap_or(0);
+    format!(
+        "it is of another population: its {} {}, not {}",
+        PARTS[differs].0, saved[differs], here[differs]
     )
 }
 
@@ -512,7 +538,11 @@ mod tests {
                 ..d.clone()
             })
             .collect();
-        assert!(refused(&bytes, others, &config).contains("another population"));
+        let why = refused(&bytes, others, &config);
+        assert!(
+            why.contains("its seeds [0, 1, 2, 3], not [10, 11, 12, 13]"),
+            "{why}"
+        );
         let wider = MadsenTask::new(MadsenSpec {
             extrapolation: (2.0, 8.0),
             ..MadsenSpec::default()
@@ -521,11 +551,16 @@ mod tests {
         let other_rows = (0..4)
             .map(|seed| wider.data(Operation::Mul, seed))
             .collect();
-        assert!(refused(&bytes, other_rows, &config).contains("another population"));
+        let why = refused(&bytes, other_rows, &config);
+        assert!(
+            why.contains("another population: its evaluation rows (hash)"),
+            "{why}"
+        );
         let slower = TrainConfig {
             lr: config.lr / 2.0,
             ..config.clone()
         };
-        assert!(refused(&bytes, data, &slower).contains("another population"));
+        let why = refused(&bytes, data, &slower);
+        assert!(why.contains("another population: its settings {"), "{why}");
     }
 }
