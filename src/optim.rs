@@ -150,6 +150,18 @@ macro_rules! fast_optimizer {
                 self.0.retain_members(keep, members)
             }
 
+            /// One step of parameters held on the host, each `(id, values, gradient)`, as
+            /// [`step`](Self::step) would make it; `false` (nothing updated) when this
+            /// optimizer clips gradients, which that path does not.
+            #[cfg_attr(not(feature = "experiments"), allow(dead_code))]
+            pub(crate) fn step_host<F: HostFloat>(
+                &mut self,
+                lr: f64,
+                params: &mut [(ParamId, &mut [F], &[F])],
+            ) -> bool {
+                self.0.step_host(lr, params)
+            }
+
             /// Its state for `module`'s parameters, for a training checkpoint.
             #[cfg_attr(not(feature = "experiments"), allow(dead_code))]
             pub(crate) fn export<M: Module>(&self, module: &M) -> OptimizerState {
@@ -340,7 +352,7 @@ fn parameters<M: Module>(module: &M) -> Vec<(ParamId, Tensor<1>)> {
 }
 
 /// The state slots of one parameter, flattened.
-enum State {
+pub(crate) enum State {
     F32(Vec<Vec<f32>>),
     F64(Vec<Vec<f64>>),
     Tensor(Vec<Tensor<1>>),
@@ -487,6 +499,12 @@ impl<R: Rule> Elementwise<R> {
         let shape = p.shape().clone();
         let values = |d: TensorData| d.convert::<F>().try_into_vec::<F>().expect("float data");
         let (mut p, g) = (values(p), values(g));
+        self.update_slice(id, lr, &mut p, &g);
+        Tensor::from_data(TensorData::new(p, shape), &device)
+    }
+
+    /// One step's update of a parameter held on the host as `p`, from its gradient `g`.
+    fn update_slice<F: HostFloat>(&mut self, id: ParamId, lr: f64, p: &mut [F], g: &[F]) {
         let fresh = || F::wrap(vec![vec![F::zero(); p.len()]; R::SLOTS]);
         let state = self.state.entry(id).or_insert_with(fresh);
         if F::slots(state).is_none_or(|s| s[0].len() != p.len()) {
@@ -502,7 +520,7 @@ impl<R: Rule> Elementwise<R> {
         };
         let mut local = [F::zero(); MAX_SLOTS];
         let step = self.rule.step(t);
-        for (i, (p, &g)) in p.iter_mut().zip(&g).enumerate() {
+        for (i, (p, &g)) in p.iter_mut().zip(g).enumerate() {
             for (l, s) in local.iter_mut().zip(slots.iter()) {
                 *l = s[i];
             }
@@ -511,7 +529,25 @@ impl<R: Rule> Elementwise<R> {
                 s[i] = *l;
             }
         }
-        Tensor::from_data(TensorData::new(p, shape), &device)
+    }
+
+    /// One step of parameters held on the host, each `(id, values, gradient)`: the update
+    /// [`step`](Self::step) makes of the same values from tensors, on the same state. `false`
+    /// (and nothing updated) where `step` would do more than that rule: clip gradients.
+    #[cfg_attr(not(feature = "experiments"), allow(dead_code))]
+    fn step_host<F: HostFloat>(
+        &mut self,
+        lr: f64,
+        params: &mut [(ParamId, &mut [F], &[F])],
+    ) -> bool {
+        if self.clipping.is_some() {
+            return false;
+        }
+        self.steps += 1;
+        for (id, p, g) in params.iter_mut() {
+            self.update_slice(*id, lr, p, g);
+        }
+        true
     }
 
     fn update_tensors<const D: usize>(
@@ -536,7 +572,7 @@ impl<R: Rule> Elementwise<R> {
 }
 
 /// f32 and f64, the float types with a host state.
-trait HostFloat: Float + Element {
+pub(crate) trait HostFloat: Float + Element {
     fn wrap(slots: Vec<Vec<Self>>) -> State;
     fn slots(state: &mut State) -> Option<&mut Vec<Vec<Self>>>;
 }

@@ -12,8 +12,8 @@ mod common;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::Tensor;
 use burn_nalu::experiments::{
-    Budget, ModelKind, Operation, ReferenceTask, Task, TrainConfig, TrainedRun, init_seed,
-    train_population,
+    Budget, MadsenTask, ModelKind, Operation, ReferenceTask, Task, TrainConfig, TrainedRun,
+    init_seed, train_population,
 };
 use burn_nalu::{L1Schedule, RegularizerSchedule};
 use common::f64_device;
@@ -59,9 +59,18 @@ fn both_ways(config: &TrainConfig, op: Operation) -> (Vec<TrainedRun>, Vec<Train
 fn check(config: TrainConfig, op: Operation) {
     let (together, alone) = both_ways(&config, op);
     for (t, a) in together.iter().zip(&alone) {
-        let seed = a.result.seed;
         assert_eq!((t.result.population, a.result.population), (5, 1));
-        assert_eq!(t.result.steps, 200, "seed {seed}");
+    }
+    assert_same_runs(&together, &alone, &config.model.to_string());
+}
+
+/// Runs `a` and `b` (of the same seeds) trained to the same step, kept the same checkpoint,
+/// and agree to 1e-9 in every parameter of it and every reported number.
+fn assert_same_runs(a: &[TrainedRun], b: &[TrainedRun], what: &str) {
+    assert_eq!(a.len(), b.len());
+    for (t, a) in a.iter().zip(b) {
+        let seed = a.result.seed;
+        assert_eq!(t.result.steps, a.result.steps, "seed {seed}");
         assert_eq!(
             (t.result.best_step, t.result.seed),
             (a.result.best_step, seed)
@@ -69,11 +78,7 @@ fn check(config: TrainConfig, op: Operation) {
         let (pt, pa) = (parameters(&t.model), parameters(&a.model));
         assert_eq!(pt.len(), pa.len());
         for (i, (x, y)) in pt.iter().zip(&pa).enumerate() {
-            assert_close(
-                *x,
-                *y,
-                &format!("{} seed {seed} parameter {i}", config.model),
-            );
+            assert_close(*x, *y, &format!("{what} seed {seed} parameter {i}"));
         }
         let numbers = |r: &TrainedRun| {
             [
@@ -84,9 +89,59 @@ fn check(config: TrainConfig, op: Operation) {
             ]
         };
         for (x, y) in numbers(t).into_iter().zip(numbers(a)) {
-            assert_close(x, y, &format!("{} seed {seed} metrics", config.model));
+            assert_close(x, y, &format!("{what} seed {seed} metrics"));
         }
     }
+}
+
+/// NAU → NMU on Madsen & Johansen's task (fresh batches, Adam, the regulariser ramped in
+/// within the 200 steps) without gradient clipping trains on the host step, member by member
+/// with the fused kernels; clipped at a norm no gradient reaches (a scale of exactly 1), it
+/// takes the generic step of Burn ops. The two sum the loss and the regulariser in other
+/// orders: some 1e-16 relative per step, as between a population and its runs above.
+#[test]
+fn nau_nmu_host_step_equals_the_generic_step() {
+    let device = f64_device();
+    let task = MadsenTask::default();
+    let data = || (0..5).map(|seed| task.data(Operation::Mul, seed)).collect();
+    let host = TrainConfig {
+        budget: Budget::Steps(200),
+        eval_every: Some(50),
+        regularizer: Some(RegularizerSchedule {
+            lambda: 0.1,
+            start: 50,
+            end: 150,
+        }),
+        ..TrainConfig::madsen(ModelKind::NauNmu)
+    };
+    let generic = TrainConfig {
+        clip_norm: Some(1e30),
+        ..host.clone()
+    };
+    let train = |config: &TrainConfig| -> Vec<TrainedRun> {
+        train_population(data(), config, &device, &mut |_| {}).unwrap()
+    };
+    let (host_runs, generic_runs) = (train(&host), train(&generic));
+    assert_same_runs(&host_runs, &generic_runs, "nau-nmu host step");
+    // The runs moved: a step that left the weights alone would pass the comparison above.
+    let start = TrainConfig {
+        budget: Budget::Steps(1),
+        ..host.clone()
+    };
+    let first = train(&start);
+    let moved = parameters(&first[0].model) != parameters(&host_runs[0].model);
+    assert!(moved, "200 steps changed nothing");
+}
+
+/// The host step of a population (NAU → NAU on the reference task: epochs over fixed rows)
+/// trains each member as that seed trains alone.
+#[test]
+fn nau_population_on_the_host_step_equals_five_runs() {
+    let config = TrainConfig {
+        budget: Budget::Steps(200),
+        ..TrainConfig::recipe(ModelKind::Nau, Operation::Add)
+    };
+    check(config, Operation::Add);
 }
 
 /// NAU → NMU with Adam, a regulariser ramped in within the 200 steps, scaled per seed by its

@@ -578,6 +578,20 @@ impl RunOptimizer {
         }
     }
 
+    /// One update of parameters held on the host, each `(id, values, gradient)` (see
+    /// [`FastAdam::step`]); `false` (nothing updated) when the optimizer clips gradients.
+    #[cfg(feature = "flex")]
+    pub(crate) fn step_host<F: crate::optim::HostFloat>(
+        &mut self,
+        lr: f64,
+        params: &mut [(burn::module::ParamId, &mut [F], &[F])],
+    ) -> bool {
+        match self {
+            RunOptimizer::Adam(optim) => optim.step_host(lr, params),
+            RunOptimizer::RmsProp(optim) => optim.step_host(lr, params),
+        }
+    }
+
     /// Its state for `module`'s parameters (a training checkpoint's).
     pub(crate) fn export<M: burn::module::Module>(&self, module: &M) -> OptimizerState {
         match self {

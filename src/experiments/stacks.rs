@@ -20,6 +20,8 @@ use serde::{Deserialize, Serialize};
 use super::names::parse_name;
 use super::protocol::Rows;
 use crate::formula::{self, Discretize, Formula, FormulaError, SnapOptions};
+#[cfg(feature = "flex")]
+use crate::ops::host::HostLayer;
 use crate::{
     ArithmeticUnit, Inalu, InaluConfig, Nac, NacConfig, NacMul, NacMulConfig, Nalu, NaluConfig,
     Nau, NauConfig, Nmru, NmruConfig, Nmu, NmuConfig, Npu, NpuConfig, Nru, NruConfig, RealNpu,
@@ -590,6 +592,26 @@ impl StaticToyModel {
                 output: s.output.reinitialize(),
             }),
             other => other,
+        }
+    }
+
+    /// The layers of the trainer's host step (`ops::host`), in parameter order, of a population
+    /// of `members` of this model, where every layer has host kernels; `None` for the models
+    /// that train through Burn's ops.
+    #[cfg(feature = "flex")]
+    pub(crate) fn host_layers(&self, members: usize) -> Option<Vec<HostLayer>> {
+        let nau = |u: &Nau| HostLayer::Nau {
+            d_in: u.d_input() / members,
+            d_out: u.d_output(),
+        };
+        let nmu = |u: &Nmu| HostLayer::Nmu {
+            d_in: u.d_input() / members,
+            d_out: u.d_output(),
+        };
+        match self {
+            Self::Nau(s) => Some(vec![nau(&s.hidden), nau(&s.output)]),
+            Self::NauNmu(s) => Some(vec![nau(&s.hidden), nmu(&s.output)]),
+            _ => None,
         }
     }
 }

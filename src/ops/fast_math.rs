@@ -8,6 +8,8 @@
 //! rounded result (tested below), so loops over them become SIMD code. f64 keeps the standard
 //! library ([`FastFloat`] for f64): it is the precision check, not the speed path.
 
+use std::borrow::Cow;
+
 use num_traits::Float;
 
 /// The elementary functions the fused kernels need, fast where the type allows.
@@ -26,6 +28,9 @@ pub trait FastFloat: Float + Send + Sync + 'static {
         let r = Self::one() / (Self::one() + e);
         if self >= Self::zero() { r } else { e * r }
     }
+    /// `x` (f32 data, as the tasks draw it) in this type: borrowed as it is for f32.
+    #[cfg_attr(not(feature = "experiments"), allow(dead_code))]
+    fn from_f32s(x: &[f32]) -> Cow<'_, [Self]>;
 }
 
 impl FastFloat for f64 {
@@ -37,6 +42,9 @@ impl FastFloat for f64 {
     }
     fn ln_fast(self) -> f64 {
         self.ln()
+    }
+    fn from_f32s(x: &[f32]) -> Cow<'_, [f64]> {
+        Cow::Owned(x.iter().map(|&v| v as f64).collect())
     }
 }
 
@@ -52,6 +60,9 @@ impl FastFloat for f32 {
     #[inline(always)]
     fn ln_fast(self) -> f32 {
         ln_f32(self)
+    }
+    fn from_f32s(x: &[f32]) -> Cow<'_, [f32]> {
+        Cow::Borrowed(x)
     }
 }
 

@@ -18,6 +18,11 @@
 mod fast_math;
 #[cfg(feature = "flex")]
 pub(crate) mod fused;
+#[cfg(all(feature = "flex", feature = "experiments"))]
+pub(crate) mod host;
+
+#[cfg(all(feature = "flex", feature = "experiments"))]
+pub(crate) use fast_math::FastFloat;
 
 use burn::module::{DisplaySettings, Param};
 use burn::tensor::module::linear;

@@ -167,6 +167,33 @@ impl Batches {
     }
 }
 
+impl Batches {
+    /// Each run's next batch, drawn into a buffer of its own and handed to `f` with the run's
+    /// index, for the host step, which trains a run on its batch while that is in cache. Runs
+    /// go one after another, or on rayon's threads; the results come back in run order.
+    #[cfg(feature = "flex")]
+    pub(super) fn each_run<T: Send>(
+        &mut self,
+        f: impl Fn(usize, &[f32], &[f32]) -> T + Sync,
+    ) -> Vec<T> {
+        let (w, o) = (self.width, self.outputs);
+        let rows = self.sources[0].next_len(self.batch_size);
+        let buffers = || (vec![0.0; rows * w], vec![0.0; rows * o]);
+        let run = |(x, y): &mut (Vec<f32>, Vec<f32>), (k, source): (usize, &mut Source)| {
+            source.fill(rows, x, y);
+            f(k, x, y)
+        };
+        if rayon::current_num_threads() > 1 && self.sources.len() > 1 {
+            let sources = self.sources.par_iter_mut().enumerate();
+            sources.map_init(buffers, run).collect()
+        } else {
+            let mut buffers = buffers();
+            let sources = self.sources.iter_mut().enumerate();
+            sources.map(|s| run(&mut buffers, s)).collect()
+        }
+    }
+}
+
 /// The generator of a run's epochs over fixed rows.
 fn rows_rng(seed: u64) -> StdRng {
     StdRng::seed_from_u64(seed ^ 0x5EED_5EED_5EED_5EED)

@@ -3,13 +3,16 @@
 //!
 //! One loop for any [`Model`] and any shape of task row (see [`Split`](super::Split)): the
 //! [`Trainer`] here holds the population and drives it; [`batches`] gathers each run's training
-//! batch, [`step`] is one optimizer step of every run, [`run`] follows each run (best
+//! batch, [`step`] is one optimizer step of every run (`host` the same on the host, member by
+//! member, for the models whose layers have host kernels), [`run`] follows each run (best
 //! checkpoint, divergence, early stop, giving up, restarts), [`eval`] measures the runs on
 //! their splits, and [`result`] is what a finished run leaves.
 
 mod batches;
 mod checkpoint;
 mod eval;
+#[cfg(feature = "flex")]
+mod host;
 mod polish;
 mod result;
 mod run;
@@ -34,6 +37,8 @@ use crate::inalu::StallDetector;
 use batches::Batches;
 pub use eval::{BASELINE_INITS, split_mse};
 use eval::{EvalSets, random_init_extrapolation_mse};
+#[cfg(feature = "flex")]
+use host::HostStep;
 pub use polish::{Polish, polish};
 pub use result::{Evaluation, Progress, RunResult, TrainedRun};
 use run::RunState;
@@ -185,7 +190,9 @@ fn valid_key<M>(run: &TrainedRun<M>) -> f64 {
 /// One run per seed (per entry of its data; one model and config) trained as one
 /// [`Population`], keeping each run's checkpoint with the lowest validation MSE.
 ///
-/// Training runs on the autodiff twin of the given plain device. Each [`step`](Self::step)
+/// Training runs on the autodiff twin of the given plain device, or, for a model whose layers
+/// all have host kernels (NAU → NMU, NAU → NAU) on the flex backend, on the host member by member
+/// (the same step to rounding; see ARCHITECTURE.md, "The host step"). Each [`step`](Self::step)
 /// minimises, for every run, its batch MSE plus its scheduled regulariser (the population's
 /// loss is their sum, so no gradient mixes runs), clips each run's gradients alone, and clamps
 /// the units' constrained parameters. A run whose loss turns NaN or infinite stops there (its
@@ -206,6 +213,9 @@ pub struct Trainer<M: Model = StaticToyModel> {
     /// The kept checkpoints of runs the population has dropped.
     dropped: Vec<Option<M>>,
     optim: RunOptimizer,
+    /// The population's step on the host, member by member, where its model has one.
+    #[cfg(feature = "flex")]
+    host: Option<HostStep>,
     /// Where the losses are watched for divergence.
     watch: Watch,
     eval: EvalSets,
@@ -260,6 +270,8 @@ impl<M: Model> Trainer<M> {
             members: (0..data.len()).collect(),
             dropped: vec![None; data.len()],
             optim: config.optimizer(),
+            #[cfg(feature = "flex")]
+            host: HostStep::new(&model, config),
             watch,
             best: model.valid(),
             model,
@@ -302,7 +314,6 @@ impl<M: Model> Trainer<M> {
     /// progress.
     pub fn step(&mut self) -> Option<Progress> {
         let started = Instant::now();
-        let batch = self.batches.next(&self.train_device);
         let lambda = self.config.regularizer.map_or(0.0, |r| r.weight(self.step));
         let beta = self.config.l1.map_or(0.0, |l1| l1.weight(self.step));
         self.step += 1;
@@ -312,17 +323,11 @@ impl<M: Model> Trainer<M> {
         let weights: Vec<f64> = runs.iter().map(|r| lambda * r.lambda_scale).collect();
         let read_mse = is_eval || runs.iter().any(|r| r.stall.is_some());
         let before = self.model.clone();
-        let out = population_step(
-            self.model.clone(),
-            &mut self.optim,
-            batch,
-            &self.config,
-            Penalties {
-                regularizer: &weights,
-                l1: beta,
-            },
-            read_mse,
-        );
+        let penalties = Penalties {
+            regularizer: &weights,
+            l1: beta,
+        };
+        let out = self.population_step(penalties, read_mse);
         for (k, loss) in self.watch.observe(step, out.losses) {
             self.runs[self.members[k]].diverge(step, loss);
         }
@@ -339,6 +344,17 @@ impl<M: Model> Trainer<M> {
         self.model = out.model.select(&before, &frozen);
         self.step_seconds += started.elapsed().as_secs_f64();
         is_eval.then(|| self.evaluate(out.mses.as_deref()))
+    }
+
+    /// One step of the population, on the host where it has a host step.
+    fn population_step(&mut self, penalties: Penalties, read_mse: bool) -> step::StepOutput<M> {
+        let (model, optim, config) = (self.model.clone(), &mut self.optim, &self.config);
+        #[cfg(feature = "flex")]
+        if let Some(host) = &self.host {
+            return host.step(model, optim, &mut self.batches, config, penalties, read_mse);
+        }
+        let batch = self.batches.next(&self.train_device);
+        population_step(model, optim, batch, config, penalties, read_mse)
     }
 
     /// `f` of each run still in the population, in population order.

@@ -25,6 +25,8 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, backend_extension};
 use burn::tensor::Tensor;
 
+use super::fast_math::FastFloat;
+
 /// Largest `batch · d_in · d_out` (per member) whose matrix products the fused layer computes
 /// with its own dot-product loops; above it, a GEMM's packing and threading pay for themselves.
 pub(crate) const DIRECT_MAX_WORK: usize = 1 << 18;
@@ -192,6 +194,41 @@ pub(crate) fn release_buffers() -> usize {
     kernel::release_all()
 }
 
+/// One member's `y = x·W` on host slices (`x: [batch, d_in]`, `W: [d_in, d_out]`), through the
+/// kernel of [`FusedLinear`]: the bits of that member's part of a population's fused op.
+#[cfg_attr(not(feature = "experiments"), allow(dead_code))]
+pub(crate) fn member_linear<F: FastFloat>(x: &[F], w: &[F], d_in: usize, d_out: usize) -> Vec<F> {
+    kernel::linear_forward(x, w, Dims::one(x.len() / d_in, d_in, d_out))
+}
+
+/// `(dx, dW)` of [`member_linear`] for the output gradient `dy`; `dx` is empty unless `need_dx`.
+#[cfg_attr(not(feature = "experiments"), allow(dead_code))]
+pub(crate) fn member_linear_backward<F: FastFloat>(
+    (x, w, dy): (&[F], &[F], &[F]),
+    d_in: usize,
+    d_out: usize,
+    need_dx: bool,
+) -> (Vec<F>, Vec<F>) {
+    kernel::linear_backward(x, w, dy, Dims::one(x.len() / d_in, d_in, d_out), need_dx)
+}
+
+/// One member's NMU product on host slices, through the kernel of [`FusedNmu`].
+#[cfg_attr(not(feature = "experiments"), allow(dead_code))]
+pub(crate) fn member_nmu<F: FastFloat>(x: &[F], w: &[F], d_in: usize, d_out: usize) -> Vec<F> {
+    kernel::nmu_forward(x, w, Dims::one(x.len() / d_in, d_in, d_out))
+}
+
+/// `(dx, dW)` of [`member_nmu`] for the output gradient `dz`; `dx` is empty unless `need_dx`.
+#[cfg_attr(not(feature = "experiments"), allow(dead_code))]
+pub(crate) fn member_nmu_backward<F: FastFloat>(
+    (x, w, dz): (&[F], &[F], &[F]),
+    d_in: usize,
+    d_out: usize,
+    need_dx: bool,
+) -> (Vec<F>, Vec<F>) {
+    kernel::nmu_backward(x, w, dz, Dims::one(x.len() / d_in, d_in, d_out), need_dx)
+}
+
 /// Sizes of one layer call: `members` copies, each on `batch` rows.
 #[derive(Clone, Copy, Debug)]
 struct Dims {
@@ -208,6 +245,17 @@ impl Dims {
     /// microkernels are the slower ones.
     fn use_gemm(&self) -> bool {
         self.d_out > SKINNY && self.batch * self.d_in * self.d_out > DIRECT_MAX_WORK
+    }
+
+    /// One layer alone on `batch` rows.
+    #[cfg_attr(not(feature = "experiments"), allow(dead_code))]
+    fn one(batch: usize, d_in: usize, d_out: usize) -> Self {
+        Self {
+            members: 1,
+            batch,
+            d_in,
+            d_out,
+        }
     }
 
     /// One member's sizes.

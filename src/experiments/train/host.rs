@@ -1,0 +1,212 @@
+//! The population step on the host, member by member, for the models whose layers all have host
+//! kernels (`ops::host`: the NAU and the NMU).
+//!
+//! The generic step ([`super::step`]) draws the whole population's batch (1 MB for 20 members
+//! of Madsen & Johansen's 128 rows of 100), then passes over it op by op through Burn's
+//! autodiff, each pass mostly from L3. Here each member's batch is drawn, run forward and back,
+//! and its gradient written while the batch (51 KB) is in cache; members run in order, or on
+//! rayon's threads. The optimizer then updates every member in one pass over host memory, with
+//! the rule and state of the generic step, and the units' clamps follow. The products are the
+//! fused kernels' bits; loss, regulariser and their gradients are the same formulas summed in
+//! another order, so a run differs from the generic step's by rounding only (the tests compare
+//! both in f64).
+
+use std::any::Any;
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::tensor::{DType, Element, Tensor, TensorData};
+
+use super::batches::Batches;
+use super::step::{Penalties, StepOutput};
+use crate::Population;
+use crate::backend;
+use crate::experiments::config::{RunOptimizer, TrainConfig};
+use crate::experiments::model::Model;
+use crate::experiments::stacks::StaticToyModel;
+use crate::ops::FastFloat;
+use crate::ops::host::HostLayer;
+use crate::optim::HostFloat;
+
+/// The host step of one population: its layers, in parameter order.
+pub(super) struct HostStep {
+    layers: Vec<HostLayer>,
+}
+
+/// What one member's part of a step leaves: its loss (`MSE + λ·R`), its batch MSE and its
+/// gradient of each layer's weights.
+struct MemberStep<F> {
+    loss: f64,
+    mse: f64,
+    grads: Vec<Vec<F>>,
+}
+
+impl HostStep {
+    /// The host step of `model`, where it has one: a model whose layers all have host kernels,
+    /// trained on the host in f32 or f64, with a config that asks for nothing the host step
+    /// lacks (per-run gradient clipping, an L1 penalty). `None` otherwise: the generic step.
+    pub(super) fn new<M: Model>(model: &Population<M>, config: &TrainConfig) -> Option<Self> {
+        let stack = (&model.unit as &dyn Any).downcast_ref::<StaticToyModel>()?;
+        let layers = stack.host_layers(model.members())?;
+        let values = parameters(model);
+        let on_host = values.iter().all(|(_, t)| {
+            backend::on_host(&t.device()) && matches!(t.dtype(), DType::F32 | DType::F64)
+        });
+        let plain = config.clip_norm.is_none() && config.l1.is_none();
+        (on_host && plain && values.len() == layers.len()).then_some(Self { layers })
+    }
+
+    /// One step of every member of `model` on its next batch from `batches`, as
+    /// [`population_step`](super::step::population_step) makes it.
+    pub(super) fn step<M: Model>(
+        &self,
+        model: Population<M>,
+        optim: &mut RunOptimizer,
+        batches: &mut Batches,
+        config: &TrainConfig,
+        penalties: Penalties,
+        read_mse: bool,
+    ) -> StepOutput<M> {
+        match parameters(&model)[0].1.dtype() {
+            DType::F64 => {
+                self.step_as::<f64, M>(model, optim, batches, config, penalties, read_mse)
+            }
+            _ => self.step_as::<f32, M>(model, optim, batches, config, penalties, read_mse),
+        }
+    }
+
+    fn step_as<F: FastFloat + HostFloat + Element, M: Model>(
+        &self,
+        model: Population<M>,
+        optim: &mut RunOptimizer,
+        batches: &mut Batches,
+        config: &TrainConfig,
+        penalties: Penalties,
+        read_mse: bool,
+    ) -> StepOutput<M> {
+        let members = model.members();
+        let params = parameters(&model);
+        let device = params[0].1.device();
+        let mut weights: Vec<Vec<F>> = (params.iter())
+            .map(|(_, t)| {
+                t.clone()
+                    .into_data()
+                    .convert::<F>()
+                    .try_into_vec::<F>()
+                    .expect("floats")
+            })
+            .collect();
+        let steps = batches.each_run(|k, x, y| {
+            let own: Vec<&[F]> = (weights.iter())
+                .map(|w| &w[k * w.len() / members..][..w.len() / members])
+                .collect();
+            let lambda = penalties.regularizer[k];
+            self.member_step(&own, &F::from_f32s(x), &F::from_f32s(y), lambda)
+        });
+        let mut grads: Vec<Vec<F>> = weights
+            .iter()
+            .map(|w| Vec::with_capacity(w.len()))
+            .collect();
+        for step in &steps {
+            for (all, own) in grads.iter_mut().zip(&step.grads) {
+                all.extend_from_slice(own);
+            }
+        }
+        let mut updates: Vec<(ParamId, &mut [F], &[F])> = (params.iter().zip(&mut weights))
+            .zip(&grads)
+            .map(|(((id, _), w), g)| (*id, &mut w[..], &g[..]))
+            .collect();
+        let stepped = optim.step_host(config.lr, &mut updates);
+        assert!(stepped, "a host step's optimizer does not clip gradients");
+        for (layer, w) in self.layers.iter().zip(&mut weights) {
+            layer.clamp(w);
+        }
+        let losses: Vec<f64> = steps.iter().map(|s| s.loss).collect();
+        StepOutput {
+            model: replace_parameters(model, weights),
+            losses: Tensor::from_data(TensorData::new(losses, [members]), &device),
+            mses: read_mse.then(|| steps.iter().map(|s| s.mse).collect()),
+        }
+    }
+
+    /// One member's loss and gradients on its batch `(x, y)`, its regulariser weighted by
+    /// `lambda` (0: none). (Taking the rows in blocks that stay in L1 was slower, measured:
+    /// the kernels' fixed costs four times over.)
+    fn member_step<F: FastFloat>(
+        &self,
+        w: &[&[F]],
+        x: &[F],
+        y: &[F],
+        lambda: f64,
+    ) -> MemberStep<F> {
+        // outs[l]: layer l's output; layer l reads x (l = 0) or outs[l − 1].
+        let mut outs: Vec<Vec<F>> = Vec::with_capacity(self.layers.len());
+        for (layer, w) in self.layers.iter().zip(w) {
+            let out = layer.forward(outs.last().map_or(x, |o| &o[..]), w);
+            outs.push(out);
+        }
+        let z = outs.pop().expect("a layer");
+        let n = F::from(z.len()).expect("a count");
+        let two = F::one() + F::one();
+        let (mut sum, mut dy) = (F::zero(), Vec::with_capacity(z.len()));
+        for (&z, &y) in z.iter().zip(y) {
+            let e = z - y;
+            sum = sum + e * e;
+            dy.push(two * e / n);
+        }
+        let mse = (sum / n).to_f64().expect("a float");
+        let mut grads = vec![Vec::new(); self.layers.len()];
+        for (l, layer) in self.layers.iter().enumerate().rev() {
+            let input = if l == 0 { x } else { &outs[l - 1][..] };
+            let (dx, dw) = layer.backward((input, w[l], &dy), l > 0);
+            (grads[l], dy) = (dw, dx);
+        }
+        let mut penalty = 0.0;
+        if lambda > 0.0 {
+            let scale = F::from(lambda).expect("a finite weight");
+            for ((layer, w), dw) in self.layers.iter().zip(w).zip(&mut grads) {
+                penalty += layer.sparsity(w, scale, dw).to_f64().expect("a float");
+            }
+        }
+        MemberStep {
+            loss: mse + lambda * penalty,
+            mse,
+            grads,
+        }
+    }
+}
+
+/// Each float parameter of `model`, in visiting order: its id and its value.
+fn parameters<M: Model>(model: &Population<M>) -> Vec<(ParamId, Tensor<1>)> {
+    struct Collect(Vec<(ParamId, Tensor<1>)>);
+    impl ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let t = param.val();
+            let n = t.shape().num_elements();
+            self.0.push((param.id, t.reshape([n])));
+        }
+    }
+    let mut collect = Collect(Vec::new());
+    model.visit(&mut collect);
+    collect.0
+}
+
+/// `model` with its float parameters, in visiting order, set to `values` (each keeping its id
+/// and shape, tracked for gradients as before).
+fn replace_parameters<M: Model, F: Element>(
+    model: Population<M>,
+    values: Vec<Vec<F>>,
+) -> Population<M> {
+    struct Replace<F>(std::vec::IntoIter<Vec<F>>);
+    impl<F: Element> ModuleMapper for Replace<F> {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let values = self.0.next().expect("one value per parameter");
+            param.map(|t| {
+                let tracked = t.is_require_grad();
+                let data = TensorData::new(values, t.shape());
+                let fresh = Tensor::from_data(data, &t.device());
+                if tracked { fresh.require_grad() } else { fresh }
+            })
+        }
+    }
+    model.map(&mut Replace(values.into_iter()))
+}
