@@ -32,6 +32,15 @@ pub(super) struct HostStep {
     layers: Vec<HostLayer>,
 }
 
+/// What a step reads and updates besides the model: [`HostStep::step`]'s arguments.
+type StepArgs<'a, 'b> = (
+    &'a mut RunOptimizer,
+    &'a mut Batches,
+    &'a TrainConfig,
+    Penalties<'b>,
+    bool,
+);
+
 /// What one member's part of a step leaves: its loss (`MSE + λ·R`), its batch MSE and its
 /// gradient of each layer's weights.
 struct MemberStep<F> {
@@ -66,22 +75,17 @@ impl HostStep {
         penalties: Penalties,
         read_mse: bool,
     ) -> StepOutput<M> {
+        let args = (optim, batches, config, penalties, read_mse);
         match parameters(&model)[0].1.dtype() {
-            DType::F64 => {
-                self.step_as::<f64, M>(model, optim, batches, config, penalties, read_mse)
-            }
-            _ => self.step_as::<f32, M>(model, optim, batches, config, penalties, read_mse),
+            DType::F64 => self.step_as::<f64, M>(model, args),
+            _ => self.step_as::<f32, M>(model, args),
         }
     }
 
     fn step_as<F: FastFloat + HostFloat + Element, M: Model>(
         &self,
         model: Population<M>,
-        optim: &mut RunOptimizer,
-        batches: &mut Batches,
-        config: &TrainConfig,
-        penalties: Penalties,
-        read_mse: bool,
+        (optim, batches, config, penalties, read_mse): StepArgs,
     ) -> StepOutput<M> {
         let members = model.members();
         let params = parameters(&model);
