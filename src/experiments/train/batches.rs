@@ -165,9 +165,7 @@ impl Batches {
             Tensor::from_data(TensorData::new(y, [s, rows, o]), device),
         )
     }
-}
 
-impl Batches {
     /// Each run's next batch, drawn into a buffer of its own and handed to `f` with the run's
     /// index, for the host step, which trains a run on its batch while that is in cache. Runs
     /// go one after another, or on rayon's threads; the results come back in run order.

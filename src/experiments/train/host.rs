@@ -75,20 +75,23 @@ impl HostStep {
         penalties: Penalties,
         read_mse: bool,
     ) -> StepOutput<M> {
+        let params = parameters(&model);
         let args = (optim, batches, config, penalties, read_mse);
-        match parameters(&model)[0].1.dtype() {
-            DType::F64 => self.step_as::<f64, M>(model, args),
-            _ => self.step_as::<f32, M>(model, args),
+        match params[0].1.dtype() {
+            DType::F64 => self.step_as::<f64, M>(model, params, args),
+            _ => self.step_as::<f32, M>(model, params, args),
         }
     }
 
+    /// [`step`](Self::step) in `F`, the type of `params` (`model`'s, as [`parameters`] gives
+    /// them).
     fn step_as<F: FastFloat + HostFloat + Element, M: Model>(
         &self,
         model: Population<M>,
+        params: Vec<(ParamId, Tensor<1>)>,
         (optim, batches, config, penalties, read_mse): StepArgs,
     ) -> StepOutput<M> {
         let members = model.members();
-        let params = parameters(&model);
         let device = params[0].1.device();
         let mut weights: Vec<Vec<F>> = (params.iter())
             .map(|(_, t)| {

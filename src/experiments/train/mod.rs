@@ -327,7 +327,7 @@ impl<M: Model> Trainer<M> {
             regularizer: &weights,
             l1: beta,
         };
-        let out = self.population_step(penalties, read_mse);
+        let out = self.run_step(penalties, read_mse);
         for (k, loss) in self.watch.observe(step, out.losses) {
             self.runs[self.members[k]].diverge(step, loss);
         }
@@ -347,7 +347,7 @@ impl<M: Model> Trainer<M> {
     }
 
     /// One step of the population, on the host where it has a host step.
-    fn population_step(&mut self, penalties: Penalties, read_mse: bool) -> step::StepOutput<M> {
+    fn run_step(&mut self, penalties: Penalties, read_mse: bool) -> step::StepOutput<M> {
         let (model, optim, config) = (self.model.clone(), &mut self.optim, &self.config);
         #[cfg(feature = "flex")]
         if let Some(host) = &self.host {
