@@ -230,7 +230,7 @@ impl<U: Module + ArithmeticUnit> Population<U> {
                     Tensor::<1, Bool>::from_data(TensorData::new(mask, [s * per_member]), device);
                 let own = t.reshape([s * per_member]);
                 let theirs = other.next().expect("a parameter of the other population");
-                own.mask_where(mask, theirs).reshape(shape)
+                own.mask_where(mask, theirs.detach()).reshape(shape)
             },
         );
         select.sources = values(&other.unit)

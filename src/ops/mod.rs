@@ -344,7 +344,9 @@ pub(crate) fn replace_value<const D: usize>(
 ) -> Param<Tensor<D>> {
     param.map(|t| {
         let tracked = t.is_require_grad();
-        let value = f(t).detach();
+        // On the detached value: ops on a tracked tensor would leave nodes in the autodiff
+        // graph that only a backward pass frees, and the host step never runs one.
+        let value = f(t.detach()).detach();
         if tracked { value.require_grad() } else { value }
     })
 }
