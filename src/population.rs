@@ -230,7 +230,7 @@ impl<U: Module + ArithmeticUnit> Population<U> {
                     Tensor::<1, Bool>::from_data(TensorData::new(mask, [s * per_member]), device);
                 let own = t.reshape([s * per_member]);
                 let theirs = other.next().expect("a parameter of the other population");
-                own.mask_where(mask, theirs.detach()).reshape(shape)
+                own.mask_where(mask, theirs).reshape(shape)
             },
         );
         select.sources = values(&other.unit)
@@ -250,9 +250,10 @@ pub(crate) fn values<M: Module>(module: &M) -> Vec<Tensor<1>> {
     struct Collect(Vec<Tensor<1>>);
     impl ModuleVisitor for Collect {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let t = param.val();
+            // Off autodiff: a reshape there would stay in its graph (see `ops::replace_value`).
+            let t = param.val().without_autodiff();
             let n = t.shape().num_elements();
-            self.0.push(t.detach().reshape([n]));
+            self.0.push(t.reshape([n]));
         }
     }
     let mut collect = Collect(Vec::new());

@@ -336,18 +336,23 @@ pub(crate) fn sparsity_to_unit<const D: usize>(w: Tensor<D>) -> Tensor<D> {
     w.min_pair(to_one)
 }
 
-/// A parameter whose value is replaced by `f(value)`, computed outside any autodiff graph: the
-/// new value is a fresh leaf, tracked for gradients exactly when the old one was.
+/// A parameter whose value is replaced by `f(value)`, computed off autodiff: the new value is a
+/// fresh leaf, on autodiff and tracked for gradients exactly when the old one was.
 pub(crate) fn replace_value<const D: usize>(
     param: Param<Tensor<D>>,
     f: impl FnOnce(Tensor<D>) -> Tensor<D>,
 ) -> Param<Tensor<D>> {
     param.map(|t| {
-        let tracked = t.is_require_grad();
-        // On the detached value: ops on a tracked tensor would leave nodes in the autodiff
-        // graph that only a backward pass frees, and the host step never runs one.
-        let value = f(t.detach()).detach();
-        if tracked { value.require_grad() } else { value }
+        let (autodiff, tracked) = (t.is_autodiff(), t.is_require_grad());
+        // Off autodiff, not merely detached: Burn registers every op on an autodiff tensor in
+        // its graph, tracked or not, and only a backward pass frees the entries (the host step
+        // never runs one: a detached reshape a step grew a long run by 2.4 KB a step).
+        let value = f(t.without_autodiff()).without_autodiff();
+        match (autodiff, tracked) {
+            (true, true) => value.autodiff().require_grad(),
+            (true, false) => value.autodiff(),
+            (false, _) => value,
+        }
     })
 }
 

@@ -187,9 +187,9 @@ fn parameters<M: Model>(model: &Population<M>) -> Vec<(ParamId, Tensor<1>)> {
     struct Collect(Vec<(ParamId, Tensor<1>)>);
     impl ModuleVisitor for Collect {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            // Detached: a reshape of the tracked value would leave a node in the autodiff graph
-            // at every step, which only a backward pass (never run here) frees.
-            let t = param.val().detach();
+            // Off autodiff: Burn registers every op on an autodiff tensor in its graph, tracked or
+            // not, and only a backward pass (never run here) frees the entries.
+            let t = param.val().without_autodiff();
             let n = t.shape().num_elements();
             self.0.push((param.id, t.reshape([n])));
         }
