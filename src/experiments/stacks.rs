@@ -596,8 +596,8 @@ impl StaticToyModel {
     }
 
     /// The layers of the trainer's host step (`ops::host`), in parameter order, of a population
-    /// of `members` of this model, where every layer has host kernels; `None` for the models
-    /// that train through Burn's ops.
+    /// of `members` of this model, where every layer has host kernels (NAU → NAU, NAU → NMU,
+    /// gated NALU → NALU); `None` for the models that train through Burn's ops.
     #[cfg(feature = "flex")]
     pub(crate) fn host_layers(&self, members: usize) -> Option<Vec<HostLayer>> {
         let nau = |u: &Nau| HostLayer::Nau {
@@ -608,9 +608,18 @@ impl StaticToyModel {
             d_in: u.d_input() / members,
             d_out: u.d_output(),
         };
+        // The gated NALU only: the ungated one takes another formula.
+        let nalu = |u: &Nalu| {
+            u.gate.as_ref().map(|_| HostLayer::Nalu {
+                d_in: u.d_input() / members,
+                d_out: u.d_output(),
+                eps: u.epsilon(),
+            })
+        };
         match self {
             Self::Nau(s) => Some(vec![nau(&s.hidden), nau(&s.output)]),
             Self::NauNmu(s) => Some(vec![nau(&s.hidden), nmu(&s.output)]),
+            Self::Nalu(s) => Some(vec![nalu(&s.hidden)?, nalu(&s.output)?]),
             _ => None,
         }
     }

@@ -5,20 +5,27 @@
 //! The products go through the fused ops' kernels (`ops::fused`), so a member's forward values
 //! and gradients are the bits its part of a population's fused op computes. The regulariser and
 //! the clamp are the units' own formulas (`Nau`, `Nmu`) written on slices; the trainer's tests
-//! compare a host-stepped population with the generic step of Burn ops in f64.
+//! compare a host-stepped population with the generic step of Burn ops (NAU → NMU in f64, the
+//! NALU to the bit).
 
 use super::FastFloat;
-use super::fused::{member_linear, member_linear_backward, member_nmu, member_nmu_backward};
+use super::fused::{
+    Recycle, member_linear, member_linear_backward, member_nalu, member_nalu_backward, member_nmu,
+    member_nmu_backward,
+};
 
 /// A layer the host step runs, with one member's sizes. Weights are `[d_in, d_out]`, row-major,
-/// as one member's block of a population's stacked parameter.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// as one member's block of a population's stacked parameter, in the unit's visiting order.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum HostLayer {
     /// An NAU: `y = x·W`, `W` clamped to [−1, 1], sparsity `min(|W|, |1 − |W||)`.
     Nau { d_in: usize, d_out: usize },
     /// An NMU: `z_j = Π_i (W_ij·x_i + 1 − W_ij)`, `W` clamped to [0, 1], sparsity
     /// `min(W, 1 − W)`.
     Nmu { d_in: usize, d_out: usize },
+    /// A gated NALU: `y = g⊙(x·W) + (1 − g)⊙exp(log(|x| + ε)·W)` with `W = tanh(Ŵ)⊙σ(M̂)` and
+    /// `g = σ(x·G)`; weights `Ŵ, M̂, G`, no regulariser, no clamp.
+    Nalu { d_in: usize, d_out: usize, eps: f64 },
 }
 
 impl HostLayer {
@@ -26,35 +33,63 @@ impl HostLayer {
     pub(crate) fn dims(self) -> (usize, usize) {
         match self {
             Self::Nau { d_in, d_out } | Self::Nmu { d_in, d_out } => (d_in, d_out),
+            Self::Nalu { d_in, d_out, .. } => (d_in, d_out),
         }
     }
 
-    /// The layer's output `[rows, d_out]` for `x: [rows, d_in]`.
-    pub(crate) fn forward<F: FastFloat>(self, x: &[F], w: &[F]) -> Vec<F> {
+    /// How many weights the layer has.
+    pub(crate) fn params(self) -> usize {
+        match self {
+            Self::Nalu { .. } => 3,
+            Self::Nau { .. } | Self::Nmu { .. } => 1,
+        }
+    }
+
+    /// The layer's output `[rows, d_out]` for `x: [rows, d_in]` and its weights `w`, with what
+    /// its backward pass reads besides them (the NALU's cache; empty for the others).
+    pub(crate) fn forward<F: FastFloat + Recycle>(self, x: &[F], w: &[&[F]]) -> (Vec<F>, Vec<F>) {
         let (d_in, d_out) = self.dims();
         match self {
-            Self::Nau { .. } => member_linear(x, w, d_in, d_out),
-            Self::Nmu { .. } => member_nmu(x, w, d_in, d_out),
+            Self::Nau { .. } => (member_linear(x, w[0], d_in, d_out), Vec::new()),
+            Self::Nmu { .. } => (member_nmu(x, w[0], d_in, d_out), Vec::new()),
+            Self::Nalu { eps, .. } => {
+                let eps = F::from(eps).expect("a finite epsilon");
+                member_nalu(x, [w[0], w[1], w[2]], eps, d_in, d_out)
+            }
         }
     }
 
-    /// `(dx, dW)` for the output gradient `dy`; `dx` is empty unless `need_dx`.
+    /// `(dx, dW)` for the output gradient `dy`, one gradient per weight, from the `cache` that
+    /// [`forward`](Self::forward) returned (which it may overwrite); `dx` is empty unless
+    /// `need_dx`.
     pub(crate) fn backward<F: FastFloat>(
         self,
-        (x, w, dy): (&[F], &[F], &[F]),
+        (x, w, dy): (&[F], &[&[F]], &[F]),
+        cache: &mut [F],
         need_dx: bool,
-    ) -> (Vec<F>, Vec<F>) {
+    ) -> (Vec<F>, Vec<Vec<F>>) {
         let (d_in, d_out) = self.dims();
+        let one = |(dx, dw)| (dx, vec![dw]);
         match self {
-            Self::Nau { .. } => member_linear_backward((x, w, dy), d_in, d_out, need_dx),
-            Self::Nmu { .. } => member_nmu_backward((x, w, dy), d_in, d_out, need_dx),
+            Self::Nau { .. } => one(member_linear_backward((x, w[0], dy), d_in, d_out, need_dx)),
+            Self::Nmu { .. } => one(member_nmu_backward((x, w[0], dy), d_in, d_out, need_dx)),
+            Self::Nalu { eps, .. } => {
+                let eps = F::from(eps).expect("a finite epsilon");
+                let dims = (d_in, d_out);
+                let (dx, grads) = member_nalu_backward((x, w[2], dy), cache, eps, dims, need_dx);
+                (dx, grads.into())
+            }
         }
     }
 
     /// The layer's sparsity regulariser, the mean of its measure over `w`, adding `scale` times
     /// its gradient to `dw`. At a tie of the two distances the first gets the gradient, and
     /// `|·|` has gradient 0 at 0, as in Burn's `min_pair` and `abs`.
+    /// The NALU has none: 0, `dw` unchanged.
     pub(crate) fn sparsity<F: FastFloat>(self, w: &[F], scale: F, dw: &mut [F]) -> F {
+        if let Self::Nalu { .. } = self {
+            return F::zero();
+        }
         let n = F::from(w.len()).expect("a count");
         let (one, zero) = (F::one(), F::zero());
         let sign = |v: F| if v == zero { zero } else { v.signum() };
@@ -68,7 +103,7 @@ impl HostLayer {
                         false => (abs, sign(w)),
                     }
                 }
-                Self::Nmu { .. } => match one - w < w {
+                Self::Nmu { .. } | Self::Nalu { .. } => match one - w < w {
                     true => (one - w, -one),
                     false => (w, one),
                 },
@@ -79,11 +114,13 @@ impl HostLayer {
         sum / n
     }
 
-    /// Clamps `w` to the layer's range, as the unit's `clamp_weights`.
+    /// Clamps the layer's first weight `w` to its range, as the unit's `clamp_weights` (the
+    /// NALU has none).
     pub(crate) fn clamp<F: FastFloat>(self, w: &mut [F]) {
         let (lo, hi) = match self {
             Self::Nau { .. } => (-F::one(), F::one()),
             Self::Nmu { .. } => (F::zero(), F::one()),
+            Self::Nalu { .. } => return,
         };
         for v in w {
             *v = v.max(lo).min(hi);

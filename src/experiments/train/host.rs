@@ -1,5 +1,5 @@
 //! The population step on the host, member by member, for the models whose layers all have host
-//! kernels (`ops::host`: the NAU and the NMU).
+//! kernels (`ops::host`: the NAU, the NMU and the gated NALU).
 //!
 //! The generic step ([`super::step`]) draws the whole population's batch (1 MB for 20 members
 //! of Madsen & Johansen's 128 rows of 100), then passes over it op by op through Burn's
@@ -7,9 +7,10 @@
 //! and its gradient written while the batch (51 KB) is in cache; members run in order, or on
 //! rayon's threads. The optimizer then updates every member in one pass over host memory, with
 //! the rule and state of the generic step, and the units' clamps follow. The products are the
-//! fused kernels' bits; loss, regulariser and their gradients are the same formulas summed in
-//! another order, so a run differs from the generic step's by rounding only (the tests compare
-//! both in f64).
+//! fused kernels' bits and the loss gradient is formed as Burn's backward forms it, so a model
+//! without a regulariser trains to the same bits as on the generic step (the tests check the
+//! NALU's); the regulariser and its gradient are the same formulas summed in another order, a
+//! difference of rounding only (the tests compare NAU → NMU in f64).
 
 use std::any::Any;
 
@@ -24,6 +25,7 @@ use crate::experiments::config::{RunOptimizer, TrainConfig};
 use crate::experiments::model::Model;
 use crate::experiments::stacks::StaticToyModel;
 use crate::ops::FastFloat;
+use crate::ops::fused::Recycle;
 use crate::ops::host::HostLayer;
 use crate::optim::HostFloat;
 
@@ -42,7 +44,7 @@ type StepArgs<'a, 'b> = (
 );
 
 /// What one member's part of a step leaves: its loss (`MSE + λ·R`), its batch MSE and its
-/// gradient of each layer's weights.
+/// gradient of each weight, in parameter order.
 struct MemberStep<F> {
     loss: f64,
     mse: f64,
@@ -61,7 +63,8 @@ impl HostStep {
             backend::on_host(&t.device()) && matches!(t.dtype(), DType::F32 | DType::F64)
         });
         let plain = config.clip_norm.is_none() && config.l1.is_none();
-        (on_host && plain && values.len() == layers.len()).then_some(Self { layers })
+        let counts = values.len() == layers.iter().map(|l| l.params()).sum::<usize>();
+        (on_host && plain && counts).then_some(Self { layers })
     }
 
     /// One step of every member of `model` on its next batch from `batches`, as
@@ -85,7 +88,7 @@ impl HostStep {
 
     /// [`step`](Self::step) in `F`, the type of `params` (`model`'s, as [`parameters`] gives
     /// them).
-    fn step_as<F: FastFloat + HostFloat + Element, M: Model>(
+    fn step_as<F: FastFloat + HostFloat + Element + Recycle, M: Model>(
         &self,
         model: Population<M>,
         params: Vec<(ParamId, Tensor<1>)>,
@@ -124,7 +127,7 @@ impl HostStep {
             .collect();
         let stepped = optim.step_host(config.lr, &mut updates);
         assert!(stepped, "a host step's optimizer does not clip gradients");
-        for (layer, w) in self.layers.iter().zip(&mut weights) {
+        for (layer, w) in self.layers.iter().zip(self.firsts(&mut weights)) {
             layer.clamp(w);
         }
         let losses: Vec<f64> = steps.iter().map(|s| s.loss).collect();
@@ -135,49 +138,77 @@ impl HostStep {
         }
     }
 
+    /// The first weight of each layer, in `weights` (every weight, in parameter order).
+    fn firsts<'w, F>(&self, weights: &'w mut [Vec<F>]) -> Vec<&'w mut Vec<F>> {
+        let mut rest = weights.iter_mut();
+        let mut firsts = Vec::with_capacity(self.layers.len());
+        for layer in &self.layers {
+            let mut own = rest.by_ref().take(layer.params());
+            firsts.push(own.next().expect("a weight per layer"));
+            own.for_each(drop);
+        }
+        firsts
+    }
+
     /// One member's loss and gradients on its batch `(x, y)`, its regulariser weighted by
-    /// `lambda` (0: none). (Taking the rows in blocks that stay in L1 was slower, measured:
-    /// the kernels' fixed costs four times over.)
-    fn member_step<F: FastFloat>(
+    /// `lambda` (0: none); `w` holds the member's weights in parameter order. (Taking the rows
+    /// in blocks that stay in L1 was slower, measured: the kernels' fixed costs four times
+    /// over.)
+    fn member_step<F: FastFloat + Recycle>(
         &self,
         w: &[&[F]],
         x: &[F],
         y: &[F],
         lambda: f64,
     ) -> MemberStep<F> {
+        // Each layer's weights: its run of `w`.
+        let mut own = Vec::with_capacity(self.layers.len());
+        let mut at = 0;
+        for layer in &self.layers {
+            own.push(&w[at..at + layer.params()]);
+            at += layer.params();
+        }
         // outs[l]: layer l's output; layer l reads x (l = 0) or outs[l − 1].
-        let mut outs: Vec<Vec<F>> = Vec::with_capacity(self.layers.len());
-        for (layer, w) in self.layers.iter().zip(w) {
-            let out = layer.forward(outs.last().map_or(x, |o| &o[..]), w);
+        let (mut outs, mut caches) = (Vec::<Vec<F>>::new(), Vec::new());
+        for (layer, w) in self.layers.iter().zip(&own) {
+            let (out, cache) = layer.forward(outs.last().map_or(x, |o| &o[..]), w);
             outs.push(out);
+            caches.push(cache);
         }
         let z = outs.pop().expect("a layer");
         let n = F::from(z.len()).expect("a count");
-        let two = F::one() + F::one();
+        // `dy = 2·(e·(1/n))` with `1/n` rounded from f64, as Burn's mean and product backward
+        // compute it: the same bits as the generic step also where `n` (an epoch's last batch
+        // of fixed rows) is not a power of two.
+        let inv_n = F::from(1.0 / z.len() as f64).expect("a count");
         let (mut sum, mut dy) = (F::zero(), Vec::with_capacity(z.len()));
         for (&z, &y) in z.iter().zip(y) {
             let e = z - y;
             sum = sum + e * e;
-            dy.push(two * e / n);
+            let g = inv_n * e;
+            dy.push(g + g);
         }
         let mse = (sum / n).to_f64().expect("a float");
         let mut grads = vec![Vec::new(); self.layers.len()];
         for (l, layer) in self.layers.iter().enumerate().rev() {
             let input = if l == 0 { x } else { &outs[l - 1][..] };
-            let (dx, dw) = layer.backward((input, w[l], &dy), l > 0);
+            let (dx, dw) = layer.backward((input, own[l], &dy), &mut caches[l], l > 0);
             (grads[l], dy) = (dw, dx);
         }
         let mut penalty = 0.0;
         if lambda > 0.0 {
             let scale = F::from(lambda).expect("a finite weight");
-            for ((layer, w), dw) in self.layers.iter().zip(w).zip(&mut grads) {
-                penalty += layer.sparsity(w, scale, dw).to_f64().expect("a float");
+            for ((layer, w), dw) in self.layers.iter().zip(&own).zip(&mut grads) {
+                penalty += layer
+                    .sparsity(w[0], scale, &mut dw[0])
+                    .to_f64()
+                    .expect("a float");
             }
         }
         MemberStep {
             loss: mse + lambda * penalty,
             mse,
-            grads,
+            grads: grads.into_iter().flatten().collect(),
         }
     }
 }

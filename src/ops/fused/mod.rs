@@ -21,6 +21,8 @@ mod backward;
 mod forward;
 mod kernel;
 
+pub(crate) use kernel::Recycle;
+
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, backend_extension};
 use burn::tensor::Tensor;
@@ -227,6 +229,36 @@ pub(crate) fn member_nmu_backward<F: FastFloat>(
     need_dx: bool,
 ) -> (Vec<F>, Vec<F>) {
     kernel::nmu_backward(x, w, dz, Dims::one(x.len() / d_in, d_in, d_out), need_dx)
+}
+
+/// One member's gated NALU on host slices (`x: [batch, d_in]`, each weight `[d_in, d_out]`),
+/// through the kernel of [`FusedNalu`]: `(y, cache)`, the bits of that member's part of a
+/// population's fused op, and what [`member_nalu_backward`] reads.
+#[cfg_attr(not(feature = "experiments"), allow(dead_code))]
+pub(crate) fn member_nalu<F: FastFloat + Recycle>(
+    x: &[F],
+    [w_hat, m_hat, gate]: [&[F]; 3],
+    eps: F,
+    d_in: usize,
+    d_out: usize,
+) -> (Vec<F>, Vec<F>) {
+    let d = Dims::one(x.len() / d_in, d_in, d_out);
+    kernel::forward(x, w_hat, m_hat, gate, eps, d)
+}
+
+/// `(dx, [dŴ, dM̂, dG])` of [`member_nalu`] for the output gradient `dy`, from its `cache`
+/// (which it overwrites); `dx` is empty unless `need_dx`.
+#[cfg_attr(not(feature = "experiments"), allow(dead_code))]
+pub(crate) fn member_nalu_backward<F: FastFloat>(
+    (x, gate, dy): (&[F], &[F], &[F]),
+    cache: &mut [F],
+    eps: F,
+    (d_in, d_out): (usize, usize),
+    need_dx: bool,
+) -> (Vec<F>, [Vec<F>; 3]) {
+    let d = Dims::one(x.len() / d_in, d_in, d_out);
+    let (dx, dw_hat, dm_hat, dg) = kernel::backward(x, cache, gate, eps, dy, d, need_dx);
+    (dx, [dw_hat, dm_hat, dg])
 }
 
 /// Sizes of one layer call: `members` copies, each on `batch` rows.
