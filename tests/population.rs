@@ -133,6 +133,9 @@ fn nau_nmu_host_step_equals_the_generic_step() {
     assert!(moved, "200 steps changed nothing");
 }
 
+/// A task's data for one seed.
+type DataOfSeed = fn(u64) -> TaskData;
+
 /// The gated NALU → NALU trains on the host step (member by member through the fused kernels),
 /// and, clipped at a norm no gradient reaches (a scale of exactly 1), on the generic step of
 /// Burn ops. Both run the same kernels on the same values and form the loss gradient as Burn's
@@ -154,7 +157,7 @@ fn nalu_host_step_equals_the_generic_step_to_the_bit() {
         eval_every: Some(20),
         ..TrainConfig::madsen(ModelKind::Nalu)
     };
-    let cases: [(TrainConfig, fn(u64) -> TaskData); 2] = [
+    let cases: [(TrainConfig, DataOfSeed); 2] = [
         (reference, |seed| {
             ReferenceTask::default().data(Operation::Add, seed)
         }),
