@@ -87,23 +87,25 @@ impl HostLayer {
     /// `|·|` has gradient 0 at 0, as in Burn's `min_pair` and `abs`.
     /// The NALU has none: 0, `dw` unchanged.
     pub(crate) fn sparsity<F: FastFloat>(self, w: &[F], scale: F, dw: &mut [F]) -> F {
-        if let Self::Nalu { .. } = self {
-            return F::zero();
-        }
+        let signed = match self {
+            Self::Nau { .. } => true,
+            Self::Nmu { .. } => false,
+            Self::Nalu { .. } => return F::zero(),
+        };
         let n = F::from(w.len()).expect("a count");
         let (one, zero) = (F::one(), F::zero());
         let sign = |v: F| if v == zero { zero } else { v.signum() };
         let mut sum = zero;
         for (&w, dw) in w.iter().zip(dw.iter_mut()) {
-            let (value, grad) = match self {
-                Self::Nau { .. } => {
+            let (value, grad) = match signed {
+                true => {
                     let (abs, to_one) = (w.abs(), (one - w.abs()).abs());
                     match to_one < abs {
                         true => (to_one, -sign(one - w.abs()) * sign(w)),
                         false => (abs, sign(w)),
                     }
                 }
-                Self::Nmu { .. } | Self::Nalu { .. } => match one - w < w {
+                false => match one - w < w {
                     true => (one - w, -one),
                     false => (w, one),
                 },

@@ -29,9 +29,11 @@ use crate::ops::fused::Recycle;
 use crate::ops::host::HostLayer;
 use crate::optim::HostFloat;
 
-/// The host step of one population: its layers, in parameter order.
+/// The host step of one population: its layers, in parameter order, and where each layer's
+/// weights start among the model's parameters.
 pub(super) struct HostStep {
     layers: Vec<HostLayer>,
+    starts: Vec<usize>,
 }
 
 /// What a step reads and updates besides the model: [`HostStep::step`]'s arguments.
@@ -63,8 +65,12 @@ impl HostStep {
             backend::on_host(&t.device()) && matches!(t.dtype(), DType::F32 | DType::F64)
         });
         let plain = config.clip_norm.is_none() && config.l1.is_none();
-        let counts = values.len() == layers.iter().map(|l| l.params()).sum::<usize>();
-        (on_host && plain && counts).then_some(Self { layers })
+        let (mut starts, mut at) = (Vec::with_capacity(layers.len()), 0);
+        for layer in &layers {
+            starts.push(at);
+            at += layer.params();
+        }
+        (on_host && plain && values.len() == at).then_some(Self { layers, starts })
     }
 
     /// One step of every member of `model` on its next batch from `batches`, as
@@ -127,8 +133,8 @@ impl HostStep {
             .collect();
         let stepped = optim.step_host(config.lr, &mut updates);
         assert!(stepped, "a host step's optimizer does not clip gradients");
-        for (layer, w) in self.layers.iter().zip(self.firsts(&mut weights)) {
-            layer.clamp(w);
+        for (layer, &at) in self.layers.iter().zip(&self.starts) {
+            layer.clamp(&mut weights[at]);
         }
         let losses: Vec<f64> = steps.iter().map(|s| s.loss).collect();
         StepOutput {
@@ -136,18 +142,6 @@ impl HostStep {
             losses: Tensor::from_data(TensorData::new(losses, [members]), &device),
             mses: read_mse.then(|| steps.iter().map(|s| s.mse).collect()),
         }
-    }
-
-    /// The first weight of each layer, in `weights` (every weight, in parameter order).
-    fn firsts<'w, F>(&self, weights: &'w mut [Vec<F>]) -> Vec<&'w mut Vec<F>> {
-        let mut rest = weights.iter_mut();
-        let mut firsts = Vec::with_capacity(self.layers.len());
-        for layer in &self.layers {
-            let mut own = rest.by_ref().take(layer.params());
-            firsts.push(own.next().expect("a weight per layer"));
-            own.for_each(drop);
-        }
-        firsts
     }
 
     /// One member's loss and gradients on its batch `(x, y)`, its regulariser weighted by
@@ -162,12 +156,9 @@ impl HostStep {
         lambda: f64,
     ) -> MemberStep<F> {
         // Each layer's weights: its run of `w`.
-        let mut own = Vec::with_capacity(self.layers.len());
-        let mut at = 0;
-        for layer in &self.layers {
-            own.push(&w[at..at + layer.params()]);
-            at += layer.params();
-        }
+        let own: Vec<&[&[F]]> = (self.layers.iter().zip(&self.starts))
+            .map(|(layer, &at)| &w[at..at + layer.params()])
+            .collect();
         // outs[l]: layer l's output; layer l reads x (l = 0) or outs[l − 1].
         let (mut outs, mut caches) = (Vec::<Vec<F>>::new(), Vec::new());
         for (layer, w) in self.layers.iter().zip(&own) {
