@@ -189,6 +189,15 @@ impl RealNpu {
         self.epsilon
     }
 
+    /// Whether `W_re` is clamped, where the trainer's host step can run the layer (the
+    /// [`OpenGates`](RealNpuRegularizer::OpenGates) regulariser, learned gates); `None` where it
+    /// cannot.
+    #[cfg(feature = "flex")]
+    pub(crate) fn host_clamp_powers(&self) -> Option<bool> {
+        let plain = self.regularizer == RealNpuRegularizer::OpenGates;
+        (plain && self.gate.is_require_grad()).then_some(self.clamp_powers)
+    }
+
     /// The size of the input features.
     pub fn d_input(&self) -> usize {
         self.w_re.lazy_shape()[0]

@@ -21,7 +21,7 @@ use super::names::parse_name;
 use super::protocol::Rows;
 use crate::formula::{self, Discretize, Formula, FormulaError, SnapOptions};
 #[cfg(feature = "flex")]
-use crate::ops::host::HostLayer;
+use crate::ops::host::{self, HostLayer};
 use crate::{
     ArithmeticUnit, Inalu, InaluConfig, Nac, NacConfig, NacMul, NacMulConfig, Nalu, NaluConfig,
     Nau, NauConfig, Nmru, NmruConfig, Nmu, NmuConfig, Npu, NpuConfig, Nru, NruConfig, RealNpu,
@@ -597,7 +597,8 @@ impl StaticToyModel {
 
     /// The layers of the trainer's host step (`ops::host`), in parameter order, of a population
     /// of `members` of this model, where every layer has host kernels (NAU → NAU, NAU → NMU,
-    /// gated NALU → NALU); `None` for the models that train through Burn's ops.
+    /// gated NALU → NALU, NAC → NAC, NAC → NAC•, NAU → NPU, NAU → RealNPU with learned gates and
+    /// its default regulariser); `None` for the models that train through Burn's ops.
     #[cfg(feature = "flex")]
     pub(crate) fn host_layers(&self, members: usize) -> Option<Vec<HostLayer>> {
         let nau = |u: &Nau| HostLayer::Nau {
@@ -616,10 +617,43 @@ impl StaticToyModel {
                 eps: u.epsilon(),
             })
         };
+        let nac = |u: &Nac| HostLayer::Nac {
+            d_in: u.d_input() / members,
+            d_out: u.d_output(),
+        };
+        let nac_mul = |u: &NacMul| HostLayer::NacMul {
+            d_in: u.d_input() / members,
+            d_out: u.d_output(),
+            eps: u.epsilon(),
+        };
+        let npu = |u: &Npu| {
+            HostLayer::Npu(host::Npu {
+                d_in: u.d_input() / members,
+                d_out: u.d_output(),
+                eps: u.epsilon(),
+                imaginary: true,
+                clamp_powers: false,
+            })
+        };
+        let real_npu = |u: &RealNpu| {
+            u.host_clamp_powers().map(|clamp_powers| {
+                HostLayer::Npu(host::Npu {
+                    d_in: u.d_input() / members,
+                    d_out: u.d_output(),
+                    eps: u.epsilon(),
+                    imaginary: false,
+                    clamp_powers,
+                })
+            })
+        };
         match self {
             Self::Nau(s) => Some(vec![nau(&s.hidden), nau(&s.output)]),
             Self::NauNmu(s) => Some(vec![nau(&s.hidden), nmu(&s.output)]),
             Self::Nalu(s) => Some(vec![nalu(&s.hidden)?, nalu(&s.output)?]),
+            Self::Nac(s) => Some(vec![nac(&s.hidden), nac(&s.output)]),
+            Self::NacMul(s) => Some(vec![nac(&s.hidden), nac_mul(&s.output)]),
+            Self::Npu(s) => Some(vec![nau(&s.hidden), npu(&s.output)]),
+            Self::RealNpu(s) => Some(vec![nau(&s.hidden), real_npu(&s.output)?]),
             _ => None,
         }
     }

@@ -134,7 +134,7 @@ impl HostStep {
         let stepped = optim.step_host(config.lr, &mut updates);
         assert!(stepped, "a host step's optimizer does not clip gradients");
         for (layer, &at) in self.layers.iter().zip(&self.starts) {
-            layer.clamp(&mut weights[at]);
+            layer.clamp(&mut weights[at..at + layer.params()]);
         }
         let losses: Vec<f64> = steps.iter().map(|s| s.loss).collect();
         StepOutput {
@@ -191,7 +191,7 @@ impl HostStep {
             let scale = F::from(lambda).expect("a finite weight");
             for ((layer, w), dw) in self.layers.iter().zip(&own).zip(&mut grads) {
                 penalty += layer
-                    .sparsity(w[0], scale, &mut dw[0])
+                    .regularizer(w, scale, dw)
                     .to_f64()
                     .expect("a float");
             }

@@ -968,7 +968,7 @@ simd_fn! {
 
 simd_fn! {
     /// `dŴ = dW·σ(M̂)·(1 − tanh²Ŵ)` and `dM̂ = dW·tanh(Ŵ)·σ(M̂)·(1 − σ(M̂))`.
-    fn nac_weight_grads<F: FastFloat>(dw: &[F], t: &[F], s: &[F], dw_hat: &mut [F], dm_hat: &mut [F]) {
+    pub(super) fn nac_weight_grads<F: FastFloat>(dw: &[F], t: &[F], s: &[F], dw_hat: &mut [F], dm_hat: &mut [F]) {
         let n = dw.len();
         let (t, s, dw_hat, dm_hat) = (&t[..n], &s[..n], &mut dw_hat[..n], &mut dm_hat[..n]);
         for k in 0..n {

@@ -261,6 +261,16 @@ pub(crate) fn member_nalu_backward<F: FastFloat>(
     (dx, [dw_hat, dm_hat, dg])
 }
 
+/// `(dŴ, dM̂)` of the NAC weight `W = tanh(Ŵ)⊙σ(M̂)` for its gradient `dW`, from `t = tanh(Ŵ)`
+/// and `s = σ(M̂)`: `dŴ = dW·s·(1 − t·t)`, `dM̂ = dW·t·s·(1 − s)`, multiplied left to right as
+/// the fused NALU's backward and Burn's chain of `mul`, `tanh` and `sigmoid` backwards do.
+#[cfg_attr(not(feature = "experiments"), allow(dead_code))]
+pub(crate) fn nac_weight_grads<F: FastFloat>(dw: &[F], t: &[F], s: &[F]) -> (Vec<F>, Vec<F>) {
+    let (mut dw_hat, mut dm_hat) = (vec![F::zero(); dw.len()], vec![F::zero(); dw.len()]);
+    kernel::nac_weight_grads(dw, t, s, &mut dw_hat, &mut dm_hat);
+    (dw_hat, dm_hat)
+}
+
 /// Sizes of one layer call: `members` copies, each on `batch` rows.
 #[derive(Clone, Copy, Debug)]
 struct Dims {
