@@ -324,7 +324,13 @@ fn dots<F: FastFloat, const J: usize>(pairs: [(&[F], &[F]); J]) -> [F; J] {
     for (j, sum) in sums.iter_mut().enumerate() {
         let (a, b) = pairs[j];
         let tail = (blocks * 8..n).fold(F::zero(), |s, i| s + a[i] * b[i]);
-        *sum = acc[j].iter().fold(tail, |s, &v| s + v);
+        // Under eight terms the partial sums are all +0, and adding +0 eight times is adding
+        // it once (only a −0 changes, to +0, the first time): one add instead of a chain of
+        // eight, the same bits (the second layer of every stack has two inputs).
+        *sum = match blocks {
+            0 => tail + F::zero(),
+            _ => acc[j].iter().fold(tail, |s, &v| s + v),
+        };
     }
     sums
 }
@@ -688,6 +694,7 @@ fn row_sums<F: FastFloat, const J: usize, const TWO: bool>(
             BLOCK => column_block::<F, J, TWO>((u, p), (v, q), d_in, start, BLOCK),
             8 => column_block::<F, J, TWO>((u, p), (v, q), d_in, start, 8),
             4 => column_block::<F, J, TWO>((u, p), (v, q), d_in, start, 4),
+            2 => column_block::<F, J, TWO>((u, p), (v, q), d_in, start, 2),
             _ => column_block::<F, J, TWO>((u, p), (v, q), d_in, start, width),
         };
         for (j, sum) in sums.iter().enumerate() {
@@ -941,11 +948,31 @@ simd_fn! {
 simd_fn! {
     /// One member's `dx = dy·Wᵀ` on a small layer.
     fn direct_linear_inputs<F: FastFloat>(dy: &[F], w: &[F], d_out: usize, dx: &mut [F]) {
-        let d_in = w.len() / d_out;
-        for (dy_row, dx_row) in dy.chunks(d_out).zip(dx.chunks_mut(d_in)) {
-            for (dx, w_row) in dx_row.iter_mut().zip(w.chunks(d_out)) {
-                *dx = dy_row.iter().zip(w_row).fold(F::zero(), |s, (&g, &v)| s + g * v);
+        match d_out {
+            1 => inputs_of::<F, 1>(dy, w, dx),
+            2 => inputs_of::<F, 2>(dy, w, dx),
+            _ => {
+                let d_in = w.len() / d_out;
+                for (dy_row, dx_row) in dy.chunks(d_out).zip(dx.chunks_mut(d_in)) {
+                    for (dx, w_row) in dx_row.iter_mut().zip(w.chunks(d_out)) {
+                        *dx = dy_row.iter().zip(w_row).fold(F::zero(), |s, (&g, &v)| s + g * v);
+                    }
+                }
             }
+        }
+    }
+}
+
+/// [`direct_linear_inputs`] for a literal `D` outputs (the skinny layers' 1 and 2): each sum in
+/// the same order, from 0, as whole arrays the compiler keeps in registers.
+#[inline(always)]
+fn inputs_of<F: FastFloat, const D: usize>(dy: &[F], w: &[F], dx: &mut [F]) {
+    let d_in = w.len() / D;
+    let (w, _) = w.as_chunks::<D>();
+    let (dy, _) = dy.as_chunks::<D>();
+    for (g, dx_row) in dy.iter().zip(dx.chunks_exact_mut(d_in)) {
+        for (dx, w_row) in dx_row.iter_mut().zip(&w[..d_in]) {
+            *dx = (0..D).fold(F::zero(), |s, j| s + g[j] * w_row[j]);
         }
     }
 }
