@@ -598,7 +598,8 @@ impl StaticToyModel {
     /// The layers of the trainer's host step (`ops::host`), in parameter order, of a population
     /// of `members` of this model, where every layer has host kernels (NAU → NAU, NAU → NMU,
     /// gated NALU → NALU, NAC → NAC, NAC → NAC•, NAU → NPU, NAU → RealNPU with learned gates and
-    /// its default regulariser); `None` for the models that train through Burn's ops.
+    /// its default regulariser, NAU → NRU, NAU → NMRU); `None` for the models that train through
+    /// Burn's ops.
     #[cfg(feature = "flex")]
     pub(crate) fn host_layers(&self, members: usize) -> Option<Vec<HostLayer>> {
         let nau = |u: &Nau| HostLayer::Nau {
@@ -646,6 +647,19 @@ impl StaticToyModel {
                 })
             })
         };
+        let nru = |u: &Nru| {
+            HostLayer::Nru(host::Nru {
+                d_in: u.d_input() / members,
+                d_out: u.d_output(),
+            })
+        };
+        let nmru = |u: &Nmru| {
+            HostLayer::Nmru(host::Nmru {
+                d_in: u.d_input() / members,
+                d_out: u.d_output(),
+                eps: u.epsilon(),
+            })
+        };
         match self {
             Self::Nau(s) => Some(vec![nau(&s.hidden), nau(&s.output)]),
             Self::NauNmu(s) => Some(vec![nau(&s.hidden), nmu(&s.output)]),
@@ -654,6 +668,8 @@ impl StaticToyModel {
             Self::NacMul(s) => Some(vec![nac(&s.hidden), nac_mul(&s.output)]),
             Self::Npu(s) => Some(vec![nau(&s.hidden), npu(&s.output)]),
             Self::RealNpu(s) => Some(vec![nau(&s.hidden), real_npu(&s.output)?]),
+            Self::NauNru(s) => Some(vec![nau(&s.hidden), nru(&s.output)]),
+            Self::NauNmru(s) => Some(vec![nau(&s.hidden), nmru(&s.output)]),
             _ => None,
         }
     }

@@ -416,7 +416,10 @@ mod tests {
                     .filter(|l| l.is_supported())
                     .map(|l| crate::simd::pinned(l, || Columns::of(&cols).sum(&row)).to_bits())
                     .collect::<Vec<_>>();
-                assert!(sums.windows(2).all(|w| w[0] == w[1]), "{start}+{len}: {sums:?}");
+                assert!(
+                    sums.windows(2).all(|w| w[0] == w[1]),
+                    "{start}+{len}: {sums:?}"
+                );
             }
         }
     }

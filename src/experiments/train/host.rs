@@ -190,10 +190,7 @@ impl HostStep {
         if lambda > 0.0 {
             let scale = F::from(lambda).expect("a finite weight");
             for ((layer, w), dw) in self.layers.iter().zip(&own).zip(&mut grads) {
-                penalty += layer
-                    .regularizer(w, scale, dw)
-                    .to_f64()
-                    .expect("a float");
+                penalty += layer.regularizer(w, scale, dw).to_f64().expect("a float");
             }
         }
         MemberStep {

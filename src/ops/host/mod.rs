@@ -4,9 +4,16 @@
 //!
 //! The products go through the fused ops' kernels (`ops::fused`), so a member's forward values
 //! and gradients are the bits its part of a population's fused op computes. The regulariser and
-//! the clamp are the units' own formulas (`Nau`, `Nmu`) written on slices; the trainer's tests
-//! compare a host-stepped population with the generic step of Burn ops (NAU → NMU in f64, the
-//! NALU to the bit).
+//! the clamp are the units' own formulas written on slices. The NPU (`npu.rs`) and the NRU and
+//! NMRU (`ratio.rs`) have files of their own. The tests compare a host-stepped population with
+//! the generic step of Burn ops: `tests/host_step.rs` to the bit in f32 (the NALU and the NACs),
+//! `tests/population.rs` to 1e-9 in f64 (every layer here).
+
+mod npu;
+mod ratio;
+
+pub(crate) use npu::Npu;
+pub(crate) use ratio::{Nmru, Nru};
 
 use super::FastFloat;
 use super::fused::{
@@ -36,16 +43,10 @@ pub(crate) enum HostLayer {
     /// + mean(|W_im|) + mean(1 − ĝ)` (the RealNPU's `OpenGates`); `ĝ` clamped to [0, 1], and
     /// `W_re` to [−1, 1] with `clamp_powers`.
     Npu(Npu),
-}
-
-/// The sizes and settings of an NPU or RealNPU host layer ([`HostLayer::Npu`]).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) struct Npu {
-    pub(crate) d_in: usize,
-    pub(crate) d_out: usize,
-    pub(crate) eps: f64,
-    pub(crate) imaginary: bool,
-    pub(crate) clamp_powers: bool,
+    /// An NRU (Mistry et al.), in its training form: see [`Nru`]. Weight `W`.
+    Nru(Nru),
+    /// An NMRU (Mistry et al.), in its training form: see [`Nmru`]. Weight `W: [2·d_in, d_out]`.
+    Nmru(Nmru),
 }
 
 impl HostLayer {
@@ -56,6 +57,8 @@ impl HostLayer {
             Self::Nalu { d_in, d_out, .. } | Self::NacMul { d_in, d_out, .. } => (d_in, d_out),
             Self::Nac { d_in, d_out } => (d_in, d_out),
             Self::Npu(n) => (n.d_in, n.d_out),
+            Self::Nru(n) => (n.d_in, n.d_out),
+            Self::Nmru(n) => (n.d_in, n.d_out),
         }
     }
 
@@ -65,14 +68,14 @@ impl HostLayer {
             Self::Nalu { .. } => 3,
             Self::Nac { .. } | Self::NacMul { .. } => 2,
             Self::Npu(n) => 2 + n.imaginary as usize,
-            Self::Nau { .. } | Self::Nmu { .. } => 1,
+            Self::Nau { .. } | Self::Nmu { .. } | Self::Nru(_) | Self::Nmru(_) => 1,
         }
     }
 
     /// The layer's output `[rows, d_out]` for `x: [rows, d_in]` and its weights `w`, with what
     /// its backward pass reads besides them (the NALU's cache; the NAC's `tanh(Ŵ)` and `σ(M̂)`,
-    /// and the NAC•'s logarithms and outputs after them; the NPU's [`Npu::forward`] cache;
-    /// empty for the others).
+    /// and the NAC•'s logarithms and outputs after them; the NPU's, NRU's and NMRU's caches of
+    /// their own forwards; empty for the others).
     pub(crate) fn forward<F: FastFloat + Recycle>(self, x: &[F], w: &[&[F]]) -> (Vec<F>, Vec<F>) {
         let (d_in, d_out) = self.dims();
         match self {
@@ -98,6 +101,8 @@ impl HostLayer {
                 (y, cache)
             }
             Self::Npu(n) => n.forward(x, w),
+            Self::Nru(n) => n.forward(x, w[0]),
+            Self::Nmru(n) => n.forward(x, w[0]),
         }
     }
 
@@ -137,23 +142,32 @@ impl HostLayer {
                 let dp: Vec<F> = dy.iter().zip(y).map(|(&g, &y)| g * y).collect();
                 let (dl, dw) = member_linear_backward((logs, &weight, &dp), d_in, d_out, need_dx);
                 let eps = F::from(eps).expect("a finite epsilon");
-                let sign = |v: F| if v == F::zero() || v.is_nan() { F::zero() } else { v.signum() };
+                let sign = |v: F| {
+                    if v == F::zero() || v.is_nan() {
+                        F::zero()
+                    } else {
+                        v.signum()
+                    }
+                };
                 let dx = (dl.iter().zip(x))
                     .map(|(&g, &v)| g * (F::one() / (v.abs() + eps)) * sign(v))
                     .collect();
                 (dx, nac_weight_backward(&dw, cache, w[1]))
             }
             Self::Npu(n) => n.backward((x, w, dy), cache, need_dx),
+            Self::Nru(n) => n.backward((x, w[0], dy), cache, need_dx),
+            Self::Nmru(n) => n.backward((x, w[0], dy), cache, need_dx),
         }
     }
 
     /// The layer's sparsity regulariser over its weights `w`, adding `scale` times its gradient
-    /// to their gradients `dw`: the NAU's and the NMU's the mean of [`sparsity`] over `W`, the
-    /// NPU's its three means. The NALU and the NACs have none: 0, `dw` unchanged.
+    /// to their gradients `dw`: the NAU's and the NRU's (signed) and the NMU's and the NMRU's the
+    /// mean of [`sparsity`] over `W`, the NPU's its three means. The NALU and the NACs have none:
+    /// 0, `dw` unchanged.
     pub(crate) fn regularizer<F: FastFloat>(self, w: &[&[F]], scale: F, dw: &mut [Vec<F>]) -> F {
         match self {
-            Self::Nau { .. } => sparsity(true, w[0], scale, &mut dw[0]),
-            Self::Nmu { .. } => sparsity(false, w[0], scale, &mut dw[0]),
+            Self::Nau { .. } | Self::Nru(_) => sparsity(true, w[0], scale, &mut dw[0]),
+            Self::Nmu { .. } | Self::Nmru(_) => sparsity(false, w[0], scale, &mut dw[0]),
             Self::Nalu { .. } | Self::Nac { .. } | Self::NacMul { .. } => F::zero(),
             Self::Npu(n) => n.regularizer(w, scale, dw),
         }
@@ -165,8 +179,8 @@ impl HostLayer {
         let clamp = |w: &mut [F], lo: F, hi: F| w.iter_mut().for_each(|v| *v = v.max(lo).min(hi));
         let (zero, one) = (F::zero(), F::one());
         match self {
-            Self::Nau { .. } => clamp(&mut w[0], -one, one),
-            Self::Nmu { .. } => clamp(&mut w[0], zero, one),
+            Self::Nau { .. } | Self::Nru(_) => clamp(&mut w[0], -one, one),
+            Self::Nmu { .. } | Self::Nmru(_) => clamp(&mut w[0], zero, one),
             Self::Nalu { .. } | Self::Nac { .. } | Self::NacMul { .. } => {}
             Self::Npu(n) => {
                 let gate = w.last_mut().expect("the gate");
@@ -183,7 +197,7 @@ impl HostLayer {
 /// distance to the nearest of −1, 0, 1 (`signed`, the NAU's `min(|W|, |1 − |W||)`) or of 0, 1
 /// (the NMU's `min(W, 1 − W)`). At a tie of the two distances the first gets the gradient, and
 /// `|·|` has gradient 0 at 0, as in Burn's `min_pair` and `abs`.
-fn sparsity<F: FastFloat>(signed: bool, w: &[F], scale: F, dw: &mut [F]) -> F {
+pub(super) fn sparsity<F: FastFloat>(signed: bool, w: &[F], scale: F, dw: &mut [F]) -> F {
     let n = F::from(w.len()).expect("a count");
     let (one, zero) = (F::one(), F::zero());
     let sign = |v: F| if v == zero { zero } else { v.signum() };
@@ -206,132 +220,6 @@ fn sparsity<F: FastFloat>(signed: bool, w: &[F], scale: F, dw: &mut [F]) -> F {
         *dw = *dw + scale / n * grad;
     }
     sum / n
-}
-
-impl Npu {
-    /// `(z, cache)` for `x: [rows, d_in]` and the weights `w` (`W_re, [W_im,] ĝ`); the cache holds
-    /// `log r`, `r`, `exp(magnitude)` and the phase, in that order. The products go through the
-    /// fused linear kernel, as the generic path's do.
-    fn forward<F: FastFloat>(self, x: &[F], w: &[&[F]]) -> (Vec<F>, Vec<F>) {
-        let (d_in, d_out) = (self.d_in, self.d_out);
-        let (w_re, gate) = (w[0], *w.last().expect("the gate"));
-        let eps = F::from(self.eps).expect("a finite epsilon");
-        let one = F::one();
-        let r: Vec<F> = (x.iter().zip(gate.iter().cycle()))
-            .map(|(&v, &g)| (v.abs() + eps) * g + (one - g))
-            .collect();
-        let logs: Vec<F> = r.iter().map(|&r| r.ln()).collect();
-        let k = self.phases(x, gate);
-        let mm = |a: &[F], w: &[F]| member_linear(a, w, d_in, d_out);
-        let (magnitude, phase) = match self.imaginary {
-            true => {
-                let (re, im) = (mm(&logs, w_re), mm(&logs, w[1]));
-                let magnitude = re.iter().zip(mm(&k, w[1])).map(|(&a, b)| a - b).collect();
-                let phase = im.iter().zip(mm(&k, w_re)).map(|(&a, b)| a + b).collect();
-                (magnitude, phase)
-            }
-            false => (mm(&logs, w_re), mm(&k, w_re)),
-        };
-        let e: Vec<F> = magnitude.into_iter().map(F::exp).collect::<Vec<F>>();
-        let z = e.iter().zip(&phase).map(|(&e, &p)| e * p.cos()).collect();
-        let mut cache = logs;
-        cache.extend_from_slice(&r);
-        cache.extend_from_slice(&e);
-        cache.extend_from_slice(&phase);
-        (z, cache)
-    }
-
-    /// `k = π·ĝ⊙[x < 0]`, row by row.
-    fn phases<F: FastFloat>(self, x: &[F], gate: &[F]) -> Vec<F> {
-        let pi = F::from(core::f64::consts::PI).expect("π");
-        (x.iter().zip(gate.iter().cycle()))
-            .map(|(&v, &g)| if v < F::zero() { g * pi } else { F::zero() })
-            .collect()
-    }
-
-    /// `(dx, [dW_re, (dW_im,) dĝ])` for the output gradient `dz`, from [`Npu::forward`]'s cache.
-    fn backward<F: FastFloat>(
-        self,
-        (x, w, dz): (&[F], &[&[F]], &[F]),
-        cache: &[F],
-        need_dx: bool,
-    ) -> (Vec<F>, Vec<Vec<F>>) {
-        let (d_in, d_out) = (self.d_in, self.d_out);
-        let (w_re, gate) = (w[0], *w.last().expect("the gate"));
-        let (logs, rest) = cache.split_at(x.len());
-        let (r, rest) = rest.split_at(x.len());
-        let (e, phase) = rest.split_at(dz.len());
-        let k = self.phases(x, gate);
-        // z = e·cos(phase): d magnitude = dz·cos(phase)·e, d phase = −dz·e·sin(phase).
-        let d_mag: Vec<F> = (dz.iter().zip(e).zip(phase))
-            .map(|((&g, &e), &p)| g * p.cos() * e)
-            .collect();
-        let d_phase: Vec<F> = (dz.iter().zip(e).zip(phase))
-            .map(|((&g, &e), &p)| -(g * e * p.sin()))
-            .collect();
-        let back = |a: &[F], w: &[F], dy: &[F]| {
-            member_linear_backward((a, w, dy), d_in, d_out, true)
-        };
-        let add = |a: Vec<F>, b: Vec<F>| a.iter().zip(b).map(|(&a, b)| a + b).collect::<Vec<F>>();
-        let (d_logs, d_k, mut grads) = match self.imaginary {
-            true => {
-                let w_im = w[1];
-                let neg: Vec<F> = d_mag.iter().map(|&g| -g).collect();
-                let (dl_re, dw_re_l) = back(logs, w_re, &d_mag);
-                let (dk_im, dw_im_k) = back(&k, w_im, &neg);
-                let (dl_im, dw_im_l) = back(logs, w_im, &d_phase);
-                let (dk_re, dw_re_k) = back(&k, w_re, &d_phase);
-                let grads = vec![add(dw_re_l, dw_re_k), add(dw_im_k, dw_im_l)];
-                (add(dl_re, dl_im), add(dk_im, dk_re), grads)
-            }
-            false => {
-                let (dl, dw_l) = back(logs, w_re, &d_mag);
-                let (dk, dw_k) = back(&k, w_re, &d_phase);
-                (dl, dk, vec![add(dw_l, dw_k)])
-            }
-        };
-        // r = ĝ·(|x| + ε) + (1 − ĝ), k = π·ĝ·[x < 0]: dĝ = Σ_rows dr·(|x| + ε − 1) + dk·π·[x < 0].
-        let eps = F::from(self.eps).expect("a finite epsilon");
-        let pi = F::from(core::f64::consts::PI).expect("π");
-        let d_r: Vec<F> = d_logs.iter().zip(r).map(|(&g, &r)| g / r).collect();
-        let mut d_gate = vec![F::zero(); d_in];
-        for ((row, dr), dk) in x.chunks(d_in).zip(d_r.chunks(d_in)).zip(d_k.chunks(d_in)) {
-            for i in 0..d_in {
-                let from_k = if row[i] < F::zero() { dk[i] * pi } else { F::zero() };
-                d_gate[i] = d_gate[i] + dr[i] * (row[i].abs() + eps) - dr[i] + from_k;
-            }
-        }
-        grads.push(d_gate);
-        let sign = |v: F| if v == F::zero() || v.is_nan() { F::zero() } else { v.signum() };
-        let dx = match need_dx {
-            true => (x.iter().zip(&d_r).zip(gate.iter().cycle()))
-                .map(|((&v, &dr), &g)| dr * g * sign(v))
-                .collect(),
-            false => Vec::new(),
-        };
-        (dx, grads)
-    }
-
-    /// `mean(min(|W_re|, |1 − |W_re||)) + mean(|W_im|) + mean(1 − ĝ)`, adding `scale` times its
-    /// gradient to `dw`.
-    fn regularizer<F: FastFloat>(self, w: &[&[F]], scale: F, dw: &mut [Vec<F>]) -> F {
-        let mut value = sparsity(true, w[0], scale, &mut dw[0]);
-        if self.imaginary {
-            let n = F::from(w[1].len()).expect("a count");
-            let mut sum = F::zero();
-            for (&v, d) in w[1].iter().zip(dw[1].iter_mut()) {
-                let sign = if v == F::zero() { F::zero() } else { v.signum() };
-                sum = sum + v.abs();
-                *d = *d + scale / n * sign;
-            }
-            value = value + sum / n;
-        }
-        let (gate, d_gate) = (w[w.len() - 1], dw.last_mut().expect("the gate"));
-        let n = F::from(gate.len()).expect("a count");
-        let closure = gate.iter().fold(F::zero(), |s, &g| s + (F::one() - g));
-        d_gate.iter_mut().for_each(|d| *d = *d - scale / n);
-        value + closure / n
-    }
 }
 
 /// The NAC weight `W = tanh(Ŵ)⊙σ(M̂)` as the layers' Burn ops compute it on flex (the standard
