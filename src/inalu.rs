@@ -12,7 +12,7 @@ use crate::nac::Nac;
 use crate::{ArithmeticUnit, ops};
 
 /// Magnitude from which the iNALU regulariser stops pushing a parameter outwards.
-const REGULARIZER_THRESHOLD: f64 = 20.0;
+pub(crate) const REGULARIZER_THRESHOLD: f64 = 20.0;
 
 /// Configuration to create an [`Inalu`] layer using the [init function](InaluConfig::init).
 #[derive(Config, Debug)]

@@ -94,15 +94,15 @@ fn assert_same_runs(a: &[TrainedRun], b: &[TrainedRun], what: &str) {
     }
 }
 
-/// NAU → NMU on Madsen & Johansen's `×`, NAU → NPU, NAU → RealNPU, NAU → NMRU and NAU → NRU on
-/// their `÷` (fresh batches, Adam, the regulariser ramped in within the 200 steps, 20 for the
-/// NRU), and NAC → NAC and NAC → NAC• on `×`, without gradient clipping, train on the host step, member by member with the fused
-/// kernels; clipped at a norm no gradient reaches (a scale of exactly 1), they take the generic
-/// step of Burn ops. The two sum the loss, the regulariser and the NPU gate's gradient over
-/// the rows in other orders: some 1e-16 relative per step, as between a population and its
-/// runs above. (The stacks without a regulariser take the same bits both ways, here and in
-/// f32, `tests/host_step.rs`: NAC → NAC• on this task turns a difference of rounding into one
-/// of 5% within 200 steps.)
+/// NAU → NMU and iNALU on Madsen & Johansen's `×`, NAU → NPU, NAU → RealNPU, NAU → NMRU and NAU
+/// → NRU on their `÷` (fresh batches, Adam, the regulariser ramped in within the 200 steps, 20
+/// for the NRU), and NAC → NAC and NAC → NAC• on `×`, without gradient clipping, train on the
+/// host step, member by member with the fused kernels; clipped at a norm no gradient reaches (a
+/// scale of exactly 1), they take the generic step of Burn ops. The two sum the loss, the
+/// regulariser and the NPU gate's gradient over the rows in other orders: some 1e-16 relative
+/// per step, as between a population and its runs above. (The stacks without a regulariser take
+/// the same bits both ways, here and in f32, `tests/host_step.rs`: NAC → NAC• on this task
+/// turns a difference of rounding into one of 5% within 200 steps.)
 #[test]
 fn host_steps_equal_the_generic_step_in_f64() {
     let device = f64_device();
@@ -114,6 +114,7 @@ fn host_steps_equal_the_generic_step_in_f64() {
         (ModelKind::Nac, Operation::Mul),
         (ModelKind::NacMul, Operation::Mul),
         (ModelKind::NauNmru, Operation::Div),
+        (ModelKind::Inalu, Operation::Mul),
     ];
     // The NRU's selector tanh(1000·W)² multiplies rounding by up to 1000 a step: 3e-16 after
     // 20 steps, 3e-11 after 50 (measured). Its case stops at 20 steps, the regulariser ramped

@@ -598,8 +598,8 @@ impl StaticToyModel {
     /// The layers of the trainer's host step (`ops::host`), in parameter order, of a population
     /// of `members` of this model, where every layer has host kernels (NAU → NAU, NAU → NMU,
     /// gated NALU → NALU, NAC → NAC, NAC → NAC•, NAU → NPU, NAU → RealNPU with learned gates and
-    /// its default regulariser, NAU → NRU, NAU → NMRU); `None` for the models that train through
-    /// Burn's ops.
+    /// its default regulariser, NAU → NRU, NAU → NMRU, iNALU → iNALU); `None` for the models that
+    /// train through Burn's ops.
     #[cfg(feature = "flex")]
     pub(crate) fn host_layers(&self, members: usize) -> Option<Vec<HostLayer>> {
         let nau = |u: &Nau| HostLayer::Nau {
@@ -660,6 +660,14 @@ impl StaticToyModel {
                 eps: u.epsilon(),
             })
         };
+        let inalu = |u: &Inalu| {
+            HostLayer::Inalu(host::Inalu {
+                d_in: u.d_input() / members,
+                d_out: u.d_output(),
+                eps: u.epsilon(),
+                omega: u.omega(),
+            })
+        };
         match self {
             Self::Nau(s) => Some(vec![nau(&s.hidden), nau(&s.output)]),
             Self::NauNmu(s) => Some(vec![nau(&s.hidden), nmu(&s.output)]),
@@ -670,6 +678,7 @@ impl StaticToyModel {
             Self::RealNpu(s) => Some(vec![nau(&s.hidden), real_npu(&s.output)?]),
             Self::NauNru(s) => Some(vec![nau(&s.hidden), nru(&s.output)]),
             Self::NauNmru(s) => Some(vec![nau(&s.hidden), nmru(&s.output)]),
+            Self::Inalu(s) => Some(vec![inalu(&s.hidden), inalu(&s.output)]),
             _ => None,
         }
     }

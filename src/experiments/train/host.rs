@@ -1,5 +1,5 @@
 //! The population step on the host, member by member, for the models whose layers all have host
-//! kernels (`ops::host`: the NAU, the NMU and the gated NALU).
+//! kernels (`ops::host`: every unit of the experiments' stacks but the sNMU).
 //!
 //! The generic step ([`super::step`]) draws the whole population's batch (1 MB for 20 members
 //! of Madsen & Johansen's 128 rows of 100), then passes over it op by op through Burn's

@@ -261,6 +261,18 @@ pub(crate) fn member_nalu_backward<F: FastFloat>(
     (dx, [dw_hat, dm_hat, dg])
 }
 
+/// One member's `ln(max(|x|, ε))` on host slices, through the kernel of [`FusedLogAbs`].
+#[cfg_attr(not(feature = "experiments"), allow(dead_code))]
+pub(crate) fn member_clamped_log_abs<F: FastFloat>(x: &[F], eps: F) -> Vec<F> {
+    kernel::clamped_log_abs(x, eps)
+}
+
+/// The gradient of [`member_clamped_log_abs`] for the output gradient `dy`.
+#[cfg_attr(not(feature = "experiments"), allow(dead_code))]
+pub(crate) fn member_clamped_log_abs_backward<F: FastFloat>(x: &[F], dy: &[F], eps: F) -> Vec<F> {
+    kernel::clamped_log_abs_backward(x, dy, eps)
+}
+
 /// `(dŴ, dM̂)` of the NAC weight `W = tanh(Ŵ)⊙σ(M̂)` for its gradient `dW`, from `t = tanh(Ŵ)`
 /// and `s = σ(M̂)`: `dŴ = dW·s·(1 − t·t)`, `dM̂ = dW·t·s·(1 − s)`, multiplied left to right as
 /// the fused NALU's backward and Burn's chain of `mul`, `tanh` and `sigmoid` backwards do.

@@ -9,9 +9,11 @@
 //! the generic step of Burn ops: `tests/host_step.rs` to the bit in f32 (the NALU and the NACs),
 //! `tests/population.rs` to 1e-9 in f64 (every layer here).
 
+mod inalu;
 mod npu;
 mod ratio;
 
+pub(crate) use inalu::Inalu;
 pub(crate) use npu::Npu;
 pub(crate) use ratio::{Nmru, Nru};
 
@@ -47,6 +49,8 @@ pub(crate) enum HostLayer {
     Nru(Nru),
     /// An NMRU (Mistry et al.), in its training form: see [`Nmru`]. Weight `W: [2·d_in, d_out]`.
     Nmru(Nmru),
+    /// An iNALU (Schlör et al.): see [`Inalu`]. Weights `Ŵ_a, M̂_a, Ŵ_m, M̂_m, G`.
+    Inalu(Inalu),
 }
 
 impl HostLayer {
@@ -59,6 +63,7 @@ impl HostLayer {
             Self::Npu(n) => (n.d_in, n.d_out),
             Self::Nru(n) => (n.d_in, n.d_out),
             Self::Nmru(n) => (n.d_in, n.d_out),
+            Self::Inalu(n) => (n.d_in, n.d_out),
         }
     }
 
@@ -68,6 +73,7 @@ impl HostLayer {
             Self::Nalu { .. } => 3,
             Self::Nac { .. } | Self::NacMul { .. } => 2,
             Self::Npu(n) => 2 + n.imaginary as usize,
+            Self::Inalu(_) => 5,
             Self::Nau { .. } | Self::Nmu { .. } | Self::Nru(_) | Self::Nmru(_) => 1,
         }
     }
@@ -103,6 +109,7 @@ impl HostLayer {
             Self::Npu(n) => n.forward(x, w),
             Self::Nru(n) => n.forward(x, w[0]),
             Self::Nmru(n) => n.forward(x, w[0]),
+            Self::Inalu(n) => n.forward(x, w),
         }
     }
 
@@ -142,13 +149,6 @@ impl HostLayer {
                 let dp: Vec<F> = dy.iter().zip(y).map(|(&g, &y)| g * y).collect();
                 let (dl, dw) = member_linear_backward((logs, &weight, &dp), d_in, d_out, need_dx);
                 let eps = F::from(eps).expect("a finite epsilon");
-                let sign = |v: F| {
-                    if v == F::zero() || v.is_nan() {
-                        F::zero()
-                    } else {
-                        v.signum()
-                    }
-                };
                 let dx = (dl.iter().zip(x))
                     .map(|(&g, &v)| g * (F::one() / (v.abs() + eps)) * sign(v))
                     .collect();
@@ -157,31 +157,33 @@ impl HostLayer {
             Self::Npu(n) => n.backward((x, w, dy), cache, need_dx),
             Self::Nru(n) => n.backward((x, w[0], dy), cache, need_dx),
             Self::Nmru(n) => n.backward((x, w[0], dy), cache, need_dx),
+            Self::Inalu(n) => n.backward((x, w, dy), cache, need_dx),
         }
     }
 
     /// The layer's sparsity regulariser over its weights `w`, adding `scale` times its gradient
     /// to their gradients `dw`: the NAU's and the NRU's (signed) and the NMU's and the NMRU's the
-    /// mean of [`sparsity`] over `W`, the NPU's its three means. The NALU and the NACs have none:
-    /// 0, `dw` unchanged.
+    /// mean of [`sparsity`] over `W`, the NPU's its three means, the iNALU's saturation. The NALU
+    /// and the NACs have none: 0, `dw` unchanged.
     pub(crate) fn regularizer<F: FastFloat>(self, w: &[&[F]], scale: F, dw: &mut [Vec<F>]) -> F {
         match self {
             Self::Nau { .. } | Self::Nru(_) => sparsity(true, w[0], scale, &mut dw[0]),
             Self::Nmu { .. } | Self::Nmru(_) => sparsity(false, w[0], scale, &mut dw[0]),
             Self::Nalu { .. } | Self::Nac { .. } | Self::NacMul { .. } => F::zero(),
             Self::Npu(n) => n.regularizer(w, scale, dw),
+            Self::Inalu(_) => Inalu::regularizer(w, scale, dw),
         }
     }
 
-    /// Clamps the layer's weights `w` to their ranges, as the unit's `clamp_weights` (the NALU
-    /// and the NACs have none).
+    /// Clamps the layer's weights `w` to their ranges, as the unit's `clamp_weights` (the NALU,
+    /// the NACs and the iNALU have none).
     pub(crate) fn clamp<F: FastFloat>(self, w: &mut [Vec<F>]) {
         let clamp = |w: &mut [F], lo: F, hi: F| w.iter_mut().for_each(|v| *v = v.max(lo).min(hi));
         let (zero, one) = (F::zero(), F::one());
         match self {
             Self::Nau { .. } | Self::Nru(_) => clamp(&mut w[0], -one, one),
             Self::Nmu { .. } | Self::Nmru(_) => clamp(&mut w[0], zero, one),
-            Self::Nalu { .. } | Self::Nac { .. } | Self::NacMul { .. } => {}
+            Self::Nalu { .. } | Self::Nac { .. } | Self::NacMul { .. } | Self::Inalu(_) => {}
             Self::Npu(n) => {
                 let gate = w.last_mut().expect("the gate");
                 clamp(gate, zero, one);
@@ -200,7 +202,6 @@ impl HostLayer {
 pub(super) fn sparsity<F: FastFloat>(signed: bool, w: &[F], scale: F, dw: &mut [F]) -> F {
     let n = F::from(w.len()).expect("a count");
     let (one, zero) = (F::one(), F::zero());
-    let sign = |v: F| if v == zero { zero } else { v.signum() };
     let mut sum = zero;
     for (&w, dw) in w.iter().zip(dw.iter_mut()) {
         let (value, grad) = match signed {
@@ -223,19 +224,9 @@ pub(super) fn sparsity<F: FastFloat>(signed: bool, w: &[F], scale: F, dw: &mut [
 }
 
 /// The NAC weight `W = tanh(Ŵ)⊙σ(M̂)` as the layers' Burn ops compute it on flex (the standard
-/// library's `tanh` and `exp`; the sigmoid of [`ops::sigmoid`](super::sigmoid): flex's in f32,
-/// `½ + ½·tanh(x/2)` in f64), so that the host step takes the generic step's bits; with
+/// library's `tanh`, and [`sigmoid`]), so that the host step takes the generic step's bits; with
 /// `[tanh(Ŵ), σ(M̂)]`, which the backward reads.
-fn nac_weight<F: FastFloat>(w_hat: &[F], m_hat: &[F]) -> (Vec<F>, Vec<F>) {
-    let (one, half) = (F::one(), F::from(0.5).expect("½"));
-    let sigmoid = |x: F| match (is_f64::<F>(), x >= F::zero()) {
-        (true, _) => (x * half).tanh() * half + half,
-        (false, true) => one / (one + (-x).exp()),
-        (false, false) => {
-            let e = x.exp();
-            e / (one + e)
-        }
-    };
+pub(super) fn nac_weight<F: FastFloat>(w_hat: &[F], m_hat: &[F]) -> (Vec<F>, Vec<F>) {
     let mut cache: Vec<F> = w_hat.iter().map(|&v| v.tanh()).collect();
     cache.extend(m_hat.iter().map(|&v| sigmoid(v)));
     let (t, s) = cache.split_at(w_hat.len());
@@ -244,19 +235,56 @@ fn nac_weight<F: FastFloat>(w_hat: &[F], m_hat: &[F]) -> (Vec<F>, Vec<F>) {
 }
 
 /// `(dŴ, dM̂)` of [`nac_weight`] for `dW`, from its cache `[t, s]` and `M̂`, as Burn's backward
-/// forms them: through flex's sigmoid `dM̂ = dW·t·s·(1 − s)`; through f64's `½ + ½·tanh(M̂/2)`,
-/// `dM̂ = dW·t·½·(1 − u²)·½` with `u = tanh(M̂/2)`.
-fn nac_weight_backward<F: FastFloat>(dw: &[F], cache: &[F], m_hat: &[F]) -> Vec<Vec<F>> {
+/// forms them: `dŴ = dW·s·(1 − t²)`, `dM̂` the [`sigmoid_backward`] of `dW·t`.
+pub(super) fn nac_weight_backward<F: FastFloat>(dw: &[F], cache: &[F], m_hat: &[F]) -> Vec<Vec<F>> {
     let (t, s) = cache.split_at(dw.len());
     let (dw_hat, mut dm_hat) = nac_weight_grads(dw, t, s);
     if is_f64::<F>() {
-        let (one, half) = (F::one(), F::from(0.5).expect("½"));
         for (k, d) in dm_hat.iter_mut().enumerate() {
-            let u = (m_hat[k] * half).tanh();
-            *d = dw[k] * t[k] * half * (one - u * u) * half;
+            *d = sigmoid_backward(m_hat[k], dw[k] * t[k]);
         }
     }
     vec![dw_hat, dm_hat]
+}
+
+/// `σ(x)` as [`ops::sigmoid`](super::sigmoid) computes it on flex: flex's `1/(1 + e^−x)` (as
+/// `e^x/(1 + e^x)` below 0) in f32, `½ + ½·tanh(x/2)` in f64, with the standard library's `exp`
+/// and `tanh`.
+pub(super) fn sigmoid<F: FastFloat>(x: F) -> F {
+    let (one, half) = (F::one(), F::from(0.5).expect("½"));
+    match (is_f64::<F>(), x >= F::zero()) {
+        (true, _) => (x * half).tanh() * half + half,
+        (false, true) => one / (one + (-x).exp()),
+        (false, false) => {
+            let e = x.exp();
+            e / (one + e)
+        }
+    }
+}
+
+/// The gradient at `x` of [`sigmoid`] for the output gradient `g`, as Burn's backward forms it:
+/// `g·s·(1 − s)` through flex's sigmoid, `g·½·(1 − u²)·½` with `u = tanh(x/2)` through f64's.
+pub(super) fn sigmoid_backward<F: FastFloat>(x: F, g: F) -> F {
+    let (one, half) = (F::one(), F::from(0.5).expect("½"));
+    match is_f64::<F>() {
+        true => {
+            let u = (x * half).tanh();
+            g * half * (one - u * u) * half
+        }
+        false => {
+            let s = sigmoid(x);
+            g * s * (one - s)
+        }
+    }
+}
+
+/// `sign(v)`, 0 at 0 and for NaN, as Burn's.
+pub(super) fn sign<F: FastFloat>(v: F) -> F {
+    if v == F::zero() || v.is_nan() {
+        F::zero()
+    } else {
+        v.signum()
+    }
 }
 
 /// Whether `F` is f64 (the only other [`FastFloat`] is f32).

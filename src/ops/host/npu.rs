@@ -1,6 +1,7 @@
 //! The NPU and RealNPU on one member's host slices (Heim et al. 2020): the forward, backward and
 //! regulariser of [`HostLayer::Npu`](super::HostLayer::Npu).
 
+use super::sign;
 use super::sparsity;
 use crate::ops::FastFloat;
 use crate::ops::fused::{member_linear, member_linear_backward};
@@ -112,13 +113,6 @@ impl Npu {
             }
         }
         grads.push(d_gate);
-        let sign = |v: F| {
-            if v == F::zero() || v.is_nan() {
-                F::zero()
-            } else {
-                v.signum()
-            }
-        };
         let dx = match need_dx {
             true => (x.iter().zip(&d_r).zip(gate.iter().cycle()))
                 .map(|((&v, &dr), &g)| dr * g * sign(v))
@@ -136,13 +130,8 @@ impl Npu {
             let n = F::from(w[1].len()).expect("a count");
             let mut sum = F::zero();
             for (&v, d) in w[1].iter().zip(dw[1].iter_mut()) {
-                let sign = if v == F::zero() {
-                    F::zero()
-                } else {
-                    v.signum()
-                };
                 sum = sum + v.abs();
-                *d = *d + scale / n * sign;
+                *d = *d + scale / n * sign(v);
             }
             value = value + sum / n;
         }

@@ -4,6 +4,7 @@
 //!
 //! [`HostLayer::Nru`]: super::HostLayer::Nru
 
+use super::sign;
 use crate::ops::FastFloat;
 use crate::ops::fused::{member_linear, member_linear_backward, member_nmu, member_nmu_backward};
 
@@ -188,15 +189,6 @@ fn select<F: FastFloat>(w: &[F]) -> Vec<F> {
             t * t
         })
         .collect()
-}
-
-/// `sign(v)`, 0 at 0 and for NaN, as Burn's.
-fn sign<F: FastFloat>(v: F) -> F {
-    if v == F::zero() || v.is_nan() {
-        F::zero()
-    } else {
-        v.signum()
-    }
 }
 
 /// Each row's `Π_i f_ij`, from factors laid out `[rows, d_in, d_out]` (`per_row` each).
