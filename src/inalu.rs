@@ -80,13 +80,13 @@ impl InaluConfig {
         let shape = [self.d_input, self.d_output];
         let normal = |mean| Initializer::Normal { mean, std: 0.2 };
         let nac = || Nac {
-            w_hat: normal(0.88).init_with(shape, None, None, device),
-            m_hat: normal(0.5).init_with(shape, None, None, device),
+            w_hat: ops::init::param(&normal(0.88), shape, None, None, device),
+            m_hat: ops::init::param(&normal(0.5), shape, None, None, device),
         };
         Inalu {
             add: nac(),
             mul: nac(),
-            gate: normal(0.0).init_with([self.d_output], None, None, device),
+            gate: ops::init::param(&normal(0.0), [self.d_output], None, None, device),
             epsilon: self.epsilon,
             omega: self.omega,
         }

@@ -70,7 +70,13 @@ pub(crate) fn init_matrix(
     d_output: usize,
     device: &Device,
 ) -> Param<Tensor<2>> {
-    initializer.init_with([d_input, d_output], Some(d_input), Some(d_output), device)
+    ops::init::param(
+        initializer,
+        [d_input, d_output],
+        Some(d_input),
+        Some(d_output),
+        device,
+    )
 }
 
 impl Nac {

@@ -56,7 +56,7 @@ impl NauConfig {
         let r = f64::min(0.5, 3f64.sqrt() * (2.0 / fan).sqrt());
         let init = Initializer::Uniform { min: -r, max: r };
         Nau {
-            weight: init.init_with([self.d_input, self.d_output], None, None, device),
+            weight: ops::init::param(&init, [self.d_input, self.d_output], None, None, device),
         }
     }
 }

@@ -71,7 +71,7 @@ impl NmruConfig {
             max: 0.75,
         };
         Nmru {
-            weight: init.init_with([2 * self.d_input, self.d_output], None, None, device),
+            weight: ops::init::param(&init, [2 * self.d_input, self.d_output], None, None, device),
             epsilon: self.epsilon,
         }
     }

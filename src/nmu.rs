@@ -58,7 +58,7 @@ impl NmuConfig {
             max: 0.75,
         };
         Nmu {
-            weight: init.init_with([self.d_input, self.d_output], None, None, device),
+            weight: ops::init::param(&init, [self.d_input, self.d_output], None, None, device),
         }
     }
 }

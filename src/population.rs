@@ -44,21 +44,29 @@ pub struct Population<U: Module + ArithmeticUnit> {
     members: usize,
 }
 
-/// Burn's backend random generators are process-wide: seeding and drawing one member's initial
-/// weights must not interleave with another thread doing the same.
+/// Burn's backend random generators are process-wide: seeding and drawing the initial weights
+/// of a module other than the crate's units must not interleave with another thread doing the
+/// same.
 static SEEDED_INIT: Mutex<()> = Mutex::new(());
 
-/// Runs `f` with the backend generator of `device` seeded with `seed`, alone.
+/// Runs `f` with the crate's units drawing from a generator of this thread seeded with `seed`
+/// ([`ops::init::seeded`]: immune to other threads' draws), and the backend generator of
+/// `device` seeded the same for any other module's draws, alone. Lazily initialised parameters
+/// must be read inside `f` to be drawn under the seed.
 pub(crate) fn with_seed<R>(device: &Device, seed: u64, f: impl FnOnce() -> R) -> R {
     let _guard = SEEDED_INIT.lock().unwrap_or_else(|p| p.into_inner());
     device.seed(seed);
-    f()
+    ops::init::seeded(seed, f)
 }
 
 impl<U: Module + ArithmeticUnit> Population<U> {
     /// One member per seed, member `k` built by `init` right after the device's generator is
     /// seeded with `seeds[k]` (its parameters are drawn then, in their declaration order), so
-    /// that it equals a unit built the same way on its own.
+    /// that it equals a unit built the same way on its own after `device.seed(seeds[k])` (on
+    /// flex and ndarray). The crate's units draw these weights from a generator of this thread
+    /// seeded the same way, so other threads' draws cannot change them; another module's draws
+    /// in `init` come from the device's generator, seeded alike (a module mixing both draws
+    /// each part from the start of its own generator).
     ///
     /// # Panics
     /// If `seeds` is empty.
@@ -142,16 +150,6 @@ impl<U: Module + ArithmeticUnit> Population<U> {
             t.narrow(0, k * rows, rows)
         });
         self.unit.clone().map(&mut narrow)
-    }
-
-    /// The population with its stacked unit mapped through `f` (which must keep every
-    /// parameter's shape), such as a redraw of all members.
-    #[cfg_attr(not(feature = "experiments"), allow(dead_code))]
-    pub(crate) fn map_unit(self, f: impl FnOnce(U) -> U) -> Self {
-        Self {
-            unit: f(self.unit),
-            ..self
-        }
     }
 
     /// The members' forward passes: `[S, batch, d_in] → [S, batch, d_out]`.

@@ -81,7 +81,7 @@ impl SnmuConfig {
             max: 0.75,
         };
         Snmu {
-            weight: init.init_with([self.d_input, self.d_output], None, None, device),
+            weight: ops::init::param(&init, [self.d_input, self.d_output], None, None, device),
             noise_low: self.noise_low,
             noise_high: self.noise_high,
         }

@@ -2,26 +2,14 @@
 //! ops, in f32: for the stacks without a regulariser, the same bits. (Its own test binary: the
 //! population tests configure the CPU device to f64 for the whole process.)
 
-use burn::module::{Module, ModuleVisitor, Param};
+mod common;
+
 use burn::tensor::Tensor;
 use burn_nalu::experiments::{
     Budget, MadsenTask, ModelKind, Operation, ReferenceTask, Task, TaskData, TrainConfig,
     TrainedRun, train_population,
 };
-
-/// Every float parameter of `module`, flattened, in visiting order, as f64.
-fn parameters<M: Module>(module: &M) -> Vec<f64> {
-    struct Collect(Vec<f64>);
-    impl ModuleVisitor for Collect {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let data = param.val().into_data().convert::<f64>();
-            self.0.extend(data.as_slice::<f64>().expect("f64 values"));
-        }
-    }
-    let mut collect = Collect(Vec::new());
-    module.visit(&mut collect);
-    collect.0
-}
+use common::parameters;
 
 /// A task's data for one seed.
 type DataOfSeed = fn(u64) -> TaskData;

@@ -9,28 +9,12 @@
 
 mod common;
 
-use burn::module::{Module, ModuleVisitor, Param};
-use burn::tensor::Tensor;
 use burn_nalu::experiments::{
     Budget, MadsenTask, ModelKind, Operation, ReferenceTask, Task, TrainConfig, TrainedRun,
     init_seed, train_population,
 };
 use burn_nalu::{L1Schedule, RegularizerSchedule};
-use common::f64_device;
-
-/// Every float parameter of `module`, flattened, in visiting order.
-fn parameters<M: Module>(module: &M) -> Vec<f64> {
-    struct Collect(Vec<f64>);
-    impl ModuleVisitor for Collect {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let data = param.val().into_data().convert::<f64>();
-            self.0.extend(data.as_slice::<f64>().expect("f64 values"));
-        }
-    }
-    let mut collect = Collect(Vec::new());
-    module.visit(&mut collect);
-    collect.0
-}
+use common::{f64_device, parameters};
 
 fn assert_close(a: f64, b: f64, what: &str) {
     let scale = a.abs().max(b.abs()).max(1e-300);

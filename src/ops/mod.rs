@@ -20,6 +20,7 @@ mod fast_math;
 pub(crate) mod fused;
 #[cfg(all(feature = "flex", feature = "experiments"))]
 pub(crate) mod host;
+pub(crate) mod init;
 
 #[cfg(all(feature = "flex", feature = "experiments"))]
 pub(crate) use fast_math::FastFloat;
@@ -400,7 +401,7 @@ pub(crate) fn redraw_param<const D: usize>(
     distribution: Distribution,
 ) -> Param<Tensor<D>> {
     replace_value(param, |t| {
-        Tensor::random(t.shape(), distribution, &t.device())
+        init::random(t.shape(), distribution, &t.device())
     })
 }
 

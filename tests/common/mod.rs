@@ -5,7 +5,7 @@ pub mod bound;
 
 use std::sync::OnceLock;
 
-use burn::module::Param;
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, FloatDType, Tensor, TensorData};
 use burn_nalu::{Nac, Nalu, NaluConfig};
 
@@ -109,4 +109,18 @@ pub fn f64_device() -> Device {
             device
         })
         .clone()
+}
+
+/// Every float parameter of `module`, flattened, in visiting order, as f64.
+pub fn parameters<M: Module>(module: &M) -> Vec<f64> {
+    struct Collect(Vec<f64>);
+    impl ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let data = param.val().into_data().convert::<f64>();
+            self.0.extend(data.as_slice::<f64>().expect("f64 values"));
+        }
+    }
+    let mut collect = Collect(Vec::new());
+    module.visit(&mut collect);
+    collect.0
 }

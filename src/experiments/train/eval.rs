@@ -8,7 +8,7 @@ use crate::experiments::config::TrainConfig;
 use crate::experiments::model::Model;
 use crate::experiments::stacks::StaticToyModel;
 use crate::experiments::task::{Split, TaskData};
-use crate::population::with_seed;
+use crate::population::{values, with_seed};
 use crate::{ArithmeticUnit, Population};
 
 /// Number of random initialisations averaged for the normalised error.
@@ -141,7 +141,11 @@ pub(super) fn random_init_extrapolation_mse<M: Model>(
     let sets = EvalSets::new(data, device);
     let mut total = vec![0.0; data.len()];
     for k in 0..BASELINE_INITS {
-        let model = with_seed(device, BASELINE_SEED + k, || M::init(config, width, device));
+        let model = with_seed(device, BASELINE_SEED + k, || {
+            let model = M::init(config, width, device);
+            values(&model); // draws the lazily initialised parameters under the seed
+            model
+        });
         let population = Population::from_members(vec![model; data.len()]);
         for (t, m) in total
             .iter_mut()

@@ -34,6 +34,7 @@ use super::stacks::StaticToyModel;
 use super::task::{Split, TaskData};
 use crate::Population;
 use crate::inalu::StallDetector;
+use crate::population::with_seed;
 use batches::Batches;
 pub use eval::{BASELINE_INITS, split_mse};
 use eval::{EvalSets, random_init_extrapolation_mse};
@@ -174,6 +175,16 @@ fn resume_file<M: Model>(
     })
 }
 
+/// The seed of the fresh weights of run `seed` restarted at evaluation `count` (SplitMix64's
+/// finaliser of both: far from every seed a run or an initialisation uses).
+fn restart_seed(seed: u64, count: usize) -> u64 {
+    let mut z = (seed ^ 0x5245_5354_4152_5400)
+        .wrapping_add((count as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// The seed of initialisation `k` of seed `seed`: `seed` itself for the first, so one
 /// initialisation is the plain run; the others far from every seed a run would use.
 pub fn init_seed(seed: u64, k: usize) -> u64 {
@@ -200,7 +211,7 @@ fn valid_key<M>(run: &TrainedRun<M>) -> f64 {
 /// run that meets the early-stopping rule. A stopped run is held still until the next
 /// evaluation, where the population drops the stopped runs once they are an eighth of it (so
 /// they cost nothing more). Every run computes what it would alone: the same initialisation,
-/// batches and updates (an iNALU restart draws from the process's generator, so it differs).
+/// batches, updates and restarts.
 pub struct Trainer<M: Model = StaticToyModel> {
     config: TrainConfig,
     device: Device,
@@ -393,10 +404,26 @@ impl<M: Model> Trainer<M> {
         let stalled: Vec<bool> = (self.members.iter())
             .map(|&r| runs[r].stalled(count))
             .collect();
-        if stalled.iter().any(|&s| s) {
-            let fresh = self.model.clone().map_unit(M::reinitialize);
-            self.model = self.model.clone().select(&fresh, &stalled);
+        if !stalled.iter().any(|&s| s) {
+            return;
         }
+        // Each stalled run redraws alone, from a generator seeded by its seed and `count`: what
+        // it would draw in any population, and again when resumed from a checkpoint.
+        let fresh = (self.members.iter().zip(&stalled).enumerate())
+            .map(|(k, (&r, &stalled))| {
+                let member = self.model.member(k);
+                match stalled {
+                    true => with_seed(
+                        &self.train_device,
+                        restart_seed(self.data[r].seed, count),
+                        || member.reinitialize(),
+                    ),
+                    false => member,
+                }
+            })
+            .collect();
+        let fresh = Population::from_members(fresh);
+        self.model = self.model.clone().select(&fresh, &stalled);
     }
 
     /// Drops the stopped runs from the population (keeping their checkpoints) once they are at
@@ -463,5 +490,59 @@ impl<M: Model> Trainer<M> {
                 }
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiments::{Budget, ModelKind, Operation, ReferenceTask, Task};
+    use crate::population::values;
+
+    /// A stalled iNALU run restarts to weights drawn from a generator of its own seed and the
+    /// evaluation: the same bits in a population of five as alone, whatever the population
+    /// draws for its other runs, and not the weights it had.
+    #[test]
+    fn a_restart_redraws_each_run_from_its_own_seed() {
+        let device = Device::default();
+        // A learning rate too small to move the loss: every run stalls at the first check,
+        // evaluation 10 (step 100, the last), and restarts there.
+        let config = TrainConfig {
+            budget: Budget::Steps(100),
+            eval_every: Some(10),
+            lr: 1e-12,
+            ..TrainConfig::recipe(ModelKind::Inalu, Operation::Mul)
+        };
+        let trained = |seeds: std::ops::Range<u64>| {
+            let data = seeds.map(|s| ReferenceTask::default().data(Operation::Mul, s));
+            let mut trainer = Trainer::new(data.collect(), &config, &device).unwrap();
+            let initial = trainer.model.clone();
+            while !trainer.is_done() {
+                trainer.step();
+            }
+            assert!(
+                trainer.runs.iter().all(|r| r.restarts == 1),
+                "one restart each"
+            );
+            (initial, trainer.model)
+        };
+        let bits = |m: &StaticToyModel| -> Vec<Vec<f64>> {
+            (values(m).into_iter())
+                .map(|t| t.into_data().convert::<f64>().try_to_vec::<f64>().unwrap())
+                .collect()
+        };
+        let (initial, together) = trained(0..5);
+        for k in 0..5 {
+            let (_, alone) = trained(k as u64..k as u64 + 1);
+            let fresh = bits(&together.member(k));
+            assert!(
+                fresh == bits(&alone.member(0)),
+                "seed {k}: not its weights alone"
+            );
+            assert!(
+                fresh != bits(&initial.member(k)),
+                "seed {k} kept its weights"
+            );
+        }
     }
 }

@@ -20,7 +20,7 @@ pub(super) struct RunState {
     stopped_at: Option<usize>,
     /// Whether the run stopped by the give-up rule (not converged).
     gave_up: bool,
-    restarts: usize,
+    pub(super) restarts: usize,
     pub(super) stall: Option<StallDetector>,
     /// The factor on `λ` (the training targets' variance when the config scales by it).
     pub(super) lambda_scale: f64,
