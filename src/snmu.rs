@@ -37,9 +37,10 @@ pub struct SnmuConfig {
 /// noise only perturbs weights between 0 and 1: a nudge out of the NMU's saddles. `W` is
 /// clamped to [0, 1] after every step ([`Snmu::clamp_weights`]); regulariser and initialisation
 /// are the NMU's. The layer is in training when its weights track gradients (an autodiff
-/// device). The noise comes from the device's random generator: seed the device for
-/// reproducible runs; in a [`Population`](crate::Population) the members draw from one stream,
-/// so a member does not draw the noise it would alone.
+/// device). The noise comes from the device's random generator (seed the device for
+/// reproducible runs); the experiments' trainer draws each run's noise at each step from a
+/// generator of the run's seed and the step, so that a run in a
+/// [`Population`](crate::Population) draws the noise it would alone.
 ///
 /// Should be created with [`SnmuConfig`].
 #[derive(Module, Debug)]
@@ -143,7 +144,7 @@ impl ArithmeticUnit for Snmu {
             return ops::nmu_product_members(input, weight, members);
         }
         let uniform = Distribution::Uniform(self.noise_low, self.noise_high);
-        let noise = Tensor::random(input.shape(), uniform, &input.device());
+        let noise = ops::init::member_random(input.shape(), uniform, members, &input.device());
         let noisy = ops::nmu_product_members(input.mul(noise.clone()), weight.clone(), members);
         noisy.div(ops::nmu_product_members(noise, weight, members))
     }

@@ -165,6 +165,17 @@ fn nau_nmu_population_equals_five_runs() {
     check(config, Operation::Mul);
 }
 
+/// NAU → sNMU: each run's noise in a step is drawn from its own seed and the step, so a
+/// population's runs see the noise they see alone.
+#[test]
+fn nau_snmu_population_equals_five_runs() {
+    let config = TrainConfig {
+        budget: Budget::Steps(200),
+        ..TrainConfig::recipe(ModelKind::NauSnmu, Operation::Mul)
+    };
+    check(config, Operation::Mul);
+}
+
 /// Mistry et al.'s modified RealNPU alone, with its regulariser ramped in and the L1 penalty
 /// growing within the 200 steps: each member's own `Σ|p|`.
 #[test]

@@ -19,6 +19,8 @@ use rand::rngs::StdRng;
 
 thread_local! {
     static SEEDED: RefCell<Option<StdRng>> = const { RefCell::new(None) };
+    /// The seed of each member's draws in [`member_random`], set by [`with_member_seeds`].
+    static MEMBER_SEEDS: RefCell<Option<Vec<u64>>> = const { RefCell::new(None) };
 }
 
 /// Runs `f` with this thread's [`random`] draws taken from a generator seeded with `seed`
@@ -63,6 +65,45 @@ pub(crate) fn random<const D: usize>(
         Some(data) => Tensor::from_data(data, device),
         None => Tensor::random(shape, distribution, device),
     }
+}
+
+/// Runs `f` with [`member_random`] drawing member `k`'s values from a generator seeded with
+/// `seeds[k]` (a training step's noise: each run's own, whatever population it is in).
+#[cfg_attr(not(feature = "experiments"), allow(dead_code))]
+pub(crate) fn with_member_seeds<R>(seeds: Vec<u64>, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Vec<u64>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            MEMBER_SEEDS.set(self.0.take());
+        }
+    }
+    let _restore = Restore(MEMBER_SEEDS.replace(Some(seeds)));
+    f()
+}
+
+/// A tensor of `shape`, the blocks of `members` stacked along its first axis, drawn from
+/// `distribution`: inside [`with_member_seeds`] (with one seed per member), block `k` from a
+/// generator seeded with seed `k` (`TensorData::random`'s values, as [`random`] draws them);
+/// otherwise as [`random`].
+pub(crate) fn member_random<const D: usize>(
+    shape: Shape,
+    distribution: Distribution,
+    members: usize,
+    device: &Device,
+) -> Tensor<D> {
+    let seeds = MEMBER_SEEDS.with_borrow(|s| s.clone().filter(|s| s.len() == members));
+    let Some(seeds) = seeds else {
+        return random(shape, distribution, device);
+    };
+    let mut block = shape.to_vec();
+    if members > 1 {
+        block[0] /= members;
+    }
+    let block = Shape::from(block);
+    let blocks = (seeds.into_iter())
+        .map(|seed| seeded(seed, || random::<D>(block.clone(), distribution, device)))
+        .collect();
+    Tensor::cat(blocks, 0)
 }
 
 /// `initializer.init_with(shape, fan_in, fan_out, device)`, Burn's lazily initialised

@@ -175,11 +175,15 @@ fn resume_file<M: Model>(
     })
 }
 
-/// The seed of the fresh weights of run `seed` restarted at evaluation `count` (SplitMix64's
-/// finaliser of both: far from every seed a run or an initialisation uses).
-fn restart_seed(seed: u64, count: usize) -> u64 {
-    let mut z = (seed ^ 0x5245_5354_4152_5400)
-        .wrapping_add((count as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+/// [`stream_seed`]'s tag of the fresh weights of a run restarted at an evaluation.
+const RESTART: u64 = 0x5245_5354_4152_5400;
+/// [`stream_seed`]'s tag of a run's random draws in a training step (the sNMU's noise).
+const NOISE: u64 = 0x4e4f_4953_4500_0000;
+
+/// The seed of run `seed`'s draws of kind `tag` at `n` (a restart's evaluation, a step):
+/// SplitMix64's finaliser of the three, far from every seed a run or an initialisation uses.
+fn stream_seed(tag: u64, seed: u64, n: usize) -> u64 {
+    let mut z = (seed ^ tag).wrapping_add((n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
@@ -365,7 +369,13 @@ impl<M: Model> Trainer<M> {
             return host.step(model, optim, &mut self.batches, config, penalties, read_mse);
         }
         let batch = self.batches.next(&self.train_device);
-        population_step(model, optim, batch, config, penalties, read_mse)
+        // Each run's random draws in the step (the sNMU's noise) from its seed and the step.
+        let seeds = (self.members.iter())
+            .map(|&r| stream_seed(NOISE, self.data[r].seed, self.step))
+            .collect();
+        crate::ops::init::with_member_seeds(seeds, || {
+            population_step(model, optim, batch, config, penalties, read_mse)
+        })
     }
 
     /// `f` of each run still in the population, in population order.
@@ -415,7 +425,7 @@ impl<M: Model> Trainer<M> {
                 match stalled {
                     true => with_seed(
                         &self.train_device,
-                        restart_seed(self.data[r].seed, count),
+                        stream_seed(RESTART, self.data[r].seed, count),
                         || member.reinitialize(),
                     ),
                     false => member,
