@@ -10,7 +10,8 @@ use burn::tensor::{Device, Distribution, Tensor};
 use burn_nalu::{InaluConfig, NaluConfig, NauConfig, NmuConfig, Population, RealNpuConfig};
 use common::parameters;
 
-/// Every unit with random initial weights, as populations of seeds 0..6.
+/// Populations of seeds 0..6 of units drawing with each kind of initializer the crate uses
+/// (NALU and RealNPU: Xavier-uniform; NAU and NMU: uniform; iNALU: normal).
 fn populations(device: &Device) -> Vec<Vec<f64>> {
     let seeds = || 0..6;
     vec![

@@ -1,4 +1,5 @@
-//! Initial weights from a generator this crate owns while it seeds them.
+//! Random draws from generators this crate owns while it seeds them: initial weights, iNALU
+//! restarts, and in the trainer each run's noise (the sNMU's) from its own seed.
 //!
 //! Burn's CPU backends keep one random generator per process: `device.seed(k)` followed by a
 //! unit's initialisation draws the unit's weights from it, and any other thread drawing in
@@ -172,8 +173,7 @@ mod tests {
     use super::*;
 
     /// Every drawing initializer gives, inside `seeded(k)`, the values Burn's own initializer
-    /// gives right after `device.seed(k)`, to the bit (the same generator and draws), and
-    /// outside `seeded` draws from the device's generator as Burn's does.
+    /// gives right after `device.seed(k)`, to the bit (the same generator and draws).
     #[test]
     fn seeded_parameters_equal_burns_after_device_seed() {
         let device = Device::default();
