@@ -58,8 +58,8 @@ impl<M: Model> Trainer<M> {
     }
 
     /// The trainer [`checkpoint`](Self::checkpoint) saved, for the same `data` and `config`:
-    /// it goes on as the saved one would have (an iNALU restart's fresh weights aside, which
-    /// the process's generator draws).
+    /// it goes on as the saved one would have (iNALU restarts and the sNMU's noise included:
+    /// each run draws them from its own seed).
     ///
     /// # Errors
     /// As [`Trainer::new`], and [`ExperimentError::Resume`] when `bytes` is not a whole
