@@ -116,13 +116,7 @@ impl RealNpuConfig {
         }
         let (d_in, d_out) = (self.d_input, self.d_output);
         RealNpu {
-            w_re: ops::init::param(
-                &self.initializer,
-                [d_in, d_out],
-                Some(d_in),
-                Some(d_out),
-                device,
-            ),
+            w_re: crate::nac::init_matrix(&self.initializer, d_in, d_out, device),
             gate: match self.learn_gates {
                 true => Initializer::Constant { value: 0.5 }.init([d_in], device),
                 false => Initializer::Constant { value: 1.0 }
