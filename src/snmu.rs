@@ -132,6 +132,12 @@ impl Snmu {
     pub fn d_output(&self) -> usize {
         self.weight.lazy_shape()[1]
     }
+
+    /// `(noise_low, noise_high)`, for the trainer's host step.
+    #[cfg(feature = "flex")]
+    pub(crate) fn noise_range(&self) -> (f64, f64) {
+        (self.noise_low, self.noise_high)
+    }
 }
 
 impl ArithmeticUnit for Snmu {

@@ -14,14 +14,16 @@ use common::parameters;
 /// A task's data for one seed.
 type DataOfSeed = fn(u64) -> TaskData;
 
-/// The gated NALU → NALU, NAC → NAC and NAC → NAC• train on the host step (member by member
-/// through the fused kernels), and, clipped at a norm no gradient reaches (a scale of exactly
-/// 1), on the generic step of Burn ops. Both compute the same values in the same order (the
-/// fused kernels; the NAC weight with the standard library's `tanh` and `exp` as flex's ops do;
-/// Burn's backward formulas, and the loss gradient `2·(e·(1/n))` with `1/n` rounded from f64),
-/// and without a regulariser nothing is summed in another order: the same bits in f32, every
+/// The gated NALU → NALU, NAC → NAC, NAC → NAC• and NAU → sNMU train on the host step (member
+/// by member through the fused kernels), and, clipped at a norm no gradient reaches (a scale of
+/// exactly 1), on the generic step of Burn ops. Both compute the same values in the same order
+/// (the fused kernels; the NAC weight with the standard library's `tanh` and `exp` as flex's ops
+/// do; the sNMU's noise from the same generator, seeded by the run and the step; Burn's
+/// backward formulas, and the loss gradient `2·(e·(1/n))` with `1/n` rounded from f64), and
+/// without a regulariser nothing is summed in another order: the same bits in f32, every
 /// parameter and every metric, also on the reference task's last batch of each epoch (40 rows,
-/// where `1/n` is inexact) and with Adam on Madsen & Johansen's fresh batches.
+/// where `1/n` is inexact) and with Adam on Madsen & Johansen's fresh batches (whose schedule
+/// ramps the sNMU's regulariser in only from step 1,000,000).
 #[test]
 fn unregularized_host_steps_equal_the_generic_step_to_the_bit() {
     let device = burn::tensor::Device::default();
@@ -30,7 +32,12 @@ fn unregularized_host_steps_equal_the_generic_step_to_the_bit() {
         burn::tensor::DType::F32,
         "the bits compared are f32's"
     );
-    for model in [ModelKind::Nalu, ModelKind::Nac, ModelKind::NacMul] {
+    for model in [
+        ModelKind::NauSnmu,
+        ModelKind::Nalu,
+        ModelKind::Nac,
+        ModelKind::NacMul,
+    ] {
         let reference = TrainConfig {
             model,
             budget: Budget::Steps(40),

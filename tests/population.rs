@@ -80,7 +80,8 @@ fn assert_same_runs(a: &[TrainedRun], b: &[TrainedRun], what: &str) {
 
 /// NAU → NMU and iNALU on Madsen & Johansen's `×`, NAU → NPU, NAU → RealNPU, NAU → NMRU and NAU
 /// → NRU on their `÷` (fresh batches, Adam, the regulariser ramped in within the 200 steps, 20
-/// for the NRU), and NAC → NAC and NAC → NAC• on `×`, without gradient clipping, train on the
+/// for the NRU), NAU → sNMU on `×` (each run's noise drawn from its own seed and the step both
+/// ways), and NAC → NAC and NAC → NAC• on `×`, without gradient clipping, train on the
 /// host step, member by member with the fused kernels; clipped at a norm no gradient reaches (a
 /// scale of exactly 1), they take the generic step of Burn ops. The two sum the loss, the
 /// regulariser and the NPU gate's gradient over the rows in other orders: some 1e-16 relative
@@ -99,6 +100,7 @@ fn host_steps_equal_the_generic_step_in_f64() {
         (ModelKind::NacMul, Operation::Mul),
         (ModelKind::NauNmru, Operation::Div),
         (ModelKind::Inalu, Operation::Mul),
+        (ModelKind::NauSnmu, Operation::Mul),
     ];
     // The NRU's selector tanh(1000·W)² multiplies rounding by up to 1000 a step: 3e-16 after
     // 20 steps, 3e-11 after 50 (measured). Its case stops at 20 steps, the regulariser ramped

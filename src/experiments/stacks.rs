@@ -598,8 +598,8 @@ impl StaticToyModel {
     /// The layers of the trainer's host step (`ops::host`), in parameter order, of a population
     /// of `members` of this model, where every layer has host kernels (NAU → NAU, NAU → NMU,
     /// gated NALU → NALU, NAC → NAC, NAC → NAC•, NAU → NPU, NAU → RealNPU with learned gates and
-    /// its default regulariser, NAU → NRU, NAU → NMRU, iNALU → iNALU); `None` for the models that
-    /// train through Burn's ops.
+    /// its default regulariser, NAU → NRU, NAU → NMRU, NAU → sNMU, iNALU → iNALU); `None` for
+    /// the models that train through Burn's ops.
     #[cfg(feature = "flex")]
     pub(crate) fn host_layers(&self, members: usize) -> Option<Vec<HostLayer>> {
         let nau = |u: &Nau| HostLayer::Nau {
@@ -668,6 +668,15 @@ impl StaticToyModel {
                 omega: u.omega(),
             })
         };
+        let snmu = |u: &Snmu| {
+            let (noise_low, noise_high) = u.noise_range();
+            HostLayer::Snmu(host::Snmu {
+                d_in: u.d_input() / members,
+                d_out: u.d_output(),
+                noise_low,
+                noise_high,
+            })
+        };
         match self {
             Self::Nau(s) => Some(vec![nau(&s.hidden), nau(&s.output)]),
             Self::NauNmu(s) => Some(vec![nau(&s.hidden), nmu(&s.output)]),
@@ -679,6 +688,7 @@ impl StaticToyModel {
             Self::NauNru(s) => Some(vec![nau(&s.hidden), nru(&s.output)]),
             Self::NauNmru(s) => Some(vec![nau(&s.hidden), nmru(&s.output)]),
             Self::Inalu(s) => Some(vec![inalu(&s.hidden), inalu(&s.output)]),
+            Self::NauSnmu(s) => Some(vec![nau(&s.hidden), snmu(&s.output)]),
             _ => None,
         }
     }

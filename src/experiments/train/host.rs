@@ -1,5 +1,5 @@
 //! The population step on the host, member by member, for the models whose layers all have host
-//! kernels (`ops::host`: every unit of the experiments' stacks but the sNMU).
+//! kernels (`ops::host`: every unit of the experiments' static stacks).
 //!
 //! The generic step ([`super::step`]) draws the whole population's batch (1 MB for 20 members
 //! of Madsen & Johansen's 128 rows of 100), then passes over it op by op through Burn's
@@ -42,6 +42,7 @@ type StepArgs<'a, 'b> = (
     &'a mut Batches,
     &'a TrainConfig,
     Penalties<'b>,
+    &'a [u64],
     bool,
 );
 
@@ -74,7 +75,9 @@ impl HostStep {
     }
 
     /// One step of every member of `model` on its next batch from `batches`, as
-    /// [`population_step`](super::step::population_step) makes it.
+    /// [`population_step`](super::step::population_step) makes it; `noise_seeds[k]` seeds
+    /// member `k`'s random draws in the step (the sNMU's noise).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn step<M: Model>(
         &self,
         model: Population<M>,
@@ -82,10 +85,11 @@ impl HostStep {
         batches: &mut Batches,
         config: &TrainConfig,
         penalties: Penalties,
+        noise_seeds: &[u64],
         read_mse: bool,
     ) -> StepOutput<M> {
         let params = parameters(&model);
-        let args = (optim, batches, config, penalties, read_mse);
+        let args = (optim, batches, config, penalties, noise_seeds, read_mse);
         match params[0].1.dtype() {
             DType::F64 => self.step_as::<f64, M>(model, params, args),
             _ => self.step_as::<f32, M>(model, params, args),
@@ -98,7 +102,7 @@ impl HostStep {
         &self,
         model: Population<M>,
         params: Vec<(ParamId, Tensor<1>)>,
-        (optim, batches, config, penalties, read_mse): StepArgs,
+        (optim, batches, config, penalties, noise_seeds, read_mse): StepArgs,
     ) -> StepOutput<M> {
         let members = model.members();
         let device = params[0].1.device();
@@ -115,8 +119,8 @@ impl HostStep {
             let own: Vec<&[F]> = (weights.iter())
                 .map(|w| &w[k * w.len() / members..][..w.len() / members])
                 .collect();
-            let lambda = penalties.regularizer[k];
-            self.member_step(&own, &F::from_f32s(x), &F::from_f32s(y), lambda)
+            let (lambda, seed) = (penalties.regularizer[k], noise_seeds[k]);
+            self.member_step(&own, (&F::from_f32s(x), &F::from_f32s(y)), lambda, seed)
         });
         let mut grads: Vec<Vec<F>> = weights
             .iter()
@@ -145,15 +149,15 @@ impl HostStep {
     }
 
     /// One member's loss and gradients on its batch `(x, y)`, its regulariser weighted by
-    /// `lambda` (0: none); `w` holds the member's weights in parameter order. (Taking the rows
-    /// in blocks that stay in L1 was slower, measured: the kernels' fixed costs four times
-    /// over.)
-    fn member_step<F: FastFloat + Recycle>(
+    /// `lambda` (0: none), its random draws seeded with `seed`; `w` holds the member's weights in
+    /// parameter order. (Taking the rows in blocks that stay in L1 was slower, measured: the
+    /// kernels' fixed costs four times over.)
+    fn member_step<F: FastFloat + Recycle + Element>(
         &self,
         w: &[&[F]],
-        x: &[F],
-        y: &[F],
+        (x, y): (&[F], &[F]),
         lambda: f64,
+        seed: u64,
     ) -> MemberStep<F> {
         // Each layer's weights: its run of `w`.
         let own: Vec<&[&[F]]> = (self.layers.iter().zip(&self.starts))
@@ -162,7 +166,7 @@ impl HostStep {
         // outs[l]: layer l's output; layer l reads x (l = 0) or outs[l − 1].
         let (mut outs, mut caches) = (Vec::<Vec<F>>::new(), Vec::new());
         for (layer, w) in self.layers.iter().zip(&own) {
-            let (out, cache) = layer.forward(outs.last().map_or(x, |o| &o[..]), w);
+            let (out, cache) = layer.forward(outs.last().map_or(x, |o| &o[..]), w, seed);
             outs.push(out);
             caches.push(cache);
         }
@@ -179,7 +183,7 @@ impl HostStep {
             let g = inv_n * e;
             dy.push(g + g);
         }
-        let mse = (sum / n).to_f64().expect("a float");
+        let mse = to_f64(sum / n);
         let mut grads = vec![Vec::new(); self.layers.len()];
         for (l, layer) in self.layers.iter().enumerate().rev() {
             let input = if l == 0 { x } else { &outs[l - 1][..] };
@@ -190,7 +194,7 @@ impl HostStep {
         if lambda > 0.0 {
             let scale = F::from(lambda).expect("a finite weight");
             for ((layer, w), dw) in self.layers.iter().zip(&own).zip(&mut grads) {
-                penalty += layer.regularizer(w, scale, dw).to_f64().expect("a float");
+                penalty += to_f64(layer.regularizer(w, scale, dw));
             }
         }
         MemberStep {
@@ -199,6 +203,12 @@ impl HostStep {
             grads: grads.into_iter().flatten().collect(),
         }
     }
+}
+
+/// `v` as an f64 (outside [`HostStep::member_step`], whose `F` is also Burn's `Element`, which
+/// has a `to_f64` of its own).
+fn to_f64<F: FastFloat>(v: F) -> f64 {
+    v.to_f64().expect("a float")
 }
 
 /// Each float parameter of `model`, in visiting order: its id and its value.

@@ -364,15 +364,16 @@ impl<M: Model> Trainer<M> {
     /// One step of the population, on the host where it has a host step.
     fn run_step(&mut self, penalties: Penalties, read_mse: bool) -> step::StepOutput<M> {
         let (model, optim, config) = (self.model.clone(), &mut self.optim, &self.config);
-        #[cfg(feature = "flex")]
-        if let Some(host) = &self.host {
-            return host.step(model, optim, &mut self.batches, config, penalties, read_mse);
-        }
-        let batch = self.batches.next(&self.train_device);
         // Each run's random draws in the step (the sNMU's noise) from its seed and the step.
-        let seeds = (self.members.iter())
+        let seeds: Vec<u64> = (self.members.iter())
             .map(|&r| stream_seed(NOISE, self.data[r].seed, self.step))
             .collect();
+        #[cfg(feature = "flex")]
+        if let Some(host) = &self.host {
+            let batches = &mut self.batches;
+            return host.step(model, optim, batches, config, penalties, &seeds, read_mse);
+        }
+        let batch = self.batches.next(&self.train_device);
         crate::ops::init::with_member_seeds(seeds, || {
             population_step(model, optim, batch, config, penalties, read_mse)
         })

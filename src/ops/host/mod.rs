@@ -4,18 +4,22 @@
 //!
 //! The products go through the fused ops' kernels (`ops::fused`), so a member's forward values
 //! and gradients are the bits its part of a population's fused op computes. The regulariser and
-//! the clamp are the units' own formulas written on slices. The NPU (`npu.rs`) and the NRU and
-//! NMRU (`ratio.rs`) have files of their own. The tests compare a host-stepped population with
+//! the clamp are the units' own formulas written on slices. The NPU (`npu.rs`), the NRU and
+//! NMRU (`ratio.rs`), the sNMU (`snmu.rs`) and the iNALU (`inalu.rs`) have files of their own. The tests compare a host-stepped population with
 //! the generic step of Burn ops: `tests/host_step.rs` to the bit in f32 (the NALU and the NACs),
 //! `tests/population.rs` to 1e-9 in f64 (every layer here).
 
 mod inalu;
 mod npu;
 mod ratio;
+mod snmu;
 
 pub(crate) use inalu::Inalu;
 pub(crate) use npu::Npu;
 pub(crate) use ratio::{Nmru, Nru};
+pub(crate) use snmu::Snmu;
+
+use burn::tensor::Element;
 
 use super::FastFloat;
 use super::fused::{
@@ -51,6 +55,9 @@ pub(crate) enum HostLayer {
     Nmru(Nmru),
     /// An iNALU (Schlör et al.): see [`Inalu`]. Weights `Ŵ_a, M̂_a, Ŵ_m, M̂_m, G`.
     Inalu(Inalu),
+    /// An sNMU (Mistry et al.), in its training form: see [`Snmu`]. Weight `W`; the NMU's
+    /// regulariser and clamp.
+    Snmu(Snmu),
 }
 
 impl HostLayer {
@@ -64,6 +71,7 @@ impl HostLayer {
             Self::Nru(n) => (n.d_in, n.d_out),
             Self::Nmru(n) => (n.d_in, n.d_out),
             Self::Inalu(n) => (n.d_in, n.d_out),
+            Self::Snmu(n) => (n.d_in, n.d_out),
         }
     }
 
@@ -74,15 +82,21 @@ impl HostLayer {
             Self::Nac { .. } | Self::NacMul { .. } => 2,
             Self::Npu(n) => 2 + n.imaginary as usize,
             Self::Inalu(_) => 5,
-            Self::Nau { .. } | Self::Nmu { .. } | Self::Nru(_) | Self::Nmru(_) => 1,
+            Self::Nau { .. } | Self::Nmu { .. } | Self::Nru(_) | Self::Nmru(_) | Self::Snmu(_) => 1,
         }
     }
 
     /// The layer's output `[rows, d_out]` for `x: [rows, d_in]` and its weights `w`, with what
     /// its backward pass reads besides them (the NALU's cache; the NAC's `tanh(Ŵ)` and `σ(M̂)`,
-    /// and the NAC•'s logarithms and outputs after them; the NPU's, NRU's and NMRU's caches of
-    /// their own forwards; empty for the others).
-    pub(crate) fn forward<F: FastFloat + Recycle>(self, x: &[F], w: &[&[F]]) -> (Vec<F>, Vec<F>) {
+    /// and the NAC•'s logarithms and outputs after them; the NPU's, NRU's, NMRU's and sNMU's
+    /// caches of their own forwards; empty for the others). `seed` seeds the layer's random
+    /// draws in this step, if it makes any (the sNMU's noise).
+    pub(crate) fn forward<F: FastFloat + Recycle + Element>(
+        self,
+        x: &[F],
+        w: &[&[F]],
+        seed: u64,
+    ) -> (Vec<F>, Vec<F>) {
         let (d_in, d_out) = self.dims();
         match self {
             Self::Nau { .. } => (member_linear(x, w[0], d_in, d_out), Vec::new()),
@@ -110,6 +124,7 @@ impl HostLayer {
             Self::Nru(n) => n.forward(x, w[0]),
             Self::Nmru(n) => n.forward(x, w[0]),
             Self::Inalu(n) => n.forward(x, w),
+            Self::Snmu(n) => n.forward(x, w[0], seed),
         }
     }
 
@@ -158,17 +173,20 @@ impl HostLayer {
             Self::Nru(n) => n.backward((x, w[0], dy), cache, need_dx),
             Self::Nmru(n) => n.backward((x, w[0], dy), cache, need_dx),
             Self::Inalu(n) => n.backward((x, w, dy), cache, need_dx),
+            Self::Snmu(n) => n.backward((w[0], dy), cache, need_dx),
         }
     }
 
     /// The layer's sparsity regulariser over its weights `w`, adding `scale` times its gradient
-    /// to their gradients `dw`: the NAU's and the NRU's (signed) and the NMU's and the NMRU's the
-    /// mean of [`sparsity`] over `W`, the NPU's its three means, the iNALU's saturation. The NALU
-    /// and the NACs have none: 0, `dw` unchanged.
+    /// to their gradients `dw`: the NAU's and the NRU's (signed) and the NMU's, NMRU's and
+    /// sNMU's the mean of [`sparsity`] over `W`, the NPU's its three means, the iNALU's
+    /// saturation. The NALU and the NACs have none: 0, `dw` unchanged.
     pub(crate) fn regularizer<F: FastFloat>(self, w: &[&[F]], scale: F, dw: &mut [Vec<F>]) -> F {
         match self {
             Self::Nau { .. } | Self::Nru(_) => sparsity(true, w[0], scale, &mut dw[0]),
-            Self::Nmu { .. } | Self::Nmru(_) => sparsity(false, w[0], scale, &mut dw[0]),
+            Self::Nmu { .. } | Self::Nmru(_) | Self::Snmu(_) => {
+                sparsity(false, w[0], scale, &mut dw[0])
+            }
             Self::Nalu { .. } | Self::Nac { .. } | Self::NacMul { .. } => F::zero(),
             Self::Npu(n) => n.regularizer(w, scale, dw),
             Self::Inalu(_) => Inalu::regularizer(w, scale, dw),
@@ -182,7 +200,7 @@ impl HostLayer {
         let (zero, one) = (F::zero(), F::one());
         match self {
             Self::Nau { .. } | Self::Nru(_) => clamp(&mut w[0], -one, one),
-            Self::Nmu { .. } | Self::Nmru(_) => clamp(&mut w[0], zero, one),
+            Self::Nmu { .. } | Self::Nmru(_) | Self::Snmu(_) => clamp(&mut w[0], zero, one),
             Self::Nalu { .. } | Self::Nac { .. } | Self::NacMul { .. } | Self::Inalu(_) => {}
             Self::Npu(n) => {
                 let gate = w.last_mut().expect("the gate");
