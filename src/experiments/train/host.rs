@@ -36,8 +36,10 @@ pub(super) struct HostStep {
     starts: Vec<usize>,
 }
 
-/// What a step reads and updates besides the model: [`HostStep::step`]'s arguments.
-type StepArgs<'a, 'b> = (
+/// What a step reads and updates besides the model: [`HostStep::step`]'s arguments, the
+/// optimizer, the batches, the config, the penalties, each member's seed of its random draws in
+/// the step (the sNMU's noise), and whether to report each member's batch MSE.
+pub(super) type StepArgs<'a, 'b> = (
     &'a mut RunOptimizer,
     &'a mut Batches,
     &'a TrainConfig,
@@ -74,22 +76,10 @@ impl HostStep {
         (on_host && plain && values.len() == at).then_some(Self { layers, starts })
     }
 
-    /// One step of every member of `model` on its next batch from `batches`, as
-    /// [`population_step`](super::step::population_step) makes it; `noise_seeds[k]` seeds
-    /// member `k`'s random draws in the step (the sNMU's noise).
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn step<M: Model>(
-        &self,
-        model: Population<M>,
-        optim: &mut RunOptimizer,
-        batches: &mut Batches,
-        config: &TrainConfig,
-        penalties: Penalties,
-        noise_seeds: &[u64],
-        read_mse: bool,
-    ) -> StepOutput<M> {
+    /// One step of every member of `model` on its next batch, as
+    /// [`population_step`](super::step::population_step) makes it.
+    pub(super) fn step<M: Model>(&self, model: Population<M>, args: StepArgs) -> StepOutput<M> {
         let params = parameters(&model);
-        let args = (optim, batches, config, penalties, noise_seeds, read_mse);
         match params[0].1.dtype() {
             DType::F64 => self.step_as::<f64, M>(model, params, args),
             _ => self.step_as::<f32, M>(model, params, args),

@@ -371,7 +371,8 @@ impl<M: Model> Trainer<M> {
         #[cfg(feature = "flex")]
         if let Some(host) = &self.host {
             let batches = &mut self.batches;
-            return host.step(model, optim, batches, config, penalties, &seeds, read_mse);
+            let args = (optim, batches, config, penalties, &seeds[..], read_mse);
+            return host.step(model, args);
         }
         let batch = self.batches.next(&self.train_device);
         crate::ops::init::with_member_seeds(seeds, || {

@@ -5,8 +5,9 @@
 //! The products go through the fused ops' kernels (`ops::fused`), so a member's forward values
 //! and gradients are the bits its part of a population's fused op computes. The regulariser and
 //! the clamp are the units' own formulas written on slices. The NPU (`npu.rs`), the NRU and
-//! NMRU (`ratio.rs`), the sNMU (`snmu.rs`) and the iNALU (`inalu.rs`) have files of their own. The tests compare a host-stepped population with
-//! the generic step of Burn ops: `tests/host_step.rs` to the bit in f32 (the NALU and the NACs),
+//! NMRU (`ratio.rs`), the sNMU (`snmu.rs`) and the iNALU (`inalu.rs`) have files of their own.
+//! The tests compare a host-stepped population with the generic step of Burn ops:
+//! `tests/host_step.rs` to the bit in f32 (the NALU, the NACs and NAU → sNMU),
 //! `tests/population.rs` to 1e-9 in f64 (every layer here).
 
 mod inalu;
