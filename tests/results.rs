@@ -55,3 +55,31 @@ fn readme_whole_table_matches_the_committed_results() {
         );
     }
 }
+
+/// Issue 18's proof was rerun on 2 December for its wall time (README, "Madsen & Johansen's
+/// protocol"), and README says every run of it is the same to the bit as in the committed
+/// files: every field of every run but the two timings.
+#[test]
+fn the_rerun_proof_trained_the_committed_runs_to_the_bit() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
+    for (rerun, committed) in [
+        (
+            "madsen-proof-2026-12-02-nau-nmu",
+            "madsen-proof-nau-nmu.csv",
+        ),
+        ("madsen-proof-2026-12-02-nau", "madsen-proof-nau.csv"),
+    ] {
+        let read = |path: std::path::PathBuf| {
+            let runs = read_csv(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            (runs.into_iter())
+                .map(|mut r| {
+                    (r.wall_seconds, r.steps_per_second) = (0.0, 0.0);
+                    format!("{r:?}")
+                })
+                .collect::<Vec<_>>()
+        };
+        let again = read(root.join("runs").join(rerun).join("results.csv"));
+        assert_eq!(again.len(), 200, "{rerun}");
+        assert_eq!(again, read(root.join(committed)), "{rerun}");
+    }
+}
