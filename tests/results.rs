@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use burn_nalu::experiments::report::{comparison_table, read_csv, summarize, summary_table};
+use burn_nalu::experiments::{ModelKind, Operation};
 
 #[test]
 fn readme_summaries_match_the_committed_results() {
@@ -82,4 +83,31 @@ fn the_rerun_proof_trained_the_committed_runs_to_the_bit() {
         assert_eq!(again.len(), 200, "{rerun}");
         assert_eq!(again, read(root.join(committed)), "{rerun}");
     }
+}
+
+/// NAU → RealNPU on `−` trained again over the whole 5,000,000 steps with neither stopping rule
+/// (README, "The whole table"), and README says the rule that ended its 20 runs at 2.0e6 to
+/// 2.2e6 steps cost it nothing: no run found a lower validation MSE after, so every field of
+/// every run is the same to the bit but how and when it stopped and the timings.
+#[test]
+fn realnpu_sub_without_stopping_rules_keeps_the_same_best_weights() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
+    let read = |path: std::path::PathBuf, stopped: bool| {
+        let runs = read_csv(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        (runs.into_iter())
+            .filter(|r| r.model == ModelKind::RealNpu && r.task == Operation::Sub)
+            .map(|mut r| {
+                assert_eq!(r.stopped_at_step.is_some(), stopped, "{}", path.display());
+                (r.wall_seconds, r.steps_per_second) = (0.0, 0.0);
+                (r.steps, r.stopped_at_step, r.gave_up) = (0, None, false);
+                format!("{r:?}")
+            })
+            .collect::<Vec<_>>()
+    };
+    let no_stop = read(
+        root.join("runs/madsen-whole-realnpu-sub-no-stop/results.csv"),
+        false,
+    );
+    assert_eq!(no_stop.len(), 20);
+    assert_eq!(no_stop, read(root.join("madsen-whole-others.csv"), true));
 }
