@@ -691,7 +691,29 @@ fn prepare(cli: &Cli) -> Result<(Box<dyn Task>, Vec<RunResult>), String> {
         true => resumed(dir, &cli.settings(task.as_ref()))?,
         false => Vec::new(),
     };
+    refuse_dropping(&kept, &plan(cli), dir)?;
     Ok((task, kept))
+}
+
+/// Refuses a resume that would lose runs: the results files are rewritten from this command's
+/// populations, so a kept run that none of them holds (another model, task or seed) would drop
+/// out of them.
+fn refuse_dropping(kept: &[RunResult], work: &[Work], dir: &Path) -> Result<(), String> {
+    let dropped: Vec<String> = (kept.iter())
+        .filter(|r| !work.iter().any(|w| w.holds(r)))
+        .map(|r| format!("{}/{} seed {}", r.model, r.task, r.seed))
+        .collect();
+    match dropped.as_slice() {
+        [] => Ok(()),
+        [first, ..] => Err(format!(
+            "--resume: {}: holds {} run(s) this command does not train ({first}{}), which its \
+             results files would lose; name them too (run.json lists the directory's cells) or \
+             use another --out",
+            dir.display(),
+            dropped.len(),
+            if dropped.len() > 1 { ", …" } else { "" },
+        )),
+    }
 }
 
 /// A finished population, sent from a worker to the main thread.

@@ -475,6 +475,25 @@ fn resume_continues_a_run_and_refuses_other_settings() {
         stderr.contains("trained nac/add with other settings"),
         "{stderr}"
     );
+    // A command that trains less than the directory holds would rewrite its results without
+    // the rest: refused, and nothing is lost.
+    let one_seed = [&base[..4], &["--seeds", "1"], &base[6..]].concat();
+    for (less, named) in [
+        (
+            [&base[..], &["--task", "add"]].concat(),
+            "2 run(s) this command does not train (nac/sub seed 0, …)",
+        ),
+        (
+            [&one_seed[..], &["--task", "add", "--task", "sub"]].concat(),
+            "2 run(s) this command does not train (nac/add seed 1, …)",
+        ),
+    ] {
+        let refused = run(&[&less[..], &["--resume", "--out", out_dir]].concat());
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(named), "{stderr}");
+        assert_eq!(read(), after, "the results files are untouched");
+    }
 }
 
 /// The main job with no `--model`: NALU and the recommended stack per task (with its
