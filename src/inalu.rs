@@ -7,7 +7,9 @@ use burn::nn::Initializer;
 use burn::tensor::{Device, Distribution, Tensor};
 
 use crate::error::ConfigError;
-use crate::formula::{Discretize, Expr, FormulaError, LayerSnap, SnapOptions};
+use crate::formula::{
+    Discretize, Expr, FormulaError, LayerSnap, Levels, NotDiscrete, SnapOptions, SnappedWeights,
+};
 use crate::nac::Nac;
 use crate::{ArithmeticUnit, ops};
 
@@ -195,14 +197,61 @@ impl ArithmeticUnit for Inalu {
 }
 
 impl Discretize for Inalu {
-    /// Not readable yet: its sign recovery and capped log path have no formula here.
+    /// `W_a` and `W_m` snapped to {−1, 0, 1}; per output, the additive path `Σ_i W_a,ij·x_i`
+    /// where the gate `σ(G_j)` is ≈ 1, the multiplicative path where it is ≈ 0, an obstacle
+    /// otherwise. With `W_m` in {−1, 0, 1} the sign recovery gives each factor its sign back,
+    /// `sign(x_i)^|W|·|x_i|^W = x_i^W`, so the path reads `Π_i x_i^{W_m,ij}` (of the inputs, not
+    /// their magnitudes); the cap `ω` and the floor `ε` are left out, as the NALU's `ε`. The
+    /// weights of a path the gate shuts do not change the function and are not read.
     fn discretize(
         &self,
-        _: &[Expr],
+        inputs: &[Expr],
         _: &Tensor<2>,
-        _: &SnapOptions,
+        options: &SnapOptions,
     ) -> Result<LayerSnap, FormulaError> {
-        Err(FormulaError::Unsupported("Inalu"))
+        let gate = ops::sigmoid(self.gate.val()).into_data().convert::<f64>();
+        let gate = gate.try_to_vec::<f64>().expect("f64 after convert");
+        let tol = options.gate_tolerance;
+        let (mut add, mut mul) = (
+            SnappedWeights::new(self.add.weight(), Levels::SignedUnit, options),
+            SnappedWeights::new(self.mul.weight(), Levels::SignedUnit, options),
+        );
+        add.keep_columns(&gate.iter().map(|&g| g > tol).collect::<Vec<_>>());
+        mul.keep_columns(&gate.iter().map(|&g| g < 1.0 - tol).collect::<Vec<_>>());
+        let (sums, products) = (add.sums(inputs), mul.products(inputs, false));
+        let (add, mul) = (add.into_layer(sums), mul.into_layer(products));
+        let mut obstacles = [add.obstacles, mul.obstacles].concat();
+        let mut outputs = Vec::new();
+        let paths = add.outputs.into_iter().zip(mul.outputs).zip(&gate);
+        for (j, ((a, m), &g)) in paths.enumerate() {
+            outputs.push(match (g >= 1.0 - tol, g <= tol) {
+                (true, _) => a,
+                (_, true) => m,
+                _ => {
+                    let (layer, range) = (String::new(), (g, g));
+                    obstacles.push(NotDiscrete::Gate {
+                        layer,
+                        output: j,
+                        range,
+                    });
+                    Expr::weighted_sum([])
+                }
+            });
+        }
+        let support = (add.support.into_iter().zip(mul.support))
+            .map(|(a, m)| {
+                let mut both = [a, m].concat();
+                both.sort_unstable();
+                both.dedup();
+                both
+            })
+            .collect();
+        Ok(LayerSnap {
+            outputs,
+            support,
+            sparsity_error: add.sparsity_error.max(mul.sparsity_error),
+            obstacles,
+        })
     }
 }
 
@@ -287,18 +336,25 @@ mod tests {
 
     const SAT: f32 = 40.0;
 
-    /// An iNALU whose `W_a` and `W_m` equal the given patterns (entries in {−1, 0, 1})
+    /// An iNALU whose `W_a` and `W_m` equal the given patterns (entries in {−1, −½, 0, ½, 1})
     /// exactly, with the gate saturated open (`gate > 0`) or closed.
     fn inalu(w_a: [[f32; 1]; 2], w_m: [[f32; 1]; 2], gate: f32, device: &Device) -> Inalu {
         let mut layer = InaluConfig::new(2, 1).init(device);
         let nac = |w: [[f32; 1]; 2]| Nac {
-            // A 0 weight comes from σ(M̂) = 0; Ŵ stays saturated (as the regulariser wants).
+            // A 0 weight comes from σ(M̂) = 0 and a ½ from σ(0); Ŵ stays saturated (as the
+            // regulariser wants).
             w_hat: Param::from_data(
                 w.map(|r| r.map(|v| if v < 0.0 { -SAT } else { SAT })),
                 device,
             ),
             m_hat: Param::from_data(
-                w.map(|r| r.map(|v| if v == 0.0 { -SAT } else { SAT })),
+                w.map(|r| {
+                    r.map(|v| match v.abs() {
+                        0.0 => -SAT,
+                        0.5 => 0.0,
+                        _ => SAT,
+                    })
+                }),
                 device,
             ),
         };
@@ -337,6 +393,48 @@ mod tests {
         let device = Device::default();
         let sub = inalu([[1.0], [-1.0]], [[1.0], [1.0]], SAT, &device);
         assert_rel(&run(&sub, ROWS, &device), ROWS.iter().map(|r| r[0] - r[1]));
+    }
+
+    /// The formula of one layer on `ROWS`, as `x0`, `x1`.
+    fn formula(layer: &Inalu, device: &Device) -> Result<String, FormulaError> {
+        let x = Tensor::<2>::from_data(ROWS, device);
+        let f = crate::formula::extract(
+            &[layer as &dyn crate::formula::FormulaLayer],
+            x,
+            &SnapOptions::default(),
+        )?;
+        Ok(f.render(&crate::formula::Naming::new()))
+    }
+
+    #[test]
+    fn reads_back_the_path_its_gate_takes_with_signs() {
+        let device = Device::default();
+        // The shut path's weights (½, off every level) are not read.
+        let sub = inalu([[1.0], [-1.0]], [[0.5], [0.5]], SAT, &device);
+        assert_eq!(formula(&sub, &device).unwrap(), "x0 − x1");
+        let div = inalu([[0.5], [0.5]], [[1.0], [-1.0]], -SAT, &device);
+        assert_eq!(formula(&div, &device).unwrap(), "x0 / x1");
+        let mul = inalu([[0.5], [0.0]], [[1.0], [1.0]], -SAT, &device);
+        assert_eq!(formula(&mul, &device).unwrap(), "x0·x1");
+    }
+
+    #[test]
+    fn an_open_gate_or_an_undecided_weight_is_an_obstacle() {
+        let device = Device::default();
+        let half_open = inalu([[1.0], [-1.0]], [[1.0], [1.0]], 0.0, &device);
+        let Err(FormulaError::NotDiscrete { obstacles, .. }) = formula(&half_open, &device) else {
+            panic!("a gate at ½ reads back")
+        };
+        assert!(
+            matches!(obstacles[..], [NotDiscrete::Gate { output: 0, range, .. }] if range == (0.5, 0.5)),
+            "{obstacles:?}"
+        );
+        let undecided = inalu([[1.0], [0.5]], [[1.0], [1.0]], SAT, &device);
+        let Err(FormulaError::NotDiscrete { sparsity_error, .. }) = formula(&undecided, &device)
+        else {
+            panic!("a weight of ½ on the taken path reads back")
+        };
+        assert_eq!(sparsity_error, 0.5);
     }
 
     #[test]

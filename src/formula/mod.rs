@@ -71,7 +71,8 @@ pub enum FormulaError {
         /// What stands in the way.
         obstacles: Vec<NotDiscrete>,
     },
-    /// The stack holds a unit whose [`Discretize`] cannot read it (iNALU).
+    /// The stack holds a unit whose [`Discretize`] cannot read it (every unit of this crate
+    /// can; a unit of the user's may return it).
     Unsupported(&'static str),
 }
 

@@ -217,6 +217,8 @@ pub struct SnappedWeights {
     d_out: usize,
     /// Snapped values, row-major.
     values: Vec<f64>,
+    /// Each checked value's (input, output) and distance from its level.
+    distances: Vec<((usize, usize), f64)>,
     sparsity_error: f64,
     obstacles: Vec<NotDiscrete>,
 }
@@ -229,6 +231,7 @@ impl SnappedWeights {
         let mut snapped = Self {
             d_out,
             values: Vec::new(),
+            distances: Vec::new(),
             sparsity_error: 0.0,
             obstacles: Vec::new(),
         };
@@ -251,6 +254,7 @@ impl SnappedWeights {
         options: &SnapOptions,
     ) {
         self.sparsity_error = self.sparsity_error.max(distance);
+        self.distances.push((at, distance));
         if distance > options.max_distance {
             self.obstacles.push(NotDiscrete::Weight {
                 layer: String::new(),
@@ -260,6 +264,19 @@ impl SnappedWeights {
                 distance,
             });
         }
+    }
+
+    /// Keeps output `j`'s weights only where `keep[j]`: the others are zeroed and leave the
+    /// obstacles and the sparsity error, for a path that a saturated gate shuts (the iNALU's),
+    /// whose weights do not change the function.
+    pub fn keep_columns(&mut self, keep: &[bool]) {
+        let d_out = self.d_out;
+        (self.values.iter_mut().enumerate())
+            .filter(|(k, _)| !keep[k % d_out])
+            .for_each(|(_, v)| *v = 0.0);
+        self.obstacles.retain(|o| keep[o.output()]);
+        self.distances.retain(|&((_, j), _)| keep[j]);
+        self.sparsity_error = self.distances.iter().fold(0.0, |m, &(_, d)| m.max(d));
     }
 
     /// Whether every weight is within the tolerance of its level.
