@@ -1,9 +1,9 @@
 //! Reading the learned arithmetic back: snap a trained stack to discrete weights and render
 //! the function it computes.
 //!
-//! A unit that has learned its task exactly has weights at discrete values: NAC, NAU and the
-//! NALU's shared `W` at {−1, 0, 1}, NMU and NMRU at {0, 1}, the power units' exponents at
-//! multiples of ½, NALU gates saturated at 0 or 1 on the data. [`extract`] snaps each weight to
+//! A unit that has learned its task exactly has weights at discrete values: NAC, NAU, the
+//! NALU's shared `W` and the iNALU's two at {−1, 0, 1}, NMU and NMRU at {0, 1}, the power units'
+//! exponents at multiples of ½, NALU and iNALU gates saturated at 0 or 1 on the data. [`extract`] snaps each weight to
 //! the nearest such value, composes the layers into one [`Expr`] per output, and refuses (with
 //! [`NotDiscrete`] obstacles naming each weight and its distance) when any weight is farther
 //! than [`SnapOptions::max_distance`] from its snap or a gate is open. A stack of linear units
