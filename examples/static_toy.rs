@@ -654,10 +654,8 @@ fn main() -> ExitCode {
 /// `--plot-success FILE --from CSV...`: the success rates of the runs in the CSVs, each cell
 /// beside its published rate where there is one, and the same as a table on stdout.
 fn plot_success(figure: &Path, csvs: &[PathBuf]) -> Result<(), ExperimentError> {
-    let mut runs = Vec::new();
-    for csv in csvs {
-        runs.extend(report::read_csv(csv)?);
-    }
+    let paths: Vec<&Path> = csvs.iter().map(PathBuf::as_path).collect();
+    let runs = report::read_pooled(&paths)?;
     let mut summaries = report::summarize(&runs);
     summaries.sort_by_key(|s| Operation::ALL.iter().position(|&op| op == s.task));
     let bars: Vec<report::RateBar> = summaries

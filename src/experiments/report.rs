@@ -518,6 +518,60 @@ pub fn read_csv(path: &Path) -> Result<Vec<RunResult>, ExperimentError> {
     }
 }
 
+/// The runs of several results files ([`read_csv`]) as one table: a run in more than one file
+/// (the same label, task, protocol and seeds, as when a cell is trained again to more seeds in a
+/// directory of its own) counts once, from the first file that holds it. The copies must be the
+/// same run (`same_run`): otherwise the file of the later copy is refused, as pooling it would
+/// count one seed twice or mix two recipes.
+pub fn read_pooled(paths: &[&Path]) -> Result<Vec<RunResult>, ExperimentError> {
+    let mut pooled: Vec<(RunResult, &Path)> = Vec::new();
+    for &path in paths {
+        for run in read_csv(path)? {
+            let same_seed = |(r, _): &&(RunResult, &Path)| {
+                (r.label(), r.task, r.protocol, r.seed, r.init_seed)
+                    == (run.label(), run.task, run.protocol, run.seed, run.init_seed)
+            };
+            match pooled.iter().find(same_seed) {
+                None => pooled.push((run, path)),
+                Some((kept, _)) if same_run(kept, &run) => {}
+                Some((_, first)) => {
+                    let message = format!(
+                        "seed {} of {} on {} differs from the same run in {}",
+                        run.seed,
+                        run.label(),
+                        run.task.formula(),
+                        first.display()
+                    );
+                    return Err(ExperimentError::format(path, message));
+                }
+            }
+        }
+    }
+    Ok(pooled.into_iter().map(|(run, _)| run).collect())
+}
+
+/// Whether two results are one run trained twice: equal in every field but the timings, the
+/// population it trained in and the last bits of the training MSE. That one is the step's mean
+/// of the last batch's f32 squared errors, which a faster step of the same bits of weights may
+/// sum in another order: for `n` non-negative terms the two sums are within `(n − 1)·u` of each
+/// other relatively (u = 2⁻²⁴, f32's unit roundoff). Every metric evaluated from the weights
+/// (`valid_mse`, `extrapolation_mse`, the formula) must be equal to the bit.
+fn same_run(a: &RunResult, b: &RunResult) -> bool {
+    let untimed = |run: &RunResult| {
+        let mut run = run.clone();
+        (run.wall_seconds, run.steps_per_second, run.population) = (0.0, 0.0, 0);
+        run.train_mse = 0.0;
+        // As text, so that NaN metrics compare equal, as they do for the same run.
+        format!("{run:?}")
+    };
+    let rounding = (a.batch_size.max(2) - 1) as f64 * f64::from(f32::EPSILON) / 2.0;
+    let close =
+        (a.train_mse - b.train_mse).abs() <= rounding * a.train_mse.abs().max(b.train_mse.abs());
+    let equal_or_both_nan =
+        a.train_mse == b.train_mse || (a.train_mse.is_nan() && b.train_mse.is_nan());
+    untimed(a) == untimed(b) && (close || equal_or_both_nan)
+}
+
 /// A row of a results CSV that could not be read, such as the last row of a file an older
 /// version was killed while writing.
 #[derive(Clone, Debug, PartialEq)]
@@ -932,6 +986,52 @@ mod tests {
         };
         write_json(&json, std::slice::from_ref(&finite)).unwrap();
         assert_eq!(read_json::<Vec<RunResult>>(&json).unwrap(), [finite]);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Seeds 0–1 trained again with seeds 2–3 in a second file (another population, other
+    /// timings) count once; a copy that differs in an outcome refuses the later file.
+    #[test]
+    fn pooled_files_count_a_rerun_seed_once_and_refuse_a_different_one() {
+        let dir = std::env::temp_dir().join(format!("burn-nalu-pool-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (first, more) = (dir.join("first.csv"), dir.join("more.csv"));
+        let seeds = |range: std::ops::Range<u64>, population| -> Vec<RunResult> {
+            (range.map(|seed| RunResult {
+                seed,
+                population,
+                wall_seconds: seed as f64,
+                train_mse: 9.062249839431047e-10,
+                ..run()
+            }))
+            .collect()
+        };
+        // Seed 0's training MSE in the last bits of its f32 batch sum (a NAC rerun of
+        // 2 December: 2.4e-7 apart relatively, within 127·2⁻²⁴ = 7.6e-6).
+        let mut rerun = seeds(0..4, 4);
+        rerun[0].train_mse = 9.062247618984998e-10;
+        write_csv(&first, &seeds(0..2, 2)).unwrap();
+        write_csv(&more, &rerun).unwrap();
+        let pooled = read_pooled(&[&first, &more]).unwrap();
+        let kept: Vec<(u64, usize)> = pooled.iter().map(|r| (r.seed, r.population)).collect();
+        assert_eq!(kept, [(0, 2), (1, 2), (2, 4), (3, 4)]);
+        let refused = |runs: &[RunResult]| {
+            write_csv(&more, runs).unwrap();
+            read_pooled(&[&first, &more]).unwrap_err().to_string()
+        };
+        // Seed 1 with another outcome: not the same run, so not pooled.
+        let mut differs = rerun.clone();
+        differs[1].extrapolation_mse *= 2.0;
+        let err = refused(&differs);
+        assert!(
+            err.contains("more.csv") && err.contains("seed 1 of nau-nmu"),
+            "{err}"
+        );
+        // A training MSE further off than the batch's rounding: another run too.
+        let mut differs = rerun;
+        differs[0].train_mse *= 1.0 + 1e-4;
+        let err = refused(&differs);
+        assert!(err.contains("seed 0 of nau-nmu"), "{err}");
         std::fs::remove_dir_all(dir).unwrap();
     }
 
