@@ -6,7 +6,7 @@
 //! whole to a temporary file beside it and renamed over it ([`write_file`]): a run killed at
 //! any instant leaves the old file or the new one, never a torn one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -536,30 +536,39 @@ pub fn read_csv(path: &Path) -> Result<Vec<RunResult>, ExperimentError> {
 /// same run (`same_run`): otherwise the file of the later copy is refused, as pooling it would
 /// count one seed twice or mix two recipes.
 pub fn read_pooled(paths: &[&Path]) -> Result<Vec<RunResult>, ExperimentError> {
-    let mut pooled: Vec<(RunResult, &Path)> = Vec::new();
+    let mut pooled: Vec<RunResult> = Vec::new();
+    // Each run's identity, to the index of its first copy and the file that held it.
+    let mut first: HashMap<String, (usize, &Path)> = HashMap::new();
     for &path in paths {
         for run in read_csv(path)? {
-            let same_seed = |(r, _): &&(RunResult, &Path)| {
-                (r.label(), r.task, r.protocol, r.seed, r.init_seed)
-                    == (run.label(), run.task, run.protocol, run.seed, run.init_seed)
-            };
-            match pooled.iter().find(same_seed) {
-                None => pooled.push((run, path)),
-                Some((kept, _)) if same_run(kept, &run) => {}
-                Some((_, first)) => {
+            let identity = format!(
+                "{} {:?} {:?} {} {}",
+                run.label(),
+                run.task,
+                run.protocol,
+                run.seed,
+                run.init_seed
+            );
+            match first.get(&identity) {
+                None => {
+                    first.insert(identity, (pooled.len(), path));
+                    pooled.push(run);
+                }
+                Some(&(k, _)) if same_run(&pooled[k], &run) => {}
+                Some((_, there)) => {
                     let message = format!(
                         "seed {} of {} on {} differs from the same run in {}",
                         run.seed,
                         run.label(),
                         run.task.formula(),
-                        first.display()
+                        there.display()
                     );
                     return Err(ExperimentError::format(path, message));
                 }
             }
         }
     }
-    Ok(pooled.into_iter().map(|(run, _)| run).collect())
+    Ok(pooled)
 }
 
 /// Whether two results are one run trained twice: equal in every field but the timings, the
