@@ -709,6 +709,9 @@ fn success_figure_reads_committed_results_and_needs_them() {
     let row = "| nau | 100/100 100% [96%, 100%] | 100/100 100% [96%, 100%] | 100/100 |";
     assert_eq!(table.matches(row).count(), 2, "{table}");
     assert_eq!(table.matches("| 0/100 |").count(), 2, "{table}");
+    // Their wall clock: the two populations of 100 ran 694.0 and 436.6 s.
+    let total = "Wall clock of these 200 runs: 1,131 s (0.3 hours).";
+    assert!(table.contains(total), "{table}");
     let missing = run(&[
         "--plot-success",
         svg.to_str().unwrap(),

@@ -351,13 +351,14 @@ pub fn published(summary: &TaskSummary, runs: &[RunResult]) -> Option<PublishedR
 /// Madsen & Johansen's static table with this crate's runs beside it: per operation (in
 /// [`Operation::ALL`]'s order) and model, the published success rate, this crate's with its
 /// Wilson 95% interval, how many successes read back as the target, when they were solved
-/// (median and mean step), their sparsity error, how many runs gave up and how many failing
-/// runs the early stop ended.
+/// (median and mean step), their sparsity error, how many runs gave up, how many failing
+/// runs the early stop ended and the cell's wall clock (each population's clock shared among
+/// its runs, summed); the total wall clock of every run on a line after the table.
 pub fn comparison_table(runs: &[RunResult]) -> String {
     let mut out = String::from(
         "| Op | Model | Published | This crate | Read back | Solved at, median (mean) | \
-         Sparsity error, median | Gave up | Stopped early, failing |\n\
-         |---|---|---|---|---|---|---|---|---|\n",
+         Sparsity error, median | Gave up | Stopped early, failing | Wall clock |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
     );
     let rate = |k: usize, n: usize| {
         let (lo, hi) = wilson_interval(k, n, Z_95);
@@ -376,7 +377,7 @@ pub fn comparison_table(runs: &[RunResult]) -> String {
             let solved = s.median_solved_at_step.zip(s.mean_solved_at_step);
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} | {}/{} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {}/{} | {} | {} |",
                 op.formula(),
                 s.model,
                 or_dash(published(s, runs).map(|p| rate(p.successes, p.seeds))),
@@ -395,10 +396,53 @@ pub fn comparison_table(runs: &[RunResult]) -> String {
                 s.gave_up,
                 s.runs,
                 s.stopped_early_failing,
+                format_seconds(wall_clock(cell(runs, s))),
             );
         }
     }
+    let _ = writeln!(
+        out,
+        "\nWall clock of these {} runs: {} ({:.1} hours).",
+        thousands(runs.len() as f64),
+        format_seconds(wall_clock(runs.iter())),
+        wall_clock(runs.iter()) / 3600.0
+    );
     out
+}
+
+/// The runs of `summary`'s cell.
+fn cell<'a>(
+    runs: &'a [RunResult],
+    summary: &'a TaskSummary,
+) -> impl Iterator<Item = &'a RunResult> {
+    (runs.iter()).filter(move |r| r.task == summary.task && r.label() == summary.model)
+}
+
+/// What `runs` cost in wall-clock seconds: each population's clock (training and evaluation,
+/// over every resume) shared evenly among the runs that trained in it, summed. Populations on
+/// one core each, as the table's are, make this core-seconds; it counts whatever shared the
+/// machine with them, as a clock does.
+fn wall_clock<'a>(runs: impl Iterator<Item = &'a RunResult>) -> f64 {
+    runs.map(|r| r.wall_seconds / r.population.max(1) as f64)
+        .sum()
+}
+
+/// Whole seconds with thousands separators: `12,345 s`.
+fn format_seconds(seconds: f64) -> String {
+    format!("{} s", thousands(seconds))
+}
+
+/// `x` rounded to a whole number (at least 0), its digits grouped by three: `12,345`.
+fn thousands(x: f64) -> String {
+    let digits = format!("{:.0}", x.max(0.0));
+    let mut grouped = String::new();
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(d);
+    }
+    grouped
 }
 
 /// The tasks of `summaries`, each once, in order of first appearance.
@@ -940,7 +984,7 @@ mod tests {
 
     /// Three successes (solved at 700, 800 and 3,000: median 800, mean 1,500), two of them read
     /// back as the target, a run that gave up and one the early stop ended short of the
-    /// threshold: the row beside the published 98/100.
+    /// threshold: the row beside the published 98/100, and its wall clock.
     #[test]
     fn comparison_table_puts_the_published_rate_beside_ours() {
         let solved = |step, mse| RunResult {
@@ -965,21 +1009,29 @@ mod tests {
             inits: 1,
             ..run()
         };
-        let runs = [
+        // Four runs in one population of 4 whose clock read 6,000 s, one alone for 2,500 s.
+        let mut runs = [
             solved(700, Some(0.0)),
             solved(800, None),
             solved(3000, Some(0.0)),
             gave_up,
             near_miss,
         ];
+        for (k, r) in runs.iter_mut().enumerate() {
+            (r.population, r.wall_seconds) = if k < 4 { (4, 6_000.0) } else { (1, 2_500.0) };
+        }
         let table = comparison_table(&runs);
         // Wilson for 3 of 5: (0.6 + z²/10 ± z·√(0.048 + z²/100))/(1 + z²/5) = 0.557 ± 0.326.
         let row = format!(
             "| {} | nau-nmu | 98/100 98% [93%, 99%] | 3/5 60% [23%, 88%] | 2/3 | 8.000e2 (1.500e3) | \
-             1.000e-2 | 1/5 | 1 |",
+             1.000e-2 | 1/5 | 1 | 8,500 s |",
             Operation::Mul.formula()
         );
         assert!(table.contains(&row), "{table}");
+        assert!(
+            table.ends_with("\nWall clock of these 5 runs: 8,500 s (2.4 hours).\n"),
+            "{table}"
+        );
         // Not on their protocol: no published rate beside it.
         let reference: Vec<RunResult> = runs
             .iter()
@@ -989,6 +1041,17 @@ mod tests {
             })
             .collect();
         assert!(comparison_table(&reference).contains("nau-nmu | - | 3/5"));
+    }
+
+    #[test]
+    fn seconds_print_whole_with_thousands_separators() {
+        let printed: Vec<String> = [0.0, 999.4, 1_000.0, 58_109.2, 1_234_567.5]
+            .map(format_seconds)
+            .into();
+        assert_eq!(
+            printed,
+            ["0 s", "999 s", "1,000 s", "58,109 s", "1,234,568 s"]
+        );
     }
 
     #[test]
