@@ -166,10 +166,7 @@ pub fn summarize(results: &[RunResult]) -> Vec<TaskSummary> {
     groups
         .into_iter()
         .map(|(model, task)| {
-            let runs: Vec<&RunResult> = results
-                .iter()
-                .filter(|r| r.task == task && r.label() == model)
-                .collect();
+            let runs: Vec<&RunResult> = cell(results, &model, task).collect();
             let successes: Vec<&&RunResult> = runs.iter().filter(|r| r.success).collect();
             TaskSummary {
                 model,
@@ -396,31 +393,33 @@ pub fn comparison_table(runs: &[RunResult]) -> String {
                 s.gave_up,
                 s.runs,
                 s.stopped_early_failing,
-                format_seconds(wall_clock(cell(runs, s))),
+                format_seconds(wall_clock(cell(runs, &s.model, s.task))),
             );
         }
     }
+    let total = wall_clock(runs.iter());
     let _ = writeln!(
         out,
         "\nWall clock of these {} runs: {} ({:.1} hours).",
         thousands(runs.len() as f64),
-        format_seconds(wall_clock(runs.iter())),
-        wall_clock(runs.iter()) / 3600.0
+        format_seconds(total),
+        total / 3600.0
     );
     out
 }
 
-/// The runs of `summary`'s cell.
+/// The runs of one cell: `model` ([`RunResult::label`]) on `task`.
 fn cell<'a>(
     runs: &'a [RunResult],
-    summary: &'a TaskSummary,
+    model: &str,
+    task: Operation,
 ) -> impl Iterator<Item = &'a RunResult> {
-    (runs.iter()).filter(move |r| r.task == summary.task && r.label() == summary.model)
+    (runs.iter()).filter(move |r| r.task == task && r.label() == model)
 }
 
 /// What `runs` cost in wall-clock seconds: each population's clock (training and evaluation,
 /// over every resume) shared evenly among the runs that trained in it, summed. Populations on
-/// one core each, as the table's are, make this core-seconds; it counts whatever shared the
+/// one core each, as nearly all of the table's are, make this core-seconds; it counts whatever shared the
 /// machine with them, as a clock does.
 fn wall_clock<'a>(runs: impl Iterator<Item = &'a RunResult>) -> f64 {
     runs.map(|r| r.wall_seconds / r.population.max(1) as f64)
