@@ -419,8 +419,8 @@ fn cell<'a>(
 
 /// What `runs` cost in wall-clock seconds: each population's clock (training and evaluation,
 /// over every resume) shared evenly among the runs that trained in it, summed. Populations on
-/// one core each, as nearly all of the table's are, make this core-seconds; it counts whatever shared the
-/// machine with them, as a clock does.
+/// one core each, as nearly all of the table's are, make this core-seconds; it counts whatever
+/// shared the machine with them, as a clock does.
 fn wall_clock<'a>(runs: impl Iterator<Item = &'a RunResult>) -> f64 {
     runs.map(|r| r.wall_seconds / r.population.max(1) as f64)
         .sum()
