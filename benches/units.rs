@@ -1,12 +1,12 @@
 //! Criterion benchmarks: forward and forward+backward of `Nac` and `Nalu` at the static-toy size
-//! (`100 → 2`, batch 64) and a large size (`1024 → 1024`, batch 4096), and the full static-toy
-//! training step of one run and of a 100-seed population (throughput in seed-steps). `cargo bench`; `BURN_DEVICE=ndarray cargo bench --features ndarray` for ndarray.
+//! (`100 → 2`, batch 64) and a large size (`1024 → 1024`, batch 4096). `cargo bench -p
+//! burn-nalu`; `BURN_DEVICE=ndarray cargo bench -p burn-nalu --features ndarray` for ndarray.
+//! The training steps of the experiments (one run, a population) are timed by the lab's
+//! `cargo run --release --example timing`.
 
 use burn::tensor::{Device, Distribution, Tensor};
 use burn_nalu::{Nac, NacConfig, Nalu, NaluConfig};
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-
-mod toy;
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 
 /// `(name, d_input, d_output, batch)` of the two sizes.
 const SIZES: [(&str, usize, usize, usize); 2] = [("toy", 100, 2, 64), ("large", 1024, 1024, 4096)];
@@ -54,19 +54,5 @@ fn layers(c: &mut Criterion) {
     }
 }
 
-fn toy_training_step(c: &mut Criterion) {
-    let device = Device::default();
-    let mut group = c.benchmark_group("static_toy");
-    // One step of a single run, and one step of a 100-seed population: 100 seed-steps.
-    for members in [1, 100] {
-        let mut trainer = toy::toy_trainer(members, &device);
-        group.throughput(Throughput::Elements(members as u64));
-        group.bench_function(BenchmarkId::new("train_step", members), |b| {
-            b.iter(|| trainer.step())
-        });
-    }
-    group.finish();
-}
-
-criterion_group!(benches, layers, toy_training_step);
+criterion_group!(benches, layers);
 criterion_main!(benches);

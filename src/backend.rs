@@ -22,7 +22,7 @@ pub(crate) fn takes_fused_path<const D: usize>(x: &Tensor<D>) -> bool {
 }
 
 /// Whether a tensor on `device` lives in host memory that the crate's loops can read directly.
-pub(crate) fn on_host(device: &Device) -> bool {
+pub fn on_host(device: &Device) -> bool {
     on_flex(device)
 }
 

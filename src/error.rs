@@ -27,7 +27,7 @@ impl ConfigError {
     }
 
     /// An error for `config.field`, whose value `reason` explains (`"must be …, got …"`).
-    pub(crate) fn new(config: &'static str, field: &'static str, reason: String) -> Self {
+    pub fn new(config: &'static str, field: &'static str, reason: String) -> Self {
         Self {
             config,
             field,
@@ -41,11 +41,7 @@ impl ConfigError {
     }
 
     /// Refuses a layer size of zero.
-    pub(crate) fn check_size(
-        config: &'static str,
-        field: &'static str,
-        value: usize,
-    ) -> Result<(), Self> {
+    pub fn check_size(config: &'static str, field: &'static str, value: usize) -> Result<(), Self> {
         if value == 0 {
             return Err(Self::new(config, field, "must be at least 1, got 0".into()));
         }
@@ -53,7 +49,7 @@ impl ConfigError {
     }
 
     /// Refuses a value that is not finite or not strictly positive.
-    pub(crate) fn check_positive(
+    pub fn check_positive(
         config: &'static str,
         field: &'static str,
         value: f64,

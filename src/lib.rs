@@ -30,9 +30,9 @@
 //! backward and one optimizer step. [`formula`] reads a trained stack back as the arithmetic it
 //! computes (`a + b`, `a·b`), after snapping its weights to discrete values, or says which weights
 //! stand in the way. [`optim`] has RMSProp and Adam with a one-pass update for small parameters.
-//! [`experiments`] (feature `experiments`, on by default) holds the static arithmetic tasks of the
-//! NALU paper and of Madsen & Johansen 2020, the population training loop and the reports that
-//! `examples/static_toy.rs` runs.
+//! The experiments (the NALU paper's and Madsen & Johansen's tasks, the population trainer, the
+//! reports and the `static_toy` command line) are the repository's `lab/` crate, not part of
+//! this one.
 //!
 //! # A two-layer model
 //!
@@ -90,27 +90,18 @@
 
 pub mod backend;
 mod error;
-#[cfg(feature = "experiments")]
-pub mod experiments;
 pub mod formula;
-pub mod inalu;
-pub mod nac;
-pub mod nac_mul;
-pub mod nalu;
-pub mod nau;
-pub mod nmru;
-pub mod nmu;
-pub mod npu;
-pub mod nru;
 pub mod ops;
 pub mod optim;
 mod population;
-pub mod real_npu;
 pub mod recurrent;
 mod schedule;
 pub mod simd;
-pub mod snmu;
 mod unit;
+pub mod units;
+
+// Each unit's module at the crate root too (`burn_nalu::nac::NacConfig`): the paths users import.
+pub use units::{inalu, nac, nac_mul, nalu, nau, nmru, nmu, npu, nru, real_npu, snmu};
 
 pub use error::ConfigError;
 pub use inalu::{Inalu, InaluConfig};
@@ -129,26 +120,21 @@ pub use schedule::{L1Schedule, RegularizerSchedule};
 pub use snmu::{Snmu, SnmuConfig};
 pub use unit::ArithmeticUnit;
 
-/// iNALU's restart rule, now at [`inalu::StallDetector`].
-#[deprecated(since = "0.2.0", note = "use `burn_nalu::inalu::StallDetector`")]
-pub type StallDetector = inalu::StallDetector;
-
-/// The SIMD levels, now at [`simd::SimdLevel`].
-#[deprecated(since = "0.2.0", note = "use `burn_nalu::simd::SimdLevel`")]
-pub type SimdLevel = simd::SimdLevel;
-
-/// The environment variable that pins a SIMD level, now at [`simd::SIMD_ENV`].
-#[deprecated(since = "0.2.0", note = "use `burn_nalu::simd::SIMD_ENV`")]
-pub const SIMD_ENV: &str = simd::SIMD_ENV;
-
-/// The SIMD level in force, now at [`simd::simd_level`].
-///
-/// # Errors
-///
-/// As [`simd::simd_level`].
-#[deprecated(since = "0.2.0", note = "use `burn_nalu::simd::simd_level`")]
-pub fn simd_level() -> Result<simd::SimdLevel, ConfigError> {
-    simd::simd_level()
+/// What the repository's experiment crate (`lab/`, never published) trains with beyond the
+/// public API: the host kernels of its trainer, the population's parameter plumbing and seeding.
+/// Not a stable API; a user's own training loop needs none of it.
+#[doc(hidden)]
+pub mod internals {
+    #[cfg(feature = "flex")]
+    pub use crate::ops::FastFloat;
+    #[cfg(feature = "flex")]
+    pub use crate::ops::fused::Recycle;
+    #[cfg(feature = "flex")]
+    pub use crate::ops::host::{self, HostLayer};
+    pub use crate::ops::init::with_member_seeds;
+    pub use crate::ops::replace_value;
+    pub use crate::population::{values, with_seed, with_values};
+    pub use crate::simd::{active as active_simd, pinned as pinned_simd};
 }
 
 /// Frees the memory the fused NALU layer keeps between training steps and returns how many

@@ -153,8 +153,8 @@ macro_rules! fast_optimizer {
             /// One step of parameters held on the host, each `(id, values, gradient)`, as
             /// [`step`](Self::step) would make it; `false` (nothing updated) when this
             /// optimizer clips gradients, which that path does not.
-            #[cfg_attr(not(feature = "experiments"), allow(dead_code))]
-            pub(crate) fn step_host<F: HostFloat>(
+            #[doc(hidden)]
+            pub fn step_host<F: HostFloat>(
                 &mut self,
                 lr: f64,
                 params: &mut [(ParamId, &mut [F], &[F])],
@@ -163,15 +163,13 @@ macro_rules! fast_optimizer {
             }
 
             /// Its state for `module`'s parameters, for a training checkpoint.
-            #[cfg_attr(not(feature = "experiments"), allow(dead_code))]
-            pub(crate) fn export<M: Module>(&self, module: &M) -> OptimizerState {
+            pub fn export<M: Module>(&self, module: &M) -> OptimizerState {
                 self.0.export(module)
             }
 
             /// Takes up `state`, which [`export`](Self::export) gave for a module of the
             /// same parameters as `module` (whose ids it keeps from here on).
-            #[cfg_attr(not(feature = "experiments"), allow(dead_code))]
-            pub(crate) fn import<M: Module>(
+            pub fn import<M: Module>(
                 &mut self,
                 module: &M,
                 state: &OptimizerState,
@@ -331,9 +329,12 @@ impl Rule for AdamRule {
 /// parameter in visiting order, its state slots (`None` before its first update), widened to
 /// f64 (exactly, from f32).
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) struct OptimizerState {
-    pub(crate) steps: i32,
-    pub(crate) params: Vec<Option<Vec<Vec<f64>>>>,
+pub struct OptimizerState {
+    /// The optimizer steps taken.
+    pub steps: i32,
+    /// Each float parameter's state slots in visiting order (Adam's two moments, RMSProp's
+    /// one), `None` before its first update.
+    pub params: Vec<Option<Vec<Vec<f64>>>>,
 }
 
 /// Each float parameter of `module`, in visiting order: its id and its value (off autodiff).
@@ -352,7 +353,8 @@ fn parameters<M: Module>(module: &M) -> Vec<(ParamId, Tensor<1>)> {
 }
 
 /// The state slots of one parameter, flattened.
-pub(crate) enum State {
+#[doc(hidden)]
+pub enum State {
     F32(Vec<Vec<f32>>),
     F64(Vec<Vec<f64>>),
     Tensor(Vec<Tensor<1>>),
@@ -534,7 +536,6 @@ impl<R: Rule> Elementwise<R> {
     /// One step of parameters held on the host, each `(id, values, gradient)`: the update
     /// [`step`](Self::step) makes of the same values from tensors, on the same state. `false`
     /// (and nothing updated) where `step` would do more than that rule: clip gradients.
-    #[cfg_attr(not(feature = "experiments"), allow(dead_code))]
     fn step_host<F: HostFloat>(
         &mut self,
         lr: f64,
@@ -572,7 +573,8 @@ impl<R: Rule> Elementwise<R> {
 }
 
 /// f32 and f64, the float types with a host state.
-pub(crate) trait HostFloat: Float + Element {
+#[doc(hidden)]
+pub trait HostFloat: Float + Element {
     fn wrap(slots: Vec<Vec<Self>>) -> State;
     fn slots(state: &mut State) -> Option<&mut Vec<Vec<Self>>>;
 }

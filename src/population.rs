@@ -53,7 +53,7 @@ static SEEDED_INIT: Mutex<()> = Mutex::new(());
 /// ([`ops::init::seeded`]: immune to other threads' draws), and the backend generator of
 /// `device` seeded the same for any other module's draws, alone. Lazily initialised parameters
 /// must be read inside `f` to be drawn under the seed.
-pub(crate) fn with_seed<R>(device: &Device, seed: u64, f: impl FnOnce() -> R) -> R {
+pub fn with_seed<R>(device: &Device, seed: u64, f: impl FnOnce() -> R) -> R {
     let _guard = SEEDED_INIT.lock().unwrap_or_else(|p| p.into_inner());
     device.seed(seed);
     ops::init::seeded(seed, f)
@@ -123,8 +123,8 @@ impl<U: Module + ArithmeticUnit> Population<U> {
     }
 
     /// `n` copies of `unit` (a population whose members all start the same).
-    #[cfg_attr(not(feature = "experiments"), allow(dead_code))]
-    pub(crate) fn repeated(unit: U, n: usize) -> Self {
+    #[doc(hidden)]
+    pub fn repeated(unit: U, n: usize) -> Self {
         let mut repeat =
             Mapper::new(move |_, t, _: &mut dyn Iterator<Item = Tensor<1>>| t.repeat_dim(0, n));
         Self {
@@ -244,7 +244,7 @@ impl<U: Module + ArithmeticUnit> Population<U> {
 
 /// Every float parameter of `module`, flattened, in visiting order (drawing lazily initialised
 /// ones).
-pub(crate) fn values<M: Module>(module: &M) -> Vec<Tensor<1>> {
+pub fn values<M: Module>(module: &M) -> Vec<Tensor<1>> {
     struct Collect(Vec<Tensor<1>>);
     impl ModuleVisitor for Collect {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
@@ -261,8 +261,7 @@ pub(crate) fn values<M: Module>(module: &M) -> Vec<Tensor<1>> {
 
 /// `module` with its float parameters replaced by `values` (flattened, in visiting order, as
 /// [`values`] returns them), each keeping its id, shape and gradient tracking.
-#[cfg_attr(not(feature = "experiments"), allow(dead_code))]
-pub(crate) fn with_values<M: Module>(module: M, values: Vec<Tensor<1>>) -> M {
+pub fn with_values<M: Module>(module: M, values: Vec<Tensor<1>>) -> M {
     let mut set = Mapper::new(|_, t, value: &mut dyn Iterator<Item = Tensor<1>>| {
         let value = value.next().expect("one value per parameter");
         value.reshape(t.shape()).to_device(&t.device())

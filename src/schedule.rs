@@ -6,8 +6,7 @@
 ///
 /// Off before `start`, ramping linearly to `λ̂` at `end`, constant after: the units first fit
 /// the data, then are pushed to discrete weights (Madsen & Johansen 2020).
-#[derive(Clone, Copy, Debug, PartialEq)]
-#[cfg_attr(feature = "experiments", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RegularizerSchedule {
     /// `λ̂`, the final weight.
     pub lambda: f64,
@@ -31,8 +30,7 @@ impl RegularizerSchedule {
 /// The weight of an L1 penalty on every parameter, `β(t)·Σ|p|`, growing geometrically:
 /// `β(t) = min(start · growth^⌊t / every⌋, end)` (Heim et al. 2020's schedule, which Mistry et
 /// al. 2022 use for the RealNPU: 1e-9 to 1e-7, ×10 every 10,000 steps).
-#[derive(Clone, Copy, Debug, PartialEq)]
-#[cfg_attr(feature = "experiments", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct L1Schedule {
     /// `β` from step 0.
     pub start: f64,

@@ -104,29 +104,26 @@ pub fn simd_level() -> Result<SimdLevel, ConfigError> {
         .clone()
 }
 
-/// The level the kernels run at now: [`simd_level`], or in unit tests the level a test pinned
-/// on its thread with [`pinned`].
+/// The level the kernels run at now: [`simd_level`], or the level a test pinned on its thread
+/// with [`pinned`].
 ///
 /// # Panics
 /// With the message of [`simd_level`]'s error when `BURN_NALU_SIMD` is invalid.
-#[cfg_attr(not(feature = "flex"), allow(dead_code))]
-pub(crate) fn active() -> SimdLevel {
-    #[cfg(test)]
+#[doc(hidden)]
+pub fn active() -> SimdLevel {
     if let Some(level) = PINNED.get() {
         return level;
     }
     simd_level().unwrap_or_else(|err| panic!("{err}"))
 }
 
-#[cfg(test)]
 thread_local! {
     static PINNED: std::cell::Cell<Option<SimdLevel>> = const { std::cell::Cell::new(None) };
 }
 
-/// Runs `f` with this thread's kernels at `level` (unit tests compare the levels' bits).
-#[cfg(test)]
-#[cfg_attr(not(feature = "flex"), allow(dead_code))]
-pub(crate) fn pinned<R>(level: SimdLevel, f: impl FnOnce() -> R) -> R {
+/// Runs `f` with this thread's kernels at `level` (tests compare the levels' bits).
+#[doc(hidden)]
+pub fn pinned<R>(level: SimdLevel, f: impl FnOnce() -> R) -> R {
     assert!(level.is_supported(), "{level} is not supported here");
     let before = PINNED.replace(Some(level));
     let out = f();

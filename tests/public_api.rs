@@ -1,6 +1,6 @@
 //! The public paths users have: every unit at the crate root and in its own module (the README's
-//! first release promised `burn_nalu::nac` and `burn_nalu::nalu`), and the old root paths of
-//! items that moved, kept as deprecated aliases. This file fails to compile if one disappears.
+//! first release promises `burn_nalu::nac` and `burn_nalu::nalu`). This file fails to compile if
+//! one disappears.
 
 use burn::tensor::{Device, Tensor};
 
@@ -51,17 +51,4 @@ fn every_unit_imports_from_its_module_and_from_the_root() {
     let x = Tensor::<2>::ones([2, 3], &device);
     assert_eq!(nac.forward(x.clone()).dims(), [2, 1]);
     assert_eq!(nalu.forward(x).dims(), [2, 1]);
-}
-
-#[test]
-#[allow(deprecated)]
-fn moved_items_keep_their_old_paths() {
-    let device = Device::default();
-    let real: burn_nalu::RealNpu = burn_nalu::NpuConfig::new(3, 1).init_real(&device);
-    same_type(&real, &burn_nalu::RealNpuConfig::new(3, 1).init(&device));
-    let level: burn_nalu::SimdLevel = burn_nalu::simd_level().unwrap();
-    assert_eq!(level, burn_nalu::simd::simd_level().unwrap());
-    assert_eq!(burn_nalu::SIMD_ENV, burn_nalu::simd::SIMD_ENV);
-    let stall = burn_nalu::StallDetector::new(10, 20, 1.0);
-    let _: burn_nalu::inalu::StallDetector = stall;
 }

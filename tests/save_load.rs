@@ -91,14 +91,12 @@ fn every_unit_round_trips_exactly() {
     assert_round_trip(a, b, 3);
 }
 
-/// A population of stacks (a model of the experiments) round-trips with every member.
-#[cfg(feature = "experiments")]
+/// A population round-trips with every member.
 #[test]
 fn a_population_round_trips_exactly() {
-    use burn_nalu::experiments::{InitScheme, ModelKind, StaticToyModel};
     let dir = tempfile::tempdir().unwrap();
     let device = Device::default();
-    let stack = |d: &Device| StaticToyModel::init(ModelKind::NauNmu, InitScheme::Madsen, 5, 2, d);
+    let stack = |d: &Device| NmuConfig::new(5, 2).init(d);
     let population = Population::init(0..3, &device, stack);
     let x = Tensor::<3>::random([3, 8, 5], Distribution::Uniform(-3.0, 3.0), &device);
     let before = population.forward(x.clone()).into_data();

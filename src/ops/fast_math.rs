@@ -29,7 +29,6 @@ pub trait FastFloat: Float + Send + Sync + 'static {
         if self >= Self::zero() { r } else { e * r }
     }
     /// `x` (f32 data, as the tasks draw it) in this type: borrowed as it is for f32.
-    #[cfg_attr(not(feature = "experiments"), allow(dead_code))]
     fn from_f32s(x: &[f32]) -> Cow<'_, [Self]>;
 }
 

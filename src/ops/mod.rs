@@ -18,12 +18,14 @@
 mod fast_math;
 #[cfg(feature = "flex")]
 pub(crate) mod fused;
-#[cfg(all(feature = "flex", feature = "experiments"))]
-pub(crate) mod host;
+#[cfg(feature = "flex")]
+#[doc(hidden)]
+pub mod host;
 pub(crate) mod init;
 
-#[cfg(all(feature = "flex", feature = "experiments"))]
-pub(crate) use fast_math::FastFloat;
+#[cfg(feature = "flex")]
+#[doc(hidden)]
+pub use fast_math::FastFloat;
 
 use burn::module::{DisplaySettings, Param};
 use burn::tensor::module::linear;
@@ -339,7 +341,7 @@ pub(crate) fn sparsity_to_unit<const D: usize>(w: Tensor<D>) -> Tensor<D> {
 
 /// A parameter whose value is replaced by `f(value)`, computed off autodiff: the new value is a
 /// fresh leaf, on autodiff and tracked for gradients exactly when the old one was.
-pub(crate) fn replace_value<const D: usize>(
+pub fn replace_value<const D: usize>(
     param: Param<Tensor<D>>,
     f: impl FnOnce(Tensor<D>) -> Tensor<D>,
 ) -> Param<Tensor<D>> {

@@ -59,6 +59,7 @@ macro_rules! elementwise {
 /// and a training loop asks for the same sizes every step. Holds at most [`BIN_MAX`]
 /// buffers; smaller ones are left to the allocator, which recycles them itself.
 pub trait Recycle: Sized + 'static {
+    /// The process-wide pool of this element type's buffers.
     fn bin() -> &'static Mutex<Vec<Vec<Self>>>;
 }
 

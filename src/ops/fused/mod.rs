@@ -21,7 +21,7 @@ mod backward;
 mod forward;
 mod kernel;
 
-pub(crate) use kernel::Recycle;
+pub use kernel::Recycle;
 
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, backend_extension};
@@ -198,13 +198,11 @@ pub(crate) fn release_buffers() -> usize {
 
 /// One member's `y = x·W` on host slices (`x: [batch, d_in]`, `W: [d_in, d_out]`), through the
 /// kernel of [`FusedLinear`]: the bits of that member's part of a population's fused op.
-#[cfg_attr(not(feature = "experiments"), allow(dead_code))]
 pub(crate) fn member_linear<F: FastFloat>(x: &[F], w: &[F], d_in: usize, d_out: usize) -> Vec<F> {
     kernel::linear_forward(x, w, Dims::one(x.len() / d_in, d_in, d_out))
 }
 
 /// `(dx, dW)` of [`member_linear`] for the output gradient `dy`; `dx` is empty unless `need_dx`.
-#[cfg_attr(not(feature = "experiments"), allow(dead_code))]
 pub(crate) fn member_linear_backward<F: FastFloat>(
     (x, w, dy): (&[F], &[F], &[F]),
     d_in: usize,
@@ -215,13 +213,11 @@ pub(crate) fn member_linear_backward<F: FastFloat>(
 }
 
 /// One member's NMU product on host slices, through the kernel of [`FusedNmu`].
-#[cfg_attr(not(feature = "experiments"), allow(dead_code))]
 pub(crate) fn member_nmu<F: FastFloat>(x: &[F], w: &[F], d_in: usize, d_out: usize) -> Vec<F> {
     kernel::nmu_forward(x, w, Dims::one(x.len() / d_in, d_in, d_out))
 }
 
 /// `(dx, dW)` of [`member_nmu`] for the output gradient `dz`; `dx` is empty unless `need_dx`.
-#[cfg_attr(not(feature = "experiments"), allow(dead_code))]
 pub(crate) fn member_nmu_backward<F: FastFloat>(
     (x, w, dz): (&[F], &[F], &[F]),
     d_in: usize,
@@ -234,7 +230,6 @@ pub(crate) fn member_nmu_backward<F: FastFloat>(
 /// One member's gated NALU on host slices (`x: [batch, d_in]`, each weight `[d_in, d_out]`),
 /// through the kernel of [`FusedNalu`]: `(y, cache)`, the bits of that member's part of a
 /// population's fused op, and what [`member_nalu_backward`] reads.
-#[cfg_attr(not(feature = "experiments"), allow(dead_code))]
 pub(crate) fn member_nalu<F: FastFloat + Recycle>(
     x: &[F],
     [w_hat, m_hat, gate]: [&[F]; 3],
@@ -248,7 +243,6 @@ pub(crate) fn member_nalu<F: FastFloat + Recycle>(
 
 /// `(dx, [dŴ, dM̂, dG])` of [`member_nalu`] for the output gradient `dy`, from its `cache`
 /// (which it overwrites); `dx` is empty unless `need_dx`.
-#[cfg_attr(not(feature = "experiments"), allow(dead_code))]
 pub(crate) fn member_nalu_backward<F: FastFloat>(
     (x, gate, dy): (&[F], &[F], &[F]),
     cache: &mut [F],
@@ -262,13 +256,11 @@ pub(crate) fn member_nalu_backward<F: FastFloat>(
 }
 
 /// One member's `ln(max(|x|, ε))` on host slices, through the kernel of [`FusedLogAbs`].
-#[cfg_attr(not(feature = "experiments"), allow(dead_code))]
 pub(crate) fn member_clamped_log_abs<F: FastFloat>(x: &[F], eps: F) -> Vec<F> {
     kernel::clamped_log_abs(x, eps)
 }
 
 /// The gradient of [`member_clamped_log_abs`] for the output gradient `dy`.
-#[cfg_attr(not(feature = "experiments"), allow(dead_code))]
 pub(crate) fn member_clamped_log_abs_backward<F: FastFloat>(x: &[F], dy: &[F], eps: F) -> Vec<F> {
     kernel::clamped_log_abs_backward(x, dy, eps)
 }
@@ -276,7 +268,6 @@ pub(crate) fn member_clamped_log_abs_backward<F: FastFloat>(x: &[F], dy: &[F], e
 /// `(dŴ, dM̂)` of the NAC weight `W = tanh(Ŵ)⊙σ(M̂)` for its gradient `dW`, from `t = tanh(Ŵ)`
 /// and `s = σ(M̂)`: `dŴ = dW·s·(1 − t·t)`, `dM̂ = dW·t·s·(1 − s)`, multiplied left to right as
 /// the fused NALU's backward and Burn's chain of `mul`, `tanh` and `sigmoid` backwards do.
-#[cfg_attr(not(feature = "experiments"), allow(dead_code))]
 pub(crate) fn nac_weight_grads<F: FastFloat>(dw: &[F], t: &[F], s: &[F]) -> (Vec<F>, Vec<F>) {
     let (mut dw_hat, mut dm_hat) = (vec![F::zero(); dw.len()], vec![F::zero(); dw.len()]);
     kernel::nac_weight_grads(dw, t, s, &mut dw_hat, &mut dm_hat);
@@ -302,7 +293,6 @@ impl Dims {
     }
 
     /// One layer alone on `batch` rows.
-    #[cfg_attr(not(feature = "experiments"), allow(dead_code))]
     fn one(batch: usize, d_in: usize, d_out: usize) -> Self {
         Self {
             members: 1,

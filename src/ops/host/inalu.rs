@@ -13,11 +13,11 @@ use crate::ops::fused::{
 /// −1, 1)`, `g = σ(G)`, each `W = tanh(Ŵ)⊙σ(M̂)`; weights `Ŵ_a, M̂_a, Ŵ_m, M̂_m, G` (`G: [d_out]`),
 /// the saturation regulariser, no clamp (see `crate::Inalu`).
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) struct Inalu {
-    pub(crate) d_in: usize,
-    pub(crate) d_out: usize,
-    pub(crate) eps: f64,
-    pub(crate) omega: f64,
+pub struct Inalu {
+    pub d_in: usize,
+    pub d_out: usize,
+    pub eps: f64,
+    pub omega: f64,
 }
 
 /// One member's forward values that the backward reads, each `[rows, d_out]` but the logs.

@@ -15,10 +15,10 @@ mod npu;
 mod ratio;
 mod snmu;
 
-pub(crate) use inalu::Inalu;
-pub(crate) use npu::Npu;
-pub(crate) use ratio::{Nmru, Nru};
-pub(crate) use snmu::Snmu;
+pub use inalu::Inalu;
+pub use npu::Npu;
+pub use ratio::{Nmru, Nru};
+pub use snmu::Snmu;
 
 use burn::tensor::Element;
 
@@ -31,7 +31,7 @@ use super::fused::{
 /// A layer the host step runs, with one member's sizes. Weights are `[d_in, d_out]`, row-major,
 /// as one member's block of a population's stacked parameter, in the unit's visiting order.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) enum HostLayer {
+pub enum HostLayer {
     /// An NAU: `y = x·W`, `W` clamped to [−1, 1], sparsity `min(|W|, |1 − |W||)`.
     Nau { d_in: usize, d_out: usize },
     /// An NMU: `z_j = Π_i (W_ij·x_i + 1 − W_ij)`, `W` clamped to [0, 1], sparsity
@@ -63,7 +63,7 @@ pub(crate) enum HostLayer {
 
 impl HostLayer {
     /// `(d_in, d_out)`.
-    pub(crate) fn dims(self) -> (usize, usize) {
+    pub fn dims(self) -> (usize, usize) {
         match self {
             Self::Nau { d_in, d_out } | Self::Nmu { d_in, d_out } => (d_in, d_out),
             Self::Nalu { d_in, d_out, .. } | Self::NacMul { d_in, d_out, .. } => (d_in, d_out),
@@ -77,7 +77,7 @@ impl HostLayer {
     }
 
     /// How many weights the layer has.
-    pub(crate) fn params(self) -> usize {
+    pub fn params(self) -> usize {
         match self {
             Self::Nalu { .. } => 3,
             Self::Nac { .. } | Self::NacMul { .. } => 2,
@@ -92,7 +92,7 @@ impl HostLayer {
     /// and the NAC•'s logarithms and outputs after them; the NPU's, NRU's, NMRU's and sNMU's
     /// caches of their own forwards; empty for the others). `seed` seeds the layer's random
     /// draws in this step, if it makes any (the sNMU's noise).
-    pub(crate) fn forward<F: FastFloat + Recycle + Element>(
+    pub fn forward<F: FastFloat + Recycle + Element>(
         self,
         x: &[F],
         w: &[&[F]],
@@ -132,7 +132,7 @@ impl HostLayer {
     /// `(dx, dW)` for the output gradient `dy`, one gradient per weight, from the `cache` that
     /// [`forward`](Self::forward) returned (which it may overwrite); `dx` is empty unless
     /// `need_dx`.
-    pub(crate) fn backward<F: FastFloat>(
+    pub fn backward<F: FastFloat>(
         self,
         (x, w, dy): (&[F], &[&[F]], &[F]),
         cache: &mut [F],
@@ -182,7 +182,7 @@ impl HostLayer {
     /// to their gradients `dw`: the NAU's and the NRU's (signed) and the NMU's, NMRU's and
     /// sNMU's the mean of [`sparsity`] over `W`, the NPU's its three means, the iNALU's
     /// saturation. The NALU and the NACs have none: 0, `dw` unchanged.
-    pub(crate) fn regularizer<F: FastFloat>(self, w: &[&[F]], scale: F, dw: &mut [Vec<F>]) -> F {
+    pub fn regularizer<F: FastFloat>(self, w: &[&[F]], scale: F, dw: &mut [Vec<F>]) -> F {
         match self {
             Self::Nau { .. } | Self::Nru(_) => sparsity(true, w[0], scale, &mut dw[0]),
             Self::Nmu { .. } | Self::Nmru(_) | Self::Snmu(_) => {
@@ -196,7 +196,7 @@ impl HostLayer {
 
     /// Clamps the layer's weights `w` to their ranges, as the unit's `clamp_weights` (the NALU,
     /// the NACs and the iNALU have none).
-    pub(crate) fn clamp<F: FastFloat>(self, w: &mut [Vec<F>]) {
+    pub fn clamp<F: FastFloat>(self, w: &mut [Vec<F>]) {
         let clamp = |w: &mut [F], lo: F, hi: F| w.iter_mut().for_each(|v| *v = v.max(lo).min(hi));
         let (zero, one) = (F::zero(), F::one());
         match self {

@@ -8,12 +8,12 @@ use crate::ops::fused::{member_linear, member_linear_backward};
 
 /// The sizes and settings of an NPU or RealNPU host layer ([`HostLayer::Npu`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) struct Npu {
-    pub(crate) d_in: usize,
-    pub(crate) d_out: usize,
-    pub(crate) eps: f64,
-    pub(crate) imaginary: bool,
-    pub(crate) clamp_powers: bool,
+pub struct Npu {
+    pub d_in: usize,
+    pub d_out: usize,
+    pub eps: f64,
+    pub imaginary: bool,
+    pub clamp_powers: bool,
 }
 
 impl Npu {

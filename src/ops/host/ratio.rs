@@ -12,9 +12,9 @@ use crate::ops::fused::{member_linear, member_linear_backward, member_nmu, membe
 /// `s = tanh(1000·W)²` (the training form; `|x|` floored at [`Nru::TINY`] inside the power),
 /// `W` clamped to [−1, 1], the NAU's sparsity.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) struct Nru {
-    pub(crate) d_in: usize,
-    pub(crate) d_out: usize,
+pub struct Nru {
+    pub d_in: usize,
+    pub d_out: usize,
 }
 
 impl Nru {
@@ -97,10 +97,10 @@ impl Nru {
 /// `x' = [x, 1/(x + ε)]` (the training form), `W: [2·d_in, d_out]` clamped to [0, 1], the NMU's
 /// sparsity.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) struct Nmru {
-    pub(crate) d_in: usize,
-    pub(crate) d_out: usize,
-    pub(crate) eps: f64,
+pub struct Nmru {
+    pub d_in: usize,
+    pub d_out: usize,
+    pub eps: f64,
 }
 
 impl Nmru {

@@ -12,11 +12,11 @@ use crate::ops::fused::{member_nmu, member_nmu_backward};
 /// An sNMU's sizes and noise range: `z = NMU(x ⊙ n) / NMU(n)` with `n ~ U[noise_low,
 /// noise_high)` per input element, `W` clamped to [0, 1], the NMU's sparsity.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) struct Snmu {
-    pub(crate) d_in: usize,
-    pub(crate) d_out: usize,
-    pub(crate) noise_low: f64,
-    pub(crate) noise_high: f64,
+pub struct Snmu {
+    pub d_in: usize,
+    pub d_out: usize,
+    pub noise_low: f64,
+    pub noise_high: f64,
 }
 
 impl Snmu {

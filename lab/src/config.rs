@@ -1,0 +1,678 @@
+//! Training settings, and each model's recipe for each task.
+
+use core::fmt;
+use core::str::FromStr;
+
+use burn::optim::GradientsParams;
+use serde::{Deserialize, Serialize};
+
+use super::names::parse_name;
+use super::stacks::{InitScheme, ModelKind};
+use super::task::{Operation, TaskData};
+use burn_nalu::optim::{FastAdam, FastAdamConfig, FastRmsProp, FastRmsPropConfig, OptimizerState};
+use burn_nalu::{ConfigError, L1Schedule, RegularizerSchedule};
+
+/// The optimizer ([`FastAdam`] or [`FastRmsProp`]), with the decays of Keras's and PyTorch's
+/// defaults (not Burn's) and [`TrainConfig::epsilon`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    /// Adam, betas 0.9 / 0.999.
+    Adam,
+    /// RMSProp, rho 0.9, no momentum.
+    RmsProp,
+}
+
+impl OptimizerKind {
+    /// Both optimizers.
+    pub const ALL: [OptimizerKind; 2] = [OptimizerKind::Adam, OptimizerKind::RmsProp];
+
+    /// The name results and the command line use (`adam`, `rmsprop`).
+    pub fn name(self) -> &'static str {
+        match self {
+            OptimizerKind::Adam => "adam",
+            OptimizerKind::RmsProp => "rmsprop",
+        }
+    }
+}
+
+impl fmt::Display for OptimizerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for OptimizerKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse_name(s, "optimizer", &OptimizerKind::ALL, OptimizerKind::name)
+    }
+}
+
+/// How long a run trains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Budget {
+    /// Passes over a task's fixed training rows.
+    Epochs(usize),
+    /// Optimizer steps.
+    Steps(usize),
+}
+
+/// Everything that defines one training run besides the data and the seed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// The stack of units to train.
+    pub model: ModelKind,
+    /// How the NAC and NALU weights are drawn.
+    pub init: InitScheme,
+    /// The optimizer.
+    pub optimizer: OptimizerKind,
+    /// Learning rate.
+    pub lr: f64,
+    /// The optimizer's `ε` (Keras's 1e-7 in the reference recipes, PyTorch's 1e-8 in Madsen &
+    /// Johansen's).
+    pub epsilon: f64,
+    /// How long to train.
+    pub budget: Budget,
+    /// Mini-batch size; the last batch of an epoch over fixed rows may be smaller.
+    pub batch_size: usize,
+    /// Width of the hidden layer.
+    pub hidden: usize,
+    /// Clip each parameter's gradient to this L2 norm before each step (per member of a
+    /// population); `None`: no clipping.
+    pub clip_norm: Option<f32>,
+    /// Adds `λ(step) ·` the stack's sparsity regulariser (summed over its layers) to the loss;
+    /// `None`: no regulariser.
+    pub regularizer: Option<RegularizerSchedule>,
+    /// Adds `β(step) · Σ|p|` over every parameter to the loss (per member of a population);
+    /// `None`: no L1 penalty.
+    #[serde(default)]
+    pub l1: Option<L1Schedule>,
+    /// Multiply `λ` by the variance of the run's training targets, so that one `λ` serves tasks
+    /// whose MSE differ by 10⁵ (`a / b` against `a · b`): this crate's reference recipes do;
+    /// Madsen & Johansen's do not.
+    pub scale_regularizer: bool,
+    /// Restart from fresh weights when the loss stalls (iNALU's strategy; see
+    /// [`StallDetector`](burn_nalu::inalu::StallDetector)): checked every 10 evaluations over at least 10
+    /// evaluation periods of step losses, while the loss is above 1.
+    pub restart_on_stall: bool,
+    /// Evaluate every this many steps; `None`: at the end of every epoch over fixed rows.
+    pub eval_every: Option<usize>,
+    /// Stop a run early once, after the regulariser's ramp has ended (after step 0 without a
+    /// regulariser), its validation MSE is at most the validation threshold
+    /// ([`TaskData::valid_threshold`](super::TaskData::valid_threshold)) and has not improved
+    /// by 1% for this many evaluations: converged, and done converging. `None`: train the
+    /// whole budget. Reads no extrapolation data.
+    pub early_stop_patience: Option<usize>,
+    /// Stop a run whose best validation MSE is more than 10 times the validation threshold
+    /// once, after the regulariser's ramp has ended, it has not improved by 1% for this many
+    /// evaluations, nor for the later half of all its evaluations: a run on a plateau far from
+    /// a solution, given up ([`RunResult::gave_up`](super::RunResult::gave_up)). `None`: such
+    /// runs train the whole budget. Reads no extrapolation data.
+    #[serde(default)]
+    pub give_up_patience: Option<usize>,
+    /// After training, also try each run's kept checkpoint with its weights snapped to their
+    /// discrete values ([`ArithmeticUnit::snap`](burn_nalu::ArithmeticUnit::snap)), and keep the
+    /// snapped weights when their validation MSE is no worse. Reported beside the plain result,
+    /// never in its place.
+    pub snap: bool,
+    /// After training, polish each run's kept checkpoint with Levenberg–Marquardt on its
+    /// training rows (in f64; [`polish`](super::polish)), and keep the polished weights when
+    /// their validation MSE is lower. The run's metrics are then those of the polished weights,
+    /// and its label says so: polished runs are never summarised with plain ones.
+    #[serde(default)]
+    pub polish: bool,
+    /// Initialisations trained per seed (on the seed's data, as one population); each seed keeps
+    /// the one with the lowest validation MSE, never reading the extrapolation split. 1: the
+    /// plain single-initialisation run.
+    #[serde(default = "one")]
+    pub inits_per_seed: usize,
+}
+
+/// Serde's default for counts that were 1 before they were recorded.
+pub(super) fn one() -> usize {
+    1
+}
+
+impl TrainConfig {
+    /// The Keras reference's setup for `op`: NALU, RMSProp with its per-task learning rate and
+    /// epoch count (add 0.1/500, sub 0.2/1000, mul 0.1/500, div 0.02/1000, square 0.1/2000,
+    /// sqrt 0.01/2000), batch 64, two hidden units, no clipping.
+    pub fn reference(op: Operation) -> Self {
+        let (lr, epochs) = match op {
+            Operation::Add => (0.1, 500),
+            Operation::Sub => (0.2, 1000),
+            Operation::Mul => (0.1, 500),
+            Operation::Div => (0.02, 1000),
+            Operation::Square => (0.1, 2000),
+            Operation::Sqrt => (0.01, 2000),
+        };
+        Self {
+            model: ModelKind::Nalu,
+            init: InitScheme::Reference,
+            optimizer: OptimizerKind::RmsProp,
+            lr,
+            epsilon: 1e-7,
+            budget: Budget::Epochs(epochs),
+            batch_size: 64,
+            hidden: 2,
+            clip_norm: None,
+            regularizer: None,
+            l1: None,
+            scale_regularizer: false,
+            restart_on_stall: false,
+            eval_every: None,
+            early_stop_patience: None,
+            give_up_patience: None,
+            snap: false,
+            polish: false,
+            inits_per_seed: 1,
+        }
+    }
+
+    /// This crate's recipe for `model` on `op` of the reference task: the reference's for
+    /// NALU, NAC and NAC•; for the NAU-based stacks and the NPUs the settings that did best in a
+    /// sweep on this task (README, "Beyond NALU"): Adam 0.01, 1000 epochs, the regulariser
+    /// (λ = 0.1 times the variance of the training targets) ramped in over steps 4000 to 8000
+    /// (NAU → NMU: 4000 epochs, ramp over steps 40,000 to 60,000; the NMRU's with its authors'
+    /// gradient clipping to norm 1); for iNALU its authors' recipe.
+    pub fn recipe(model: ModelKind, op: Operation) -> Self {
+        let reference = Self::reference(op);
+        let ramp = |lambda, start, end| Some(RegularizerSchedule { lambda, start, end });
+        let adam = Self {
+            model,
+            optimizer: OptimizerKind::Adam,
+            lr: 0.01,
+            budget: Budget::Epochs(1000),
+            regularizer: ramp(0.1, 4000, 8000),
+            scale_regularizer: true,
+            ..reference
+        };
+        match model {
+            ModelKind::Nalu | ModelKind::Nac | ModelKind::NacMul => Self { model, ..reference },
+            ModelKind::NaluRnn | ModelKind::NacRnn => Self { model, ..reference },
+            ModelKind::NaluCell | ModelKind::NacCell | ModelKind::NacMulCell => {
+                Self { model, ..reference }
+            }
+            ModelKind::NauCell | ModelKind::NmuCell => adam,
+            ModelKind::NauRnn
+            | ModelKind::NauNmuRnn
+            | ModelKind::NpuRnn
+            | ModelKind::RealNpuRnn
+            | ModelKind::InaluRnn => adam,
+            ModelKind::Nau | ModelKind::Npu => adam,
+            // At the start every NAU weight drifts to ½ and the NMU squares ((a + b)/2)², which
+            // fits a·b to within (a − b)²/4: a saddle that training leaves only slowly. The
+            // regulariser, at ½ pushing each weight to 0 or 1 at random, must wait until it has.
+            ModelKind::NauNmu | ModelKind::NauSnmu | ModelKind::Snmu => Self {
+                budget: Budget::Epochs(4000),
+                regularizer: ramp(0.1, 40_000, 60_000),
+                ..adam
+            },
+            // A square root needs W_re = ½, which the regulariser resists: a larger step
+            // gets there first.
+            ModelKind::RealNpu if op == Operation::Sqrt => Self { lr: 0.03, ..adam },
+            ModelKind::RealNpu | ModelKind::NaiveNpu => adam,
+            ModelKind::NauNru | ModelKind::Nru | ModelKind::SingleRealNpu => adam,
+            ModelKind::RealNpuMistry => adam,
+            // The NMRU as its authors ran it: gradients clipped to norm 1.
+            ModelKind::NauNmru | ModelKind::Nmru => Self {
+                clip_norm: Some(1.0),
+                ..adam
+            },
+            // The iNALU authors' recipe: RMSProp 0.01, regulariser on after 10 epochs,
+            // restarts when the loss stalls.
+            ModelKind::Inalu => Self {
+                model,
+                lr: 0.01,
+                budget: Budget::Epochs(500),
+                regularizer: ramp(1.0, 160, 160),
+                scale_regularizer: true,
+                restart_on_stall: true,
+                ..reference
+            },
+        }
+    }
+
+    /// The stack and recipe this crate recommends for `op` of the reference task: the one that
+    /// solved it in the most seeds (README, "Beyond NALU"; for Madsen & Johansen's task,
+    /// [`TrainConfig::madsen_recommended`]). NAC for `+` and `−`; NAU → NMU for
+    /// `×` and `z²`; NAU → RealNPU for `÷` and `√`, each seed trained from several
+    /// initialisations and kept by validation MSE (8 for `÷`, 4 for `√`: one solves 2 and
+    /// 7 seeds in 10).
+    pub fn recommended(op: Operation) -> Self {
+        let (model, inits_per_seed) = match op {
+            Operation::Add | Operation::Sub => (ModelKind::Nac, 1),
+            Operation::Mul | Operation::Square => (ModelKind::NauNmu, 1),
+            Operation::Div => (ModelKind::RealNpu, 8),
+            Operation::Sqrt => (ModelKind::RealNpu, 4),
+        };
+        Self {
+            inits_per_seed,
+            ..Self::recipe(model, op)
+        }
+    }
+
+    /// The stack and recipe this crate recommends for `op` of Madsen & Johansen's task: the one
+    /// that solved it in the most seeds there (README, "Madsen & Johansen's protocol"). Their
+    /// NAU → NAU for `+` and `−` and NAU → NMU for `×` and `z²`, on their recipe
+    /// ([`TrainConfig::madsen`]); for `÷` and `√` the naive NPU (NAU → RealNPU with its gates
+    /// held open): Adam 0.01 for 60,000 steps without the regulariser, then the kept
+    /// checkpoint polished ([`TrainConfig::polish`]) and snapped ([`TrainConfig::snap`]), each
+    /// seed the best on validation of 8 initialisations for `÷` and 4 for `√` (one alone
+    /// solves about half the seeds: the others settle on a power of a ratio of mixed sums,
+    /// `((α·a + β·b)/(γ·a + δ·b))^p`, that fits the training range only).
+    pub fn madsen_recommended(op: Operation) -> Self {
+        let npu = |inits_per_seed| Self {
+            lr: 0.01,
+            budget: Budget::Steps(60_000),
+            regularizer: None,
+            snap: true,
+            polish: true,
+            inits_per_seed,
+            ..Self::madsen(ModelKind::NaiveNpu)
+        };
+        match op {
+            Operation::Add | Operation::Sub => Self::madsen(ModelKind::Nau),
+            Operation::Mul | Operation::Square => Self::madsen(ModelKind::NauNmu),
+            Operation::Div => npu(8),
+            Operation::Sqrt => npu(4),
+        }
+    }
+
+    /// Madsen & Johansen's recipe for `model` (the same for every operation): Adam (lr 1e-3,
+    /// PyTorch's ε = 1e-8), batch 128, up to 5,000,000 steps, evaluation every 1000 steps, their
+    /// initialisation, no clipping; the regulariser unscaled, λ = 0.01 ramped over steps 5,000
+    /// to 50,000 for NAU → NAU, λ = 10 ramped over steps 1,000,000 to 2,000,000 for every other
+    /// stack with a regulariser (their flags are global: both layers, every unit). A run stops
+    /// early once, after the ramp, its validation MSE is at the validation threshold and has
+    /// not improved by 1% for 100 evaluations (100,000 steps).
+    pub fn madsen(model: ModelKind) -> Self {
+        let (lambda, start, end) = match model {
+            ModelKind::Nau => (0.01, 5_000, 50_000),
+            _ => (10.0, 1_000_000, 2_000_000),
+        };
+        let regularizer =
+            model
+                .has_regularizer()
+                .then_some(RegularizerSchedule { lambda, start, end });
+        Self {
+            model,
+            init: InitScheme::Madsen,
+            optimizer: OptimizerKind::Adam,
+            lr: 1e-3,
+            epsilon: 1e-8,
+            budget: Budget::Steps(5_000_000),
+            batch_size: 128,
+            hidden: 2,
+            clip_norm: None,
+            regularizer,
+            l1: None,
+            scale_regularizer: false,
+            restart_on_stall: false,
+            eval_every: Some(1000),
+            early_stop_patience: Some(100),
+            give_up_patience: None,
+            snap: false,
+            polish: false,
+            inits_per_seed: 1,
+        }
+    }
+
+    /// Mistry, Farrahi & Hare's recipe for `model` on their single-module task with `inputs`
+    /// inputs (their `sltr-in2.sh` and `in10-*.sh`): Adam (PyTorch's settings, ε = 1e-8), batch
+    /// 128, 50,000 steps (2 inputs) or 100,000 (more), evaluation every 1,000 steps, the model
+    /// of the best validation step, no early stop; the regulariser λ = 10, unscaled, ramped over
+    /// steps 20,000 to 35,000 (2 inputs) or 50,000 to 75,000. The learning rate is 1e-3, but
+    /// the NMRU's 1e-2 with gradient-norm clipping to 1 and the NRU's 1 with 2 inputs; the
+    /// RealNPU's 5e-3, and for the modified RealNPU its two regularisers at λ = 1 and an L1
+    /// penalty growing from 1e-9 to 1e-7 (×10 every 10,000 steps).
+    pub fn mistry(model: ModelKind, inputs: usize) -> Self {
+        let two = inputs == 2;
+        let (steps, start, end) = match two {
+            true => (50_000, 20_000, 35_000),
+            false => (100_000, 50_000, 75_000),
+        };
+        let (lr, clip_norm) = match model {
+            ModelKind::Nmru | ModelKind::NauNmru => (1e-2, Some(1.0)),
+            ModelKind::Nru | ModelKind::NauNru if two => (1.0, None),
+            ModelKind::SingleRealNpu | ModelKind::RealNpu | ModelKind::RealNpuMistry => {
+                (5e-3, None)
+            }
+            _ => (1e-3, None),
+        };
+        // The modified RealNPU's two regularisers count once each, beside a growing L1 penalty.
+        let (lambda, l1) = match model {
+            ModelKind::RealNpuMistry => (
+                1.0,
+                Some(L1Schedule {
+                    start: 1e-9,
+                    end: 1e-7,
+                    every: 10_000,
+                    growth: 10.0,
+                }),
+            ),
+            _ => (10.0, None),
+        };
+        let regularizer =
+            (model.has_regularizer()).then_some(RegularizerSchedule { lambda, start, end });
+        Self {
+            lr,
+            clip_norm,
+            budget: Budget::Steps(steps),
+            regularizer,
+            l1,
+            early_stop_patience: None,
+            ..Self::madsen(model)
+        }
+    }
+
+    /// This crate's recipe for `model` on the recurrent task ([`RecurrentTask`](super::RecurrentTask)):
+    /// Adam (lr 1e-3, ε 1e-8, as `stable-nalu`'s recurrent experiment), batch 128, 50,000
+    /// steps, evaluation every 1,000, Madsen & Johansen's initialisation and regulariser weights
+    /// (λ = 0.01 for the NAU model, 10 for the others) ramped in over steps 25,000 to 45,000,
+    /// no early stop.
+    pub fn recurrent(model: ModelKind) -> Self {
+        let lambda = match model {
+            ModelKind::NauRnn => 0.01,
+            _ => 10.0,
+        };
+        let regularizer = (model.has_regularizer()).then_some(RegularizerSchedule {
+            lambda,
+            start: 25_000,
+            end: 45_000,
+        });
+        Self {
+            budget: Budget::Steps(50_000),
+            regularizer,
+            early_stop_patience: None,
+            ..Self::madsen(model)
+        }
+    }
+
+    /// Madsen & Johansen's recipe for `model` on their sequential arithmetic
+    /// ([`SequentialTask`](super::SequentialTask); `stable-nalu`'s `sequential_mnist.py`):
+    /// Adam (PyTorch's defaults: lr 1e-3, ε 1e-8), batch 64, their initialisation, the
+    /// regulariser λ = 10 ramped in linearly over steps 10,000 to 100,000, evaluation every
+    /// 1,000 steps, no early stop. Their budget is 1,000 epochs of MNIST sequences (about 86,000
+    /// steps for sums of 10 digits, 430,000 for products of 2); this one is 100,000 steps.
+    pub fn sequential(model: ModelKind) -> Self {
+        let regularizer = (model.has_regularizer()).then_some(RegularizerSchedule {
+            lambda: 10.0,
+            start: 10_000,
+            end: 100_000,
+        });
+        Self {
+            budget: Budget::Steps(100_000),
+            batch_size: 64,
+            regularizer,
+            early_stop_patience: None,
+            ..Self::madsen(model)
+        }
+    }
+
+    /// `(first step, patience)` of the early stop, when it is on.
+    pub fn early_stop(&self) -> Option<(usize, usize)> {
+        self.early_stop_patience
+            .map(|patience| (self.ramp_end(), patience))
+    }
+
+    /// `(after, patience)` of the give-up rule ([`TrainConfig::give_up_patience`]).
+    pub fn give_up(&self) -> Option<(usize, usize)> {
+        self.give_up_patience
+            .map(|patience| (self.ramp_end(), patience))
+    }
+
+    /// The step from which the stopping rules may fire: the regulariser's ramp's end (1
+    /// without a regulariser).
+    fn ramp_end(&self) -> usize {
+        self.regularizer.map_or(1, |r| r.end.max(1))
+    }
+
+    /// Checks sizes, learning rate, clip norm and the regulariser; the error names the field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let check = |field, v| ConfigError::check_size("TrainConfig", field, v);
+        ConfigError::check_positive("TrainConfig", "lr", self.lr)?;
+        ConfigError::check_positive("TrainConfig", "epsilon", self.epsilon)?;
+        match self.budget {
+            Budget::Epochs(n) => check("budget.epochs", n)?,
+            Budget::Steps(n) => check("budget.steps", n)?,
+        }
+        check("batch_size", self.batch_size)?;
+        check("hidden", self.hidden)?;
+        check("inits_per_seed", self.inits_per_seed)?;
+        if let Some(every) = self.eval_every {
+            check("eval_every", every)?;
+        }
+        if let Some(norm) = self.clip_norm {
+            ConfigError::check_positive("TrainConfig", "clip_norm", norm as f64)?;
+        }
+        if let Some(l1) = self.l1 {
+            check("l1.every", l1.every)?;
+            for (field, v) in [
+                ("l1.start", l1.start),
+                ("l1.end", l1.end),
+                ("l1.growth", l1.growth),
+            ] {
+                ConfigError::check_positive("TrainConfig", field, v)?;
+            }
+        }
+        let Some(r) = self.regularizer else {
+            return Ok(());
+        };
+        if !(r.lambda.is_finite() && r.lambda >= 0.0) {
+            let reason = format!("must be finite and at least 0, got {}", r.lambda);
+            return Err(ConfigError::new(
+                "TrainConfig",
+                "regularizer.lambda",
+                reason,
+            ));
+        }
+        if r.end < r.start {
+            let reason = format!("must not come before start ({}), got {}", r.start, r.end);
+            return Err(ConfigError::new("TrainConfig", "regularizer.end", reason));
+        }
+        if !self.model.has_regularizer() {
+            let reason = format!("is set, but the {} stack has no regulariser", self.model);
+            return Err(ConfigError::new("TrainConfig", "regularizer", reason));
+        }
+        Ok(())
+    }
+
+    /// [`validate`](Self::validate), and that the config fits `data`'s task: the task has the
+    /// operation, the model reads its rows ([`Protocol::rows`](super::Protocol::rows)), an
+    /// epoch budget has fixed training rows to count, and every target is a finite f32 (a
+    /// product over many steps can outgrow f32; its errors could not be measured).
+    pub fn validate_for(&self, data: &TaskData) -> Result<(), ConfigError> {
+        self.validate()?;
+        let protocol = data.protocol;
+        let refuse = |field, reason| Err(ConfigError::new("TrainConfig", field, reason));
+        if !protocol.operations().contains(&data.op) {
+            let ops: Vec<&str> = protocol.operations().iter().map(|o| o.name()).collect();
+            let reason = format!(
+                "the {protocol} task has no {}: it has {}",
+                data.op,
+                ops.join(", ")
+            );
+            return Err(ConfigError::new("TaskData", "op", reason));
+        }
+        if self.model.rows() != protocol.rows() {
+            let reason = format!(
+                "{} reads {}, but the {protocol} task's rows are {}",
+                self.model,
+                self.model.rows(),
+                protocol.rows()
+            );
+            return refuse("model", reason);
+        }
+        if let (Budget::Epochs(_), None) = (self.budget, data.train_rows()) {
+            let reason = format!(
+                "is in epochs, but the {protocol} task draws a fresh batch every step: give it in steps"
+            );
+            return refuse("budget", reason);
+        }
+        for (field, split) in [
+            ("valid", &data.valid),
+            ("extrapolation", &data.extrapolation),
+        ] {
+            let overflow = split.y.iter().enumerate().filter(|(_, t)| !t.is_finite());
+            if let Some(step) = overflow.map(|(k, _)| k % split.outputs).min() {
+                let reason = format!(
+                    "has targets beyond f32 (±{:.1e}) from output {} of {} on: {} cannot be \
+                     measured there; shorten the sequences",
+                    f32::MAX,
+                    step + 1,
+                    split.outputs,
+                    data.op.formula()
+                );
+                return Err(ConfigError::new("TaskData", field, reason));
+            }
+        }
+        Ok(())
+    }
+
+    /// The optimizer this config describes (see [`OptimizerKind`]). Gradient clipping is the
+    /// training loop's: it clips each member of a population alone.
+    pub fn optimizer(&self) -> RunOptimizer {
+        match self.optimizer {
+            OptimizerKind::Adam => {
+                RunOptimizer::Adam(FastAdamConfig::new().with_epsilon(self.epsilon).init())
+            }
+            OptimizerKind::RmsProp => {
+                RunOptimizer::RmsProp(FastRmsPropConfig::new().with_epsilon(self.epsilon).init())
+            }
+        }
+    }
+}
+
+/// The optimizer of a run.
+pub enum RunOptimizer {
+    /// Adam.
+    Adam(FastAdam),
+    /// RMSProp.
+    RmsProp(FastRmsProp),
+}
+
+impl RunOptimizer {
+    /// One update of `module` from `grads` with learning rate `lr`.
+    pub fn step<M: burn::module::Module>(
+        &mut self,
+        lr: f64,
+        module: M,
+        grads: GradientsParams,
+    ) -> M {
+        match self {
+            RunOptimizer::Adam(optim) => optim.step(lr, module, grads),
+            RunOptimizer::RmsProp(optim) => optim.step(lr, module, grads),
+        }
+    }
+
+    /// Keeps the state of the members of a population where `keep` is set (see
+    /// [`FastAdam::retain_members`]).
+    pub fn retain_members(&mut self, keep: &[bool], members: usize) {
+        match self {
+            RunOptimizer::Adam(optim) => optim.retain_members(keep, members),
+            RunOptimizer::RmsProp(optim) => optim.retain_members(keep, members),
+        }
+    }
+
+    /// One update of parameters held on the host, each `(id, values, gradient)` (see
+    /// [`FastAdam::step`]); `false` (nothing updated) when the optimizer clips gradients.
+    #[cfg(feature = "flex")]
+    pub(crate) fn step_host<F: burn_nalu::optim::HostFloat>(
+        &mut self,
+        lr: f64,
+        params: &mut [(burn::module::ParamId, &mut [F], &[F])],
+    ) -> bool {
+        match self {
+            RunOptimizer::Adam(optim) => optim.step_host(lr, params),
+            RunOptimizer::RmsProp(optim) => optim.step_host(lr, params),
+        }
+    }
+
+    /// Its state for `module`'s parameters (a training checkpoint's).
+    pub(crate) fn export<M: burn::module::Module>(&self, module: &M) -> OptimizerState {
+        match self {
+            RunOptimizer::Adam(optim) => optim.export(module),
+            RunOptimizer::RmsProp(optim) => optim.export(module),
+        }
+    }
+
+    /// Takes up a state [`RunOptimizer::export`] gave for a module like `module`.
+    pub(crate) fn import<M: burn::module::Module>(
+        &mut self,
+        module: &M,
+        state: &OptimizerState,
+    ) -> Result<(), String> {
+        match self {
+            RunOptimizer::Adam(optim) => optim.import(module, state),
+            RunOptimizer::RmsProp(optim) => optim.import(module, state),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_recipe_is_valid() {
+        for &model in ModelKind::ALL {
+            assert_eq!(TrainConfig::madsen(model).validate(), Ok(()), "{model}");
+            for inputs in [2, 10] {
+                assert_eq!(
+                    TrainConfig::mistry(model, inputs).validate(),
+                    Ok(()),
+                    "{model}"
+                );
+            }
+            for op in Operation::ALL {
+                assert_eq!(
+                    TrainConfig::recipe(model, op).validate(),
+                    Ok(()),
+                    "{model} {op}"
+                );
+            }
+        }
+        for op in Operation::ALL {
+            assert_eq!(TrainConfig::recommended(op).validate(), Ok(()), "{op}");
+            assert_eq!(
+                TrainConfig::madsen_recommended(op).validate(),
+                Ok(()),
+                "{op}"
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_settings_are_refused_by_field() {
+        let base = TrainConfig::madsen(ModelKind::NauNmu);
+        let reversed = TrainConfig {
+            regularizer: Some(RegularizerSchedule {
+                lambda: 1.0,
+                start: 10,
+                end: 5,
+            }),
+            ..base.clone()
+        };
+        assert_eq!(
+            reversed.validate().unwrap_err().to_string(),
+            "TrainConfig.regularizer.end must not come before start (10), got 5"
+        );
+        let nalu = TrainConfig {
+            model: ModelKind::Nalu,
+            ..base.clone()
+        };
+        assert_eq!(
+            nalu.validate().unwrap_err().to_string(),
+            "TrainConfig.regularizer is set, but the nalu stack has no regulariser"
+        );
+        let zero = TrainConfig {
+            budget: Budget::Steps(0),
+            ..base
+        };
+        assert_eq!(zero.validate().unwrap_err().field(), "budget.steps");
+    }
+}

@@ -1,0 +1,217 @@
+//! The single-module arithmetic task of Mistry, Farrahi & Hare 2022 ("Exploring the Learning
+//! Mechanisms of Neural Division Modules", TMLR; arXiv 2110.05177), as their code runs it.
+
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+use super::madsen::{EXTRAPOLATION_SEED, Uniform, VALID_SEED};
+use super::protocol::{MistrySpec, Protocol, Ranges, TaskSettings};
+use super::task::{BatchSampler, Operation, Subsets, Task, TaskData, TrainingData};
+use burn_nalu::ConfigError;
+
+/// The task's success criterion: test (extrapolation) MSE below this, at the step with the
+/// lowest validation MSE (their division paper's `neurips_range.r`).
+pub const MISTRY_THRESHOLD: f64 = 1e-5;
+
+/// Mistry et al.'s single-module task: one module reads `a` and `b` directly (two of the
+/// inputs: `x₀`, `x₁` with 2 inputs; two adjacent ones at a seeded offset among 10, the rest
+/// distractors); a fresh batch of the interpolation range at every step; fixed validation
+/// (interpolation) and test (extrapolation) rows, 10,000 each, shared by every seed;
+/// success when the test MSE is below [`MISTRY_THRESHOLD`]. The nine ranges are
+/// [`MISTRY_RANGES`](super::MISTRY_RANGES).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct MistryTask {
+    /// The settings.
+    pub spec: MistrySpec,
+}
+
+impl MistryTask {
+    /// The task with `spec`.
+    ///
+    /// # Errors
+    /// If `spec` is invalid ([`MistrySpec::validate`]); the error names the field.
+    pub fn new(spec: MistrySpec) -> Result<Self, ConfigError> {
+        spec.validate()?;
+        Ok(Self { spec })
+    }
+
+    /// The subsets of `seed`: `a = x[s]`, `b = x[s + 1]` at a seeded start `s`.
+    pub fn subsets(&self, seed: u64) -> Subsets {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let start = rng.random_range(0..=self.spec.inputs - 2);
+        Subsets {
+            a: vec![start],
+            b: vec![start + 1],
+        }
+    }
+}
+
+impl Task for MistryTask {
+    fn protocol(&self) -> Protocol {
+        Protocol::Mistry
+    }
+
+    fn data(&self, op: Operation, seed: u64) -> TaskData {
+        let (interpolation, extrapolation) = self.spec.ranges();
+        let subsets = self.subsets(seed);
+        let width = self.spec.inputs;
+        let rows = |ranges: Ranges, seed: u64| {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let total = length(ranges);
+            let x = (0..self.spec.eval_rows * width)
+                .map(|_| place(ranges, rng.random_range(0.0..total)))
+                .collect();
+            subsets.split(op, x, width)
+        };
+        let sampler = UnionBatches {
+            uniform: Uniform::new(seed, (0.0, length(interpolation))),
+            ranges: interpolation,
+            subsets: subsets.clone(),
+            width,
+            op,
+        };
+        TaskData {
+            protocol: self.protocol(),
+            op,
+            seed,
+            train: TrainingData::Stream(Box::new(sampler)),
+            valid: rows(interpolation, VALID_SEED),
+            valid_threshold: MISTRY_THRESHOLD,
+            extrapolation: rows(extrapolation, EXTRAPOLATION_SEED),
+            success_threshold: MISTRY_THRESHOLD,
+            subsets,
+            step_width: width,
+        }
+    }
+
+    fn settings(&self) -> TaskSettings {
+        TaskSettings::Mistry(self.spec)
+    }
+}
+
+/// The total length of `ranges`.
+fn length(ranges: Ranges) -> f32 {
+    ranges.iter().map(|(lo, hi)| hi - lo).sum()
+}
+
+/// `v ∈ [0, length(ranges))` placed into `ranges` in order: a uniform `v` gives a uniform draw
+/// over their union (each interval with the probability of its length; the authors draw the
+/// interval by a fair coin, the same for their intervals of equal length).
+fn place(ranges: Ranges, mut v: f32) -> f32 {
+    for &(lo, hi) in &ranges[..ranges.len() - 1] {
+        if v < hi - lo {
+            return lo + v;
+        }
+        v -= hi - lo;
+    }
+    ranges[ranges.len() - 1].0 + v
+}
+
+/// Fresh rows: inputs from [`Uniform`] placed into the ranges, targets `op(a, b)`.
+#[derive(Clone)]
+struct UnionBatches {
+    uniform: Uniform,
+    ranges: Ranges,
+    subsets: Subsets,
+    width: usize,
+    op: Operation,
+}
+
+impl BatchSampler for UnionBatches {
+    fn sample(&mut self, rows: usize, x: &mut Vec<f32>, y: &mut Vec<f32>) {
+        let start = x.len();
+        self.uniform.append(rows * self.width, x);
+        x[start..]
+            .iter_mut()
+            .for_each(|v| *v = place(self.ranges, *v));
+        y.extend(self.subsets.targets(self.op, &x[start..], self.width));
+    }
+
+    fn boxed_clone(&self) -> Box<dyn BatchSampler> {
+        Box::new(self.clone())
+    }
+
+    fn state(&self) -> Option<Vec<u32>> {
+        Some(self.uniform.state())
+    }
+
+    fn set_state(&mut self, state: &[u32]) -> Result<(), String> {
+        self.uniform.set_state(state)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MISTRY_RANGES;
+
+    #[test]
+    fn a_and_b_are_adjacent_inputs_at_a_seeded_offset() {
+        let task = MistryTask::default();
+        let offsets: Vec<usize> = (0..30).map(|s| task.subsets(s).a[0]).collect();
+        assert!(offsets.iter().all(|&o| o <= 8));
+        assert!(offsets.iter().any(|&o| o != offsets[0]), "{offsets:?}");
+        let s = task.subsets(3);
+        assert_eq!(s.b, [s.a[0] + 1]);
+        let two = MistryTask::new(MistrySpec {
+            inputs: 2,
+            ..MistrySpec::default()
+        })
+        .unwrap();
+        assert_eq!(
+            two.subsets(7),
+            Subsets {
+                a: vec![0],
+                b: vec![1]
+            }
+        );
+    }
+
+    /// Every range's rows fall inside it, targets are `a / b` of the seed's inputs, and a union
+    /// of two intervals is drawn from both.
+    #[test]
+    fn rows_come_from_their_ranges() {
+        for (range, &(interpolation, extrapolation)) in MISTRY_RANGES.iter().enumerate() {
+            let spec = MistrySpec {
+                range,
+                eval_rows: 500,
+                ..MistrySpec::default()
+            };
+            let mut data = MistryTask::new(spec).unwrap().data(Operation::Div, 1);
+            let inside = |ranges: Ranges, v: f32| ranges.iter().any(|&(lo, hi)| lo <= v && v < hi);
+            let TrainingData::Stream(sampler) = &mut data.train else {
+                panic!("fresh batches")
+            };
+            let (mut x, mut y) = (Vec::new(), Vec::new());
+            sampler.sample(128, &mut x, &mut y);
+            assert!(x.iter().all(|&v| inside(interpolation, v)), "range {range}");
+            assert!(data.valid.x.iter().all(|&v| inside(interpolation, v)));
+            assert!(
+                data.extrapolation
+                    .x
+                    .iter()
+                    .all(|&v| inside(extrapolation, v))
+            );
+            let (a, b) = (data.subsets.a[0], data.subsets.b[0]);
+            assert_eq!(y[0], (x[a] as f64 / x[b] as f64) as f32);
+            if extrapolation.len() == 2 {
+                let negative = data.extrapolation.x.iter().filter(|&&v| v < 0.0).count();
+                let share = negative as f64 / data.extrapolation.x.len() as f64;
+                // 5000 draws: the share's standard deviation is 0.007.
+                assert!((share - 0.5).abs() < 0.05, "{share}");
+            }
+        }
+    }
+
+    #[test]
+    fn invalid_specs_are_refused_by_field() {
+        let bad = MistrySpec {
+            range: 9,
+            ..MistrySpec::default()
+        };
+        assert_eq!(
+            MistryTask::new(bad).unwrap_err().to_string(),
+            "MistrySpec.range must be below 9, got 9"
+        );
+    }
+}

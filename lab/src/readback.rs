@@ -1,0 +1,68 @@
+//! The learned formula of a trained model, checked on the extrapolation set.
+
+use burn::tensor::Device;
+
+use super::model::Model;
+use super::task::TaskData;
+use burn_nalu::formula::{FormulaError, SnapOptions};
+
+/// What [`Model::formula`] makes of a trained model, with default [`SnapOptions`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Readback {
+    /// The formula in terms of `a` and `b` (the task's input groups), when the weights are
+    /// discrete enough to claim one.
+    pub formula: Option<String>,
+    /// Why there is no formula, otherwise.
+    pub formula_error: Option<String>,
+    /// `max min(|w|, |1 − |w||)` over the weights (absent for units the formula module
+    /// cannot read).
+    pub sparsity_error: Option<f64>,
+    /// MSE between the snapped formula and the trained network on the extrapolation set.
+    pub formula_mse_vs_network: Option<f64>,
+    /// MSE between the snapped formula and the extrapolation targets.
+    pub formula_mse_vs_targets: Option<f64>,
+}
+
+impl Readback {
+    /// Extracts and checks the formula of `model` on `data`'s extrapolation split.
+    pub(crate) fn new<M: Model>(model: &M, data: &TaskData, device: &Device) -> Self {
+        let split = &data.extrapolation;
+        let (x, _) = split.tensors(device);
+        let formula = match model.formula(x.clone(), &SnapOptions::default()) {
+            Ok(formula) => formula,
+            Err(err) => {
+                let sparsity_error = match &err {
+                    FormulaError::NotDiscrete { sparsity_error, .. } => Some(*sparsity_error),
+                    FormulaError::Unsupported(_) => None,
+                };
+                return Self {
+                    formula_error: Some(err.to_string()),
+                    sparsity_error,
+                    ..Self::default()
+                };
+            }
+        };
+        let network = model.forward_members(x, 1).into_data().convert::<f64>();
+        let network = network.as_slice::<f64>().expect("f64 after convert");
+        let snapped: Vec<f64> = formula
+            .eval_rows(&split.x, split.width)
+            .into_iter()
+            .map(|outputs| outputs[0])
+            .collect();
+        let mse = |other: &mut dyn Iterator<Item = f64>| {
+            snapped
+                .iter()
+                .zip(other)
+                .map(|(s, o)| (s - o).powi(2))
+                .sum::<f64>()
+                / snapped.len() as f64
+        };
+        Self {
+            formula: Some(formula.render(&data.subsets.naming())),
+            formula_error: None,
+            sparsity_error: Some(formula.sparsity_error),
+            formula_mse_vs_network: Some(mse(&mut network.iter().copied())),
+            formula_mse_vs_targets: Some(mse(&mut split.y.iter().map(|&y| y as f64))),
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! What a finished run leaves: its evaluations, its result record and its kept checkpoint.
+
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use super::eval::split_mse;
+use super::polish::{POLISH_ITERATIONS, polish};
+use crate::config::OptimizerKind;
+use crate::model::Model;
+use crate::protocol::Protocol;
+use crate::readback::Readback;
+use crate::stacks::{ModelKind, StaticToyModel};
+use crate::task::{Operation, Split, TaskData};
+
+/// MSE on each split at one evaluation (step 0: the initial weights).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// Steps completed.
+    pub step: usize,
+    /// MSE on the training rows (fixed rows), or of the last training batch (fresh batches).
+    pub train_mse: f64,
+    /// MSE on the validation split (interpolation).
+    pub valid_mse: f64,
+    /// MSE on the extrapolation split.
+    pub extrapolation_mse: f64,
+}
+
+/// The outcome of one run, flat (one CSV row, one JSON object); metrics are those of the
+/// checkpoint with the lowest validation MSE.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    /// The stack of units (written `nalu`, `nau-nmu`, …).
+    pub model: ModelKind,
+    /// The operation (written `add`, `mul`, …).
+    pub task: Operation,
+    /// The task family (written `reference`, `madsen`).
+    pub protocol: Protocol,
+    /// The seed of the data, the initial weights and the shuffling.
+    pub seed: u64,
+    /// The optimizer (written `adam`, `rmsprop`).
+    pub optimizer: OptimizerKind,
+    /// Learning rate.
+    pub lr: f64,
+    /// Mini-batch size.
+    pub batch_size: usize,
+    /// Hidden width.
+    pub hidden: usize,
+    /// Per-parameter gradient-norm clip, if any.
+    pub clip_norm: Option<f32>,
+    /// Steps taken (fewer than the budget when the run diverged or stopped early).
+    pub steps: usize,
+    /// The step of the kept checkpoint (0: the initial weights).
+    pub best_step: usize,
+    /// Training MSE of the kept checkpoint.
+    pub train_mse: f64,
+    /// Validation MSE of the kept checkpoint.
+    pub valid_mse: f64,
+    /// Extrapolation MSE of the kept checkpoint.
+    pub extrapolation_mse: f64,
+    /// Extrapolation MSE of the same architecture at random initialisation, averaged over
+    /// [`BASELINE_INITS`](crate::BASELINE_INITS) seeded initialisations.
+    pub random_init_extrapolation_mse: f64,
+    /// `100 × extrapolation_mse / random_init_extrapolation_mse` (the NALU paper's measure:
+    /// 0 is perfect, 100 no better than a random network).
+    pub normalized_extrapolation_error: f64,
+    /// The task's success threshold for this run.
+    pub success_threshold: f64,
+    /// Whether `extrapolation_mse < success_threshold`.
+    pub success: bool,
+    /// The first evaluated step whose extrapolation MSE was below the threshold, whether or
+    /// not the kept checkpoint is from then.
+    pub solved_at_step: Option<usize>,
+    /// The learned formula in terms of `a` and `b`, when the weights are discrete enough.
+    pub formula: Option<String>,
+    /// Why there is no formula, otherwise.
+    pub formula_error: Option<String>,
+    /// `max min(|w|, |1 − |w||)` over the weights (absent for units the formula module cannot
+    /// read).
+    pub sparsity_error: Option<f64>,
+    /// MSE between the snapped formula and the trained network on the extrapolation split.
+    pub formula_mse_vs_network: Option<f64>,
+    /// MSE between the snapped formula and the extrapolation targets.
+    pub formula_mse_vs_targets: Option<f64>,
+    /// The step at which the loss turned NaN or infinite; the run stopped there.
+    pub diverged_step: Option<usize>,
+    /// The offending loss (NaN or infinite).
+    pub diverged_loss: Option<f64>,
+    /// The evaluated step at which the run met its early-stopping rule and stopped.
+    pub stopped_at_step: Option<usize>,
+    /// Whether the run stopped by the give-up rule
+    /// ([`TrainConfig::give_up_patience`](crate::TrainConfig::give_up_patience)):
+    /// unconverged, its validation MSE on a plateau.
+    #[serde(default)]
+    pub gave_up: bool,
+    /// With snapping on: whether the snapped weights were kept (their validation MSE no worse).
+    pub snap_kept: Option<bool>,
+    /// With snapping on: the validation MSE of the snapped weights.
+    pub snapped_valid_mse: Option<f64>,
+    /// With snapping on: the extrapolation MSE of the weights the snap rule keeps (snapped or
+    /// plain).
+    pub snapped_extrapolation_mse: Option<f64>,
+    /// With snapping on: whether the weights the snap rule keeps succeed.
+    pub snapped_success: Option<bool>,
+    /// With polishing on: whether the polished weights were kept (their validation MSE lower);
+    /// the metrics above are then theirs.
+    #[serde(default)]
+    pub polish_kept: Option<bool>,
+    /// Restarts from fresh weights after a stalled loss (iNALU's strategy).
+    pub restarts: usize,
+    /// Initialisations trained on this seed's data ([`TrainConfig::inits_per_seed`](crate::TrainConfig::inits_per_seed)); this is
+    /// the one with the lowest validation MSE.
+    #[serde(default = "crate::config::one")]
+    pub inits: usize,
+    /// The seed of this run's initial weights and shuffling (`seed` for the first
+    /// initialisation; absent in results from before initialisations were counted).
+    #[serde(default)]
+    pub init_seed: u64,
+    /// How many runs trained together in this run's population.
+    pub population: usize,
+    /// Wall-clock seconds of the population's training, evaluation included.
+    pub wall_seconds: f64,
+    /// The population's training steps per second, evaluation excluded (multiply by
+    /// `population` for seed-steps per second).
+    pub steps_per_second: f64,
+}
+
+impl RunResult {
+    /// The model, and the initialisations per seed where there were several (`realnpu, best of
+    /// 8`): runs that chose among restarts are never summarised with plain ones.
+    pub fn label(&self) -> String {
+        let polished = match self.polish_kept {
+            Some(_) => ", polished",
+            None => "",
+        };
+        match self.inits {
+            0 | 1 => format!("{}{polished}", self.model),
+            n => format!("{}, best of {n}{polished}", self.model),
+        }
+    }
+
+    /// The validation MSE of the weights the run keeps: snapped where the snap rule kept them.
+    pub fn kept_valid_mse(&self) -> f64 {
+        match (self.snap_kept, self.snapped_valid_mse) {
+            (Some(true), Some(snapped)) => snapped.min(self.valid_mse),
+            _ => self.valid_mse,
+        }
+    }
+
+    /// Whether the run learned the arithmetic, verified by its formula: it succeeded, and the
+    /// formula its weights read back as (exact integer or half powers, evaluated in f64) meets
+    /// the extrapolation targets within the same threshold, so it is the target function on
+    /// that data, not a look-alike that happens to fit it.
+    pub fn learned(&self) -> bool {
+        self.success
+            && (self.formula_mse_vs_targets).is_some_and(|mse| mse < self.success_threshold)
+    }
+
+    /// Whether the formula module could read the run's model at all (it can all units but the
+    /// recurrent models; iNALU since 2 December): a formula, or weights it named as not
+    /// discrete.
+    pub fn readable(&self) -> bool {
+        self.formula.is_some() || self.sparsity_error.is_some()
+    }
+
+    /// What happened to the run, in a few words.
+    pub fn status(&self) -> String {
+        match (self.diverged_step, self.success, self.learned()) {
+            (Some(step), _, _) => format!("diverged (step {step})"),
+            (None, true, true) => "learned".into(),
+            (None, true, false) => "solved, no formula".into(),
+            (None, false, _) if !self.extrapolation_mse.is_finite() => {
+                "not solved (extrapolation outputs beyond f32)".into()
+            }
+            (None, false, _) => match self.stopped_at_step.filter(|_| self.gave_up) {
+                Some(step) => format!("not solved (gave up at step {step})"),
+                None => "not solved".into(),
+            },
+        }
+    }
+}
+
+/// A finished run: its result, its evaluations and the kept checkpoint (on the plain device).
+#[derive(Debug)]
+pub struct TrainedRun<M = StaticToyModel> {
+    /// The result.
+    pub result: RunResult,
+    /// Every evaluation, from step 0.
+    pub history: Vec<Evaluation>,
+    /// The weights with the lowest validation MSE.
+    pub model: M,
+}
+
+/// Where a population's training stands, after each evaluation.
+#[derive(Clone, Copy, Debug)]
+pub struct Progress {
+    /// Steps completed.
+    pub step: usize,
+    /// Steps the budget allows.
+    pub steps: usize,
+    /// Runs still training (not diverged, not stopped early).
+    pub active: usize,
+    /// Runs in the population.
+    pub members: usize,
+    /// The lowest validation MSE any run has reached.
+    pub best_valid_mse: f64,
+}
+
+impl RunResult {
+    /// Tries the kept checkpoint with snapped weights; keeps them when their validation MSE is
+    /// no worse (the extrapolation split is read only to report the outcome).
+    pub(super) fn snap<M: Model>(&mut self, model: &M, data: &TaskData, device: &Device) {
+        let snapped = model.clone().snap();
+        let valid = split_mse(&snapped, &data.valid, device);
+        let kept = valid <= split_mse(model, &data.valid, device);
+        let extrapolation = match kept {
+            true => split_mse(&snapped, &data.extrapolation, device),
+            false => self.extrapolation_mse,
+        };
+        self.snap_kept = Some(kept);
+        self.snapped_valid_mse = Some(valid);
+        self.snapped_extrapolation_mse = Some(extrapolation);
+        self.snapped_success = Some(extrapolation < self.success_threshold);
+    }
+
+    /// Polishes `model` on `rows` ([`polish`]); keeps the polished weights, and measures the
+    /// run on them, when their validation MSE is lower (the extrapolation split is read only to
+    /// report the outcome).
+    pub(super) fn polish<M: Model>(
+        &mut self,
+        model: M,
+        rows: &Split,
+        data: &TaskData,
+        device: &Device,
+    ) -> M {
+        let (polished, _) = polish(model.clone(), rows, device, POLISH_ITERATIONS);
+        let valid = split_mse(&polished, &data.valid, device);
+        let kept = valid < self.valid_mse;
+        self.polish_kept = Some(kept);
+        if !kept {
+            return model;
+        }
+        self.valid_mse = valid;
+        self.train_mse = split_mse(&polished, rows, device);
+        self.extrapolation_mse = split_mse(&polished, &data.extrapolation, device);
+        self.normalized_extrapolation_error =
+            100.0 * self.extrapolation_mse / self.random_init_extrapolation_mse;
+        self.success = self.extrapolation_mse < self.success_threshold;
+        polished
+    }
+
+    pub(super) fn readback(&mut self, b: Readback) {
+        self.formula = b.formula;
+        self.formula_error = b.formula_error;
+        self.sparsity_error = b.sparsity_error;
+        self.formula_mse_vs_network = b.formula_mse_vs_network;
+        self.formula_mse_vs_targets = b.formula_mse_vs_targets;
+    }
+}
