@@ -3,7 +3,7 @@
 //! A [`Task`] makes the data of a run (training rows or a batch sampler, validation and
 //! extrapolation splits, success threshold, input groups): [`ReferenceTask`] is the static toy
 //! task of Trask et al. 2018 as the Keras reference ran it, [`MadsenTask`] Madsen & Johansen
-//! 2020's. A [`ModelKind`] names a two-layer stack of units ([`StaticToyModel`]), and a
+//! 2020's. A [`ModelKind`] names a two-layer stack of units ([`LabModel`]), and a
 //! [`TrainConfig`] how to train it (each model has a recipe per task).
 //! [`train_population`] trains one run per seed as one [`Population`](burn_nalu::Population) of any
 //! [`Model`]: every run computes what it would alone, in one forward, one backward and one optimizer step
@@ -31,6 +31,7 @@ mod madsen;
 mod mistry;
 mod model;
 mod names;
+mod operation;
 mod protocol;
 mod readback;
 mod recurrent;
@@ -41,6 +42,7 @@ mod sequential;
 mod stacks;
 mod task;
 mod train;
+mod write;
 
 pub use config::{Budget, OptimizerKind, RunOptimizer, TrainConfig};
 pub use error::ExperimentError;
@@ -56,7 +58,7 @@ pub use reference::{REFERENCE_EPSILON, ReferenceTask};
 pub use select::{ModelChoice, TaskOptions, recipe, selection, task};
 pub use sequential::SequentialTask;
 pub use stacks::{
-    Accumulator, InitScheme, ModelKind, Recurrent, Single, Stack, StaticToyModel, madsen_nac_range,
+    Accumulator, InitScheme, LabModel, ModelKind, Recurrent, Single, Stack, madsen_nac_range,
 };
 pub use task::{BatchSampler, Operation, Split, Subsets, Task, TaskData, TrainingData};
 pub use train::{

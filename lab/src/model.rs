@@ -4,7 +4,7 @@
 use burn::tensor::{Device, Tensor};
 
 use super::config::TrainConfig;
-use super::stacks::StaticToyModel;
+use super::stacks::LabModel;
 use burn_nalu::ArithmeticUnit;
 use burn_nalu::formula::{Formula, FormulaError, SnapOptions};
 #[cfg(feature = "flex")]
@@ -42,21 +42,21 @@ pub trait Model: ArithmeticUnit + 'static {
     }
 }
 
-impl Model for StaticToyModel {
+impl Model for LabModel {
     fn init(config: &TrainConfig, step_width: usize, device: &Device) -> Self {
-        StaticToyModel::init(config.model, config.init, step_width, config.hidden, device)
+        LabModel::init(config.model, config.init, step_width, config.hidden, device)
     }
 
     fn reinitialize(self) -> Self {
-        StaticToyModel::reinitialize(self)
+        LabModel::reinitialize(self)
     }
 
     fn formula(&self, x: Tensor<2>, options: &SnapOptions) -> Result<Formula, FormulaError> {
-        StaticToyModel::formula(self, x, options)
+        LabModel::formula(self, x, options)
     }
 
     #[cfg(feature = "flex")]
     fn host_layers(&self, members: usize) -> Option<Vec<HostLayer>> {
-        StaticToyModel::host_layers(self, members)
+        LabModel::host_layers(self, members)
     }
 }

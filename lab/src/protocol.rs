@@ -6,7 +6,7 @@ use core::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::task::Operation;
+use super::operation::Operation;
 use burn_nalu::ConfigError;
 
 /// A family of tasks ([`Task::protocol`](super::Task::protocol)): the name results record and

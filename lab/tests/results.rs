@@ -1,64 +1,38 @@
 //! The long experiments committed under `results/` (each `*.csv` holds every run of one
-//! command, which README names) and the README's tables agree: every row of the summary that
-//! `static_toy` prints for a results file appears verbatim in README.
+//! command, which `results/README.md` names) and their summaries agree: `results/summaries/`
+//! holds exactly what `static_toy --summaries results` generates from the CSVs, so the lab's
+//! documents link to tables the results give.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use burn_nalu_lab::report::{comparison_table, read_csv, read_pooled, summarize, summary_table};
+use burn_nalu_lab::report::{read_csv, summaries};
 use burn_nalu_lab::{ModelKind, Operation, RunResult};
 
 #[test]
-fn readme_summaries_match_the_committed_results() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-    let mut files = 0;
-    for entry in std::fs::read_dir(root.join("results")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_none_or(|e| e != "csv") {
-            continue;
-        }
-        let runs = read_csv(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert!(!runs.is_empty(), "{}: no runs", path.display());
-        let table = summary_table(&summarize(&runs));
-        for row in table.lines().skip(2) {
-            assert!(
-                readme.contains(row),
-                "README lacks this row of {}:\n{row}",
-                path.display()
-            );
-        }
-        files += 1;
-    }
-    assert!(files > 0, "results/ holds no csv");
-}
-
-/// Madsen & Johansen's whole static table in README (issue 20) is the comparison table of every
-/// committed file of their protocol's table runs (`madsen-table-*.csv` and
-/// `madsen-whole-*.csv`), pooled: a seed in two files is the same run, counted once.
-#[test]
-fn readme_whole_table_matches_the_committed_results() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(root.join("results")).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let table_run = name.starts_with("madsen-table-") || name.starts_with("madsen-whole-");
-        if table_run && name.ends_with(".csv") {
-            files.push(path);
-        }
-    }
-    // In name order, as the shell's glob lists them for `--plot-success`: a run held by two
-    // files counts from the first, with that copy's wall clock.
-    files.sort();
-    // A cell trained again to 100 seeds repeats its first 20: pooled, they count once.
-    let paths: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
-    let runs = read_pooled(&paths).unwrap_or_else(|e| panic!("{e}"));
-    assert!(!runs.is_empty(), "no table runs in results/");
-    for row in comparison_table(&runs).lines().skip(2) {
-        assert!(
-            readme.contains(row),
-            "README lacks this row of the whole table:\n{row}"
+fn committed_summaries_are_those_the_results_give() {
+    let results = Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
+    let generated = summaries(&results).unwrap_or_else(|e| panic!("{e}"));
+    assert!(generated.len() > 1, "results/ holds no csv");
+    let dir = results.join("summaries");
+    let mut committed: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".md"))
+        .collect();
+    committed.sort();
+    let names: Vec<&String> = generated.iter().map(|(name, _)| name).collect();
+    assert_eq!(
+        committed.iter().collect::<Vec<_>>(),
+        names,
+        "results/summaries/ does not hold one file per results CSV: run \
+         `cargo run --release --example static_toy -- --summaries lab/results`"
+    );
+    for (name, text) in &generated {
+        let on_disk = std::fs::read_to_string(dir.join(name)).unwrap();
+        assert_eq!(
+            &on_disk, text,
+            "results/summaries/{name} differs from what its CSV gives: run \
+             `cargo run --release --example static_toy -- --summaries lab/results`"
         );
     }
 }
@@ -80,8 +54,8 @@ fn runs_as_text(
         .collect()
 }
 
-/// Issue 18's proof was rerun on 2 December for its wall time (README, "Madsen & Johansen's
-/// protocol"), and README says every run of it is the same to the bit as in the committed
+/// Madsen & Johansen's proof was rerun for its wall time (lab/README.md, "Madsen & Johansen's
+/// protocol"), which says every run of it is the same to the bit as in the committed
 /// files: every field of every run but the two timings.
 #[test]
 fn the_rerun_proof_trained_the_committed_runs_to_the_bit() {
@@ -109,7 +83,7 @@ fn the_rerun_proof_trained_the_committed_runs_to_the_bit() {
 }
 
 /// NAU → RealNPU on `−` trained again over the whole 5,000,000 steps with neither stopping rule
-/// (README, "The whole table"), and README says the rule that ended its 20 runs at 2.0e6 to
+/// (lab/README.md, "The whole table"), which says the rule that ended its 20 runs at 2.0e6 to
 /// 2.2e6 steps cost it nothing: no run found a lower validation MSE after, so every field of
 /// every run is the same to the bit but how and when it stopped and the timings.
 #[test]

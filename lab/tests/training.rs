@@ -2,8 +2,8 @@
 
 use burn::tensor::Device;
 use burn_nalu_lab::{
-    Budget, ExperimentError, MadsenSpec, MadsenTask, ModelKind, Operation, ReferenceTask,
-    StaticToyModel, Task, TrainConfig, TrainedRun, train, train_population,
+    Budget, ExperimentError, LabModel, MadsenSpec, MadsenTask, ModelKind, Operation, ReferenceTask,
+    Task, TrainConfig, TrainedRun, train, train_population,
 };
 
 /// The reference's `add` recipe (RMSProp, lr 0.1, batch 64) cut to 50 epochs: 800 steps.
@@ -252,7 +252,7 @@ fn bad_settings_are_errors_naming_the_setting() {
         ..TrainConfig::madsen(ModelKind::Nau)
     };
     let train_all = |data, config: &TrainConfig| {
-        train_population::<StaticToyModel>(data, config, &device, &mut |_| {})
+        train_population::<LabModel>(data, config, &device, &mut |_| {})
     };
     let err = train_all(vec![madsen.data(Operation::Add, 0)], &epochs).unwrap_err();
     let ExperimentError::Config(config) = &err else {

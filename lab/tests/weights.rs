@@ -11,7 +11,7 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use burn_nalu::Nalu;
 use burn_nalu_lab::report::{format_metric, read_csv, read_json};
-use burn_nalu_lab::{InitScheme, Operation, ReferenceTask, RunResult, Split, StaticToyModel, Task};
+use burn_nalu_lab::{InitScheme, LabModel, Operation, ReferenceTask, RunResult, Split, Task};
 use common::bound::{Bounded, NaluParams, U32, U64};
 use common::to_f64;
 
@@ -83,8 +83,8 @@ impl HostNalu {
 /// Per row, any f32 evaluation is within twice the first-order bound `e_r` of the exact output
 /// `v_r` (`common::bound`), so two evaluations differ by at most `4·e_r` and their MSEs by at
 /// most `Σ_r 4·e_r·(2·|v_r − y_r| + 4·e_r) / n`; the MSE's own sum runs in f64 on the host.
-fn mse_tolerance(model: &StaticToyModel, split: &Split) -> f64 {
-    let StaticToyModel::Nalu(stack) = model else {
+fn mse_tolerance(model: &LabModel, split: &Split) -> f64 {
+    let LabModel::Nalu(stack) = model else {
         panic!("the committed runs are NALU stacks")
     };
     let x: Vec<Bounded> = split
@@ -121,7 +121,7 @@ fn committed_weights_reproduce_reported_metrics() {
     for run in reported() {
         let (kind, op, seed, hidden) = (run.model, run.task, run.seed, run.hidden);
         let path = weights_dir().join(format!("{kind}-{op}-seed{seed}.bpk"));
-        let model = StaticToyModel::init(kind, InitScheme::Reference, 100, hidden, &device)
+        let model = LabModel::init(kind, InitScheme::Reference, 100, hidden, &device)
             .try_load_file(&path)
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let data = ReferenceTask::default().data(op, seed);

@@ -31,6 +31,10 @@ use burn::module::{DisplaySettings, Param};
 use burn::tensor::module::linear;
 use burn::tensor::{DType, Distribution, Tensor, activation};
 
+/// Magnitude from which the iNALU regulariser stops pushing a parameter outwards (its tensor
+/// form in the unit, its host form in `host::inalu`).
+pub(crate) const INALU_REGULARIZER_THRESHOLD: f64 = 20.0;
+
 /// Logistic sigmoid, `σ(x) = 1 / (1 + exp(−x))`, at the precision of `x`.
 ///
 /// Burn's `sigmoid` is one fused op with a one-op backward, the fastest form, but its default

@@ -13,9 +13,6 @@ use crate::formula::{
 use crate::nac::Nac;
 use crate::{ArithmeticUnit, ops};
 
-/// Magnitude from which the iNALU regulariser stops pushing a parameter outwards.
-pub(crate) const REGULARIZER_THRESHOLD: f64 = 20.0;
-
 /// Configuration to create an [`Inalu`] layer using the [init function](InaluConfig::init).
 #[derive(Config, Debug)]
 pub struct InaluConfig {
@@ -119,7 +116,7 @@ impl Inalu {
 
     /// The regulariser of each of `members` stacked copies.
     fn saturation(&self, members: usize) -> Tensor<1> {
-        let t = REGULARIZER_THRESHOLD;
+        let t = ops::INALU_REGULARIZER_THRESHOLD;
         let inside = |p: Tensor<2>| p.abs().neg().add_scalar(t).clamp_min(0.0);
         let term = |p: &Param<Tensor<2>>| ops::member_mean(inside(p.val()), members);
         let gate = self.gate.val().unsqueeze_dim::<2>(1);

@@ -488,7 +488,7 @@ mod tests {
             every: Duration::ZERO,
         };
         let mut evaluations = 0;
-        let got = train_population_checkpointed::<crate::StaticToyModel>(
+        let got = train_population_checkpointed::<crate::LabModel>(
             data,
             &config,
             &Device::default(),
@@ -509,19 +509,17 @@ mod tests {
     fn a_damaged_or_foreign_checkpoint_is_refused() {
         let (data, config) = madsen();
         let device = Device::default();
-        let mut trainer =
-            Trainer::<crate::StaticToyModel>::new(data.clone(), &config, &device).unwrap();
+        let mut trainer = Trainer::<crate::LabModel>::new(data.clone(), &config, &device).unwrap();
         advance(&mut trainer, 20, (0, usize::MAX));
         let bytes = trainer.checkpoint().unwrap();
-        let refused = |bytes: &[u8], data: Vec<TaskData>, config: &TrainConfig| match Trainer::<
-            crate::StaticToyModel,
-        >::resume(
-            data, config, &device, bytes,
-        ) {
-            Err(ExperimentError::Resume(why)) => why,
-            Err(e) => panic!("another error: {e}"),
-            Ok(_) => panic!("a bad checkpoint was taken up"),
-        };
+        let refused =
+            |bytes: &[u8], data: Vec<TaskData>, config: &TrainConfig| {
+                match Trainer::<crate::LabModel>::resume(data, config, &device, bytes) {
+                    Err(ExperimentError::Resume(why)) => why,
+                    Err(e) => panic!("another error: {e}"),
+                    Ok(_) => panic!("a bad checkpoint was taken up"),
+                }
+            };
         let mut flipped = bytes.clone();
         flipped[bytes.len() / 2] ^= 1;
         assert!(refused(&flipped, data.clone(), &config).contains("checksum"));

@@ -2,14 +2,27 @@
 //! once, and the random-initialisation baseline of the normalised error.
 
 use burn::tensor::{Device, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
 
-use super::result::Evaluation;
 use crate::config::TrainConfig;
 use crate::model::Model;
-use crate::stacks::StaticToyModel;
+use crate::stacks::LabModel;
 use crate::task::{Split, TaskData};
 use burn_nalu::internals::{values, with_seed};
 use burn_nalu::{ArithmeticUnit, Population};
+
+/// MSE on each split at one evaluation (step 0: the initial weights).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// Steps completed.
+    pub step: usize,
+    /// MSE on the training rows (fixed rows), or of the last training batch (fresh batches).
+    pub train_mse: f64,
+    /// MSE on the validation split (interpolation).
+    pub valid_mse: f64,
+    /// MSE on the extrapolation split.
+    pub extrapolation_mse: f64,
+}
 
 /// Number of random initialisations averaged for the normalised error.
 pub const BASELINE_INITS: u64 = 10;
@@ -131,7 +144,7 @@ pub fn split_mse<M: ArithmeticUnit>(model: &M, split: &Split, device: &Device) -
     mean_squared_error(pred.as_slice::<f64>().expect("f64 after convert"), &split.y)
 }
 
-impl StaticToyModel {
+impl LabModel {
     /// The mean squared error on `split` ([`split_mse`]).
     pub fn mse(&self, split: &Split, device: &Device) -> f64 {
         split_mse(self, split, device)

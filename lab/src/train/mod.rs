@@ -29,19 +29,20 @@ use super::config::{RunOptimizer, TrainConfig};
 use super::error::ExperimentError;
 use super::model::Model;
 use super::readback::Readback;
-use super::report::write_file;
-use super::stacks::StaticToyModel;
+use super::stacks::LabModel;
 use super::task::{Split, TaskData};
+use super::write::write_file;
 use batches::Batches;
 use burn_nalu::Population;
 use burn_nalu::inalu::StallDetector;
 use burn_nalu::internals::with_seed;
+pub use eval::Evaluation;
 pub use eval::{BASELINE_INITS, split_mse};
 use eval::{EvalSets, random_init_extrapolation_mse};
 #[cfg(feature = "flex")]
 use host::HostStep;
 pub use polish::{Polish, polish};
-pub use result::{Evaluation, Progress, RunResult, TrainedRun};
+pub use result::{Progress, RunResult, TrainedRun};
 use run::RunState;
 use step::{Penalties, population_step};
 use watch::Watch;
@@ -216,7 +217,7 @@ fn valid_key<M>(run: &TrainedRun<M>) -> f64 {
 /// evaluation, where the population drops the stopped runs once they are an eighth of it (so
 /// they cost nothing more). Every run computes what it would alone: the same initialisation,
 /// batches, updates and restarts.
-pub struct Trainer<M: Model = StaticToyModel> {
+pub struct Trainer<M: Model = LabModel> {
     config: TrainConfig,
     device: Device,
     /// The autodiff twin of `device`, where training runs.
@@ -538,7 +539,7 @@ mod tests {
             );
             (initial, trainer.model)
         };
-        let bits = |m: &StaticToyModel| -> Vec<Vec<f64>> {
+        let bits = |m: &LabModel| -> Vec<Vec<f64>> {
             (values(m).into_iter())
                 .map(|t| t.into_data().convert::<f64>().try_to_vec::<f64>().unwrap())
                 .collect()

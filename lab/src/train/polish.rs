@@ -351,7 +351,7 @@ fn squared_error(out: &[f64], y: &[f32]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{InitScheme, ModelKind, StaticToyModel};
+    use crate::{InitScheme, LabModel, ModelKind};
     use burn::module::Param;
     use burn_nalu::{ArithmeticUnit, Nau, NauConfig, RealNpuConfig};
     use rand::rngs::StdRng;
@@ -405,14 +405,14 @@ mod tests {
         let f = |r: &[f32]| (r[0] as f64 + r[1] as f64).sqrt();
         let train = rows(256, 4, (1.0, 2.0), f);
         let test = rows(256, 4, (2.0, 6.0), f);
-        let model = StaticToyModel::init(ModelKind::NaiveNpu, InitScheme::Madsen, 4, 2, &device);
-        let StaticToyModel::NaiveNpu(mut stack) = model else {
+        let model = LabModel::init(ModelKind::NaiveNpu, InitScheme::Madsen, 4, 2, &device);
+        let LabModel::NaiveNpu(mut stack) = model else {
             unreachable!()
         };
         let w = [[0.97f32, 0.02], [1.0, -0.03], [0.04, 0.98], [-0.02, 0.01]];
         stack.hidden.weight = Param::from_data(w, &device);
         stack.output.w_re = Param::from_data([[0.47f32], [0.03]], &device);
-        let model = StaticToyModel::NaiveNpu(stack);
+        let model = LabModel::NaiveNpu(stack);
         let before = split_mse(&model, &test);
         let (model, report) = polish(model, &train, &device, 50);
         let after = split_mse(&model, &test);
@@ -443,7 +443,7 @@ mod tests {
         let data = rows(5, 3, (1.0, 2.0), |r| r[0] as f64);
         for kind in [ModelKind::Nau, ModelKind::NaiveNpu, ModelKind::NauNmu] {
             let model = burn_nalu::internals::with_seed(&device, 1, || {
-                let model = StaticToyModel::init(kind, InitScheme::Madsen, 3, 2, &device);
+                let model = LabModel::init(kind, InitScheme::Madsen, 3, 2, &device);
                 values(&model); // draws the lazily initialised parameters under the seed
                 model
             });

@@ -3,27 +3,14 @@
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use super::eval::split_mse;
+use super::eval::{Evaluation, split_mse};
 use super::polish::{POLISH_ITERATIONS, polish};
 use crate::config::OptimizerKind;
 use crate::model::Model;
 use crate::protocol::Protocol;
 use crate::readback::Readback;
-use crate::stacks::{ModelKind, StaticToyModel};
+use crate::stacks::{LabModel, ModelKind};
 use crate::task::{Operation, Split, TaskData};
-
-/// MSE on each split at one evaluation (step 0: the initial weights).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Evaluation {
-    /// Steps completed.
-    pub step: usize,
-    /// MSE on the training rows (fixed rows), or of the last training batch (fresh batches).
-    pub train_mse: f64,
-    /// MSE on the validation split (interpolation).
-    pub valid_mse: f64,
-    /// MSE on the extrapolation split.
-    pub extrapolation_mse: f64,
-}
 
 /// The outcome of one run, flat (one CSV row, one JSON object); metrics are those of the
 /// checkpoint with the lowest validation MSE.
@@ -181,7 +168,7 @@ impl RunResult {
 
 /// A finished run: its result, its evaluations and the kept checkpoint (on the plain device).
 #[derive(Debug)]
-pub struct TrainedRun<M = StaticToyModel> {
+pub struct TrainedRun<M = LabModel> {
     /// The result.
     pub result: RunResult,
     /// Every evaluation, from step 0.

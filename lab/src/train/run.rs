@@ -2,7 +2,8 @@
 //! stop, giving up and restarts.
 
 use super::checkpoint::{Reader, Writer};
-use super::result::{Evaluation, RunResult};
+use super::eval::Evaluation;
+use super::result::RunResult;
 use crate::config::TrainConfig;
 use crate::task::TaskData;
 use burn_nalu::inalu::StallDetector;

@@ -160,15 +160,14 @@ fn member_l1<M: Model>(model: &Population<M>) -> Tensor<1> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{InitScheme, ModelKind, StaticToyModel};
+    use crate::{InitScheme, LabModel, ModelKind};
     use burn::tensor::Device;
 
     /// The L1 penalty of each member is its own `Σ|p|`, here recomputed on the host.
     #[test]
     fn each_member_pays_the_l1_of_its_own_parameters() {
         let device = Device::default();
-        let init =
-            |d: &Device| StaticToyModel::init(ModelKind::NauNmu, InitScheme::Madsen, 6, 2, d);
+        let init = |d: &Device| LabModel::init(ModelKind::NauNmu, InitScheme::Madsen, 6, 2, d);
         let population = Population::init(0..3, &device, init);
         let got = member_l1(&population)
             .into_data()
@@ -177,7 +176,7 @@ mod tests {
         for (k, got) in got.iter().enumerate() {
             let mut want = 0.0f64;
             let member = population.member(k);
-            let StaticToyModel::NauNmu(stack) = member else {
+            let LabModel::NauNmu(stack) = member else {
                 unreachable!()
             };
             for w in [stack.hidden.weight.val(), stack.output.weight.val()] {

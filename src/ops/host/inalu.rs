@@ -180,7 +180,7 @@ impl Inalu {
     /// `Σ_p mean(max(t − |p|, 0)) / t` over the five weights (`t` = 20), adding `scale` times
     /// its gradient `−sign(p)/(n·t)` where `|p| ≤ t` to `dw`.
     pub(super) fn regularizer<F: FastFloat>(w: &[&[F]], scale: F, dw: &mut [Vec<F>]) -> F {
-        let t = F::from(crate::inalu::REGULARIZER_THRESHOLD).expect("a threshold");
+        let t = F::from(crate::ops::INALU_REGULARIZER_THRESHOLD).expect("a threshold");
         let mut total = F::zero();
         for (w, dw) in w.iter().zip(dw.iter_mut()) {
             let n = F::from(w.len()).expect("a count");

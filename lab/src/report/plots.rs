@@ -1,0 +1,219 @@
+//! The figures: loss curves per evaluation and success rates beside the published ones, as SVG.
+
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use super::stats::{Z_95, distinct, wilson_interval};
+use crate::error::ExperimentError;
+use crate::train::Evaluation;
+use crate::write::write_file;
+
+/// Plots train, validation and extrapolation MSE per evaluation on a log scale, as SVG.
+///
+/// Values that are zero or not finite cannot sit on a log axis: they are left out. Written with
+/// [`write_file`].
+pub fn plot_history(
+    path: &Path,
+    title: &str,
+    history: &[Evaluation],
+) -> Result<(), ExperimentError> {
+    let mut svg = String::new();
+    draw_history(&mut svg, title, history).map_err(|e| ExperimentError::format(path, e))?;
+    write_file(path, svg.as_bytes())
+}
+
+/// The plot of [`plot_history`], as SVG text.
+fn draw_history(
+    svg: &mut String,
+    title: &str,
+    history: &[Evaluation],
+) -> Result<(), Box<dyn std::error::Error>> {
+    type Pick = fn(&Evaluation) -> f64;
+    let series: [(&str, Pick, RGBColor); 3] = [
+        ("train", |m| m.train_mse, BLUE),
+        ("validation", |m| m.valid_mse, GREEN),
+        ("extrapolation", |m| m.extrapolation_mse, RED),
+    ];
+    let points = |pick: Pick| -> Vec<(f64, f64)> {
+        history
+            .iter()
+            .map(|m| (m.step as f64, pick(m)))
+            .filter(|&(_, v)| v.is_finite() && v > 0.0)
+            .collect()
+    };
+    let all: Vec<f64> = series
+        .iter()
+        .flat_map(|s| points(s.1))
+        .map(|p| p.1)
+        .collect();
+    let lo = all.iter().copied().fold(f64::INFINITY, f64::min).min(1.0);
+    let hi = all.iter().copied().fold(0.0, f64::max).max(lo * 10.0);
+    let last_step = history.last().map_or(1, |m| m.step.max(1)) as f64;
+
+    let root = SVGBackend::with_string(svg, (800, 500)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(12)
+        .margin_right(30)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..last_step, (lo..hi).log_scale())?;
+    chart
+        .configure_mesh()
+        .x_desc("step")
+        .y_desc("MSE")
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| format!("{v:.0e}"))
+        .draw()?;
+    for (name, pick, color) in series {
+        chart
+            .draw_series(LineSeries::new(points(pick), color))?
+            .label(name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+/// One cell of [`plot_success_rates`]: a model on an operation, this crate's runs and, where
+/// there is one, the published rate beside them.
+#[derive(Clone, Debug)]
+pub struct RateBar {
+    /// The panel the cell is drawn in (its operation, `"a + b"`); one panel per group.
+    pub group: String,
+    /// The cell's name under its pair of points in the panel (`"nau"`).
+    pub label: String,
+    /// This crate's successful runs.
+    pub successes: usize,
+    /// This crate's runs.
+    pub runs: usize,
+    /// `(successes, seeds)` published for the same cell.
+    pub published: Option<(usize, usize)>,
+}
+
+/// Plots success rates with their Wilson 95% intervals as the papers plot them: one panel per
+/// group (operation), its cells side by side, this crate's runs (blue) and the published rate
+/// (grey, where there is one), as SVG. Written with [`write_file`].
+pub fn plot_success_rates(
+    path: &Path,
+    title: &str,
+    bars: &[RateBar],
+) -> Result<(), ExperimentError> {
+    let mut svg = String::new();
+    draw_success_rates(&mut svg, title, bars).map_err(|e| ExperimentError::format(path, e))?;
+    write_file(path, svg.as_bytes())
+}
+
+/// The plot of [`plot_success_rates`], as SVG text.
+pub(super) fn draw_success_rates(
+    svg: &mut String,
+    title: &str,
+    bars: &[RateBar],
+) -> Result<(), Box<dyn std::error::Error>> {
+    let groups = distinct(bars.iter().map(|b| b.group.as_str()));
+    let panels: Vec<Vec<&RateBar>> = groups
+        .iter()
+        .map(|&g| bars.iter().filter(|b| b.group == g).collect())
+        .collect();
+    // Up to three panels a row, each as wide as the widest needs.
+    let widest = panels.iter().map(Vec::len).max().unwrap_or(1).max(2) as u32;
+    let columns = panels.len().clamp(1, 3);
+    let rows = panels.len().div_ceil(columns).max(1);
+    let size = (
+        columns as u32 * (100 + 110 * widest),
+        40 + 300 * rows as u32,
+    );
+    let root = SVGBackend::with_string(svg, size).into_drawing_area();
+    root.fill(&WHITE)?;
+    let root = root.titled(title, ("sans-serif", 20))?;
+    let areas = root.split_evenly((rows, columns));
+    for (k, ((panel, area), group)) in panels.iter().zip(&areas).zip(&groups).enumerate() {
+        draw_panel(area, group, panel, k == 0)?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+/// One panel of [`draw_success_rates`]: its cells' rates, the legend on the first panel only.
+fn draw_panel(
+    area: &DrawingArea<SVGBackend, plotters::coord::Shift>,
+    group: &str,
+    bars: &[&RateBar],
+    legend: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let n = bars.len() as f64;
+    let mut chart = ChartBuilder::on(area)
+        .caption(group, ("sans-serif", 16))
+        .margin(12)
+        .x_label_area_size(30)
+        .y_label_area_size(60)
+        .build_cartesian_2d(-0.5..n - 0.5, 0.0..100.0)?;
+    let label = |x: &f64| {
+        let i = x.round();
+        let on_cell = (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < bars.len();
+        if on_cell {
+            bars[i as usize].label.clone()
+        } else {
+            String::new()
+        }
+    };
+    chart
+        .configure_mesh()
+        .x_labels(bars.len().max(1))
+        .x_label_formatter(&label)
+        .disable_x_mesh()
+        .y_labels(6)
+        .y_desc("success (%), Wilson 95%")
+        .draw()?;
+    let series: [(&str, f64, RGBColor); 2] = [
+        ("this crate", -0.12, BLUE),
+        ("published", 0.12, RGBColor(120, 120, 120)),
+    ];
+    for (k, (name, offset, color)) in series.into_iter().enumerate() {
+        let points: Vec<(f64, (usize, usize))> = bars
+            .iter()
+            .enumerate()
+            .filter_map(|(i, b)| {
+                let rate = if k == 0 {
+                    Some((b.successes, b.runs))
+                } else {
+                    b.published
+                };
+                rate.map(|r| (i as f64 + offset, r))
+            })
+            .collect();
+        let interval = |&(x, (k, n)): &(f64, (usize, usize))| {
+            let (lo, hi) = wilson_interval(k, n, Z_95);
+            PathElement::new(
+                vec![(x, 100.0 * lo), (x, 100.0 * hi)],
+                color.stroke_width(2),
+            )
+        };
+        let rate = |&(x, (k, n)): &(f64, (usize, usize))| {
+            Circle::new((x, 100.0 * k as f64 / n.max(1) as f64), 4, color.filled())
+        };
+        chart.draw_series(points.iter().map(interval))?;
+        let drawn = chart.draw_series(points.iter().map(rate))?;
+        if legend {
+            drawn
+                .label(name)
+                .legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
+        }
+    }
+    if legend {
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerLeft)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
+    }
+    Ok(())
+}

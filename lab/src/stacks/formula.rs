@@ -1,0 +1,43 @@
+//! The formula read-back of each model shape (see [`burn_nalu::formula`]).
+
+use burn::tensor::Tensor;
+
+use super::models::{Accumulator, Recurrent, Single, Stack};
+use burn_nalu::ArithmeticUnit;
+use burn_nalu::formula::{self, Discretize, Formula, FormulaError, SnapOptions};
+
+impl<A: Discretize, B: Discretize> Stack<A, B> {
+    /// The formula of the stack, if both its units can be read as one.
+    pub(super) fn formula(
+        &self,
+        x: Tensor<2>,
+        options: &SnapOptions,
+    ) -> Result<Formula, FormulaError> {
+        formula::extract(&[&self.hidden, &self.output], x, options)
+    }
+}
+
+impl<U: Discretize> Single<U> {
+    /// The formula of the unit.
+    pub(super) fn formula(
+        &self,
+        x: Tensor<2>,
+        options: &SnapOptions,
+    ) -> Result<Formula, FormulaError> {
+        formula::extract(&[&self.unit], x, options)
+    }
+}
+
+impl<C: ArithmeticUnit, O: ArithmeticUnit> Recurrent<C, O> {
+    /// Recurrent models are not read back as formulas yet.
+    pub(super) fn formula(&self, _: Tensor<2>, _: &SnapOptions) -> Result<Formula, FormulaError> {
+        Err(FormulaError::Unsupported("Recurrent"))
+    }
+}
+
+impl<U: ArithmeticUnit> Accumulator<U> {
+    /// Recurrent models are not read back as formulas yet.
+    pub(super) fn formula(&self, _: Tensor<2>, _: &SnapOptions) -> Result<Formula, FormulaError> {
+        Err(FormulaError::Unsupported("Accumulator"))
+    }
+}

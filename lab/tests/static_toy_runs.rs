@@ -1,0 +1,315 @@
+//! The static_toy example's runs: what they print, and the files `--out` writes.
+
+mod cli;
+
+use cli::{assert_argument_error, results_json, run_ok};
+
+/// Madsen & Johansen's protocol: fresh batches, their recipe, the success rate's confidence
+/// interval, and a summary per model and task under `--out`.
+#[test]
+fn madsen_protocol_reports_confidence_intervals() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().to_str().unwrap();
+    let out = run_ok(&[
+        "--protocol",
+        "madsen",
+        "--model",
+        "nau",
+        "--task",
+        "add",
+        "--steps",
+        "20",
+        "--eval-every",
+        "10",
+        "--eval-rows",
+        "50",
+        "--seeds",
+        "2",
+        "--quiet",
+        "--out",
+        out_dir,
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("| Success | 95% CI |"), "{stdout}");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("summary.json")).unwrap()).unwrap();
+    let s = &summary[0];
+    assert_eq!(
+        (s["model"].as_str(), s["task"].as_str()),
+        (Some("nau"), Some("add"))
+    );
+    assert_eq!(s["runs"], 2);
+    let ci = s["success_rate_ci"].as_array().unwrap();
+    let (lo, hi) = (ci[0].as_f64().unwrap(), ci[1].as_f64().unwrap());
+    assert!(0.0 <= lo && lo < hi && hi <= 1.0, "{ci:?}");
+    let results = results_json(dir.path());
+    let r = &results[0];
+    assert_eq!(
+        (r["protocol"].as_str(), r["steps"].as_u64()),
+        (Some("madsen"), Some(20))
+    );
+    assert_eq!(
+        (r["optimizer"].as_str(), r["batch_size"].as_u64()),
+        (Some("adam"), Some(128))
+    );
+    assert_eq!(
+        r["population"], 2,
+        "the two seeds trained as one population"
+    );
+}
+
+#[test]
+fn several_models_print_a_success_matrix() {
+    let out = run_ok(&[
+        "--model", "nau-nmu", "--model", "realnpu", "--task", "add", "--epochs", "1", "--seeds",
+        "2", "--jobs", "2", "--quiet",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("| Operation | nau-nmu | realnpu |"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("| a + b | 0/2 (0) | 0/2 (0) |"),
+        "one epoch solves nothing: {stdout}"
+    );
+}
+
+/// The fields of every run, in JSON and CSV alike.
+const FIELDS: [&str; 39] = [
+    "model",
+    "task",
+    "protocol",
+    "seed",
+    "optimizer",
+    "lr",
+    "batch_size",
+    "hidden",
+    "clip_norm",
+    "steps",
+    "best_step",
+    "train_mse",
+    "valid_mse",
+    "extrapolation_mse",
+    "random_init_extrapolation_mse",
+    "normalized_extrapolation_error",
+    "success_threshold",
+    "success",
+    "solved_at_step",
+    "formula",
+    "formula_error",
+    "sparsity_error",
+    "formula_mse_vs_network",
+    "formula_mse_vs_targets",
+    "diverged_step",
+    "diverged_loss",
+    "stopped_at_step",
+    "gave_up",
+    "snap_kept",
+    "snapped_valid_mse",
+    "snapped_extrapolation_mse",
+    "snapped_success",
+    "polish_kept",
+    "restarts",
+    "inits",
+    "init_seed",
+    "population",
+    "wall_seconds",
+    "steps_per_second",
+];
+
+#[test]
+fn out_dir_receives_results_weights_and_plots() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_ok(&[
+        "--model",
+        "nalu",
+        "--task",
+        "add",
+        "--task",
+        "div",
+        "--epochs",
+        "2",
+        "--seeds",
+        "2",
+        "--quiet",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("| Operation | Seed | Train Loss | Extrapolated Test Loss |"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("| Operation | Success |"),
+        "per-task summary for --seeds: {stdout}"
+    );
+
+    let runs = results_json(dir.path());
+    assert_eq!(runs.len(), 4, "one object per task and seed");
+    for run in &runs {
+        let obj = run.as_object().unwrap();
+        let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+        keys.sort();
+        let mut expected = FIELDS.to_vec();
+        expected.sort();
+        assert_eq!(keys, expected);
+        assert_eq!(
+            obj["steps"],
+            2 * 16,
+            "1000 rows in batches of 64: 16 steps per epoch"
+        );
+    }
+    assert_eq!(runs[0]["model"], "nalu");
+    assert_eq!(runs[0]["task"], "add");
+    assert_eq!(runs[0]["protocol"], "reference");
+    assert_eq!(runs[3]["task"], "div");
+    assert_eq!(runs[3]["seed"], 1);
+
+    let mut csv = csv::Reader::from_path(dir.path().join("results.csv")).unwrap();
+    assert_eq!(csv.headers().unwrap().iter().collect::<Vec<_>>(), FIELDS);
+    assert_eq!(csv.records().count(), 4);
+    for stem in [
+        "nalu-add-seed0",
+        "nalu-add-seed1",
+        "nalu-div-seed0",
+        "nalu-div-seed1",
+    ] {
+        assert!(dir.path().join(format!("{stem}.bpk")).is_file(), "{stem}");
+        let svg = std::fs::read_to_string(dir.path().join(format!("{stem}.svg"))).unwrap();
+        assert!(svg.starts_with("<svg"), "{stem}");
+    }
+    let settings: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("run.json")).unwrap()).unwrap();
+    assert_eq!(settings["protocol"]["name"], "reference");
+}
+
+/// The main job with no `--model`: NALU and the recommended stack per task (with its
+/// initialisations per seed), closed by the per-operation summary.
+#[test]
+fn default_run_trains_nalu_and_the_recommended_stacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_ok(&[
+        "--task",
+        "add",
+        "--task",
+        "div",
+        "--epochs",
+        "2",
+        "--quiet",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("| Operation | Learned | Best model |"),
+        "{stdout}"
+    );
+    let runs = results_json(dir.path());
+    let cells: Vec<(&str, &str, u64)> = runs
+        .iter()
+        .map(|r| {
+            let (model, task) = (r["model"].as_str().unwrap(), r["task"].as_str().unwrap());
+            (model, task, r["inits"].as_u64().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        cells,
+        [
+            ("nalu", "add", 1),
+            ("nalu", "div", 1),
+            ("nac", "add", 1),
+            ("realnpu", "div", 8)
+        ]
+    );
+    assert_eq!(
+        runs[3]["seed"], 0,
+        "the seed of the data, whichever initialisation won"
+    );
+}
+
+/// `--model recommended` on Madsen & Johansen's task takes that task's recommendations
+/// (`TrainConfig::madsen_recommended`): NAU → NAU for `+`, the naive NPU from 8
+/// initialisations, polished and snapped, for `÷`. Other protocols have none.
+#[test]
+fn madsen_recommended_stacks_follow_that_task() {
+    let dir = tempfile::tempdir().unwrap();
+    run_ok(&[
+        "--protocol",
+        "madsen",
+        "--model",
+        "recommended",
+        "--task",
+        "add",
+        "--task",
+        "div",
+        "--steps",
+        "200",
+        "--eval-rows",
+        "100",
+        "--quiet",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    let runs = results_json(dir.path());
+    let cells: Vec<(&str, &str, u64, bool)> = runs
+        .iter()
+        .map(|r| {
+            let (model, task) = (r["model"].as_str().unwrap(), r["task"].as_str().unwrap());
+            let snapped = r["snap_kept"].is_boolean() && r["polish_kept"].is_boolean();
+            (model, task, r["inits"].as_u64().unwrap(), snapped)
+        })
+        .collect();
+    assert_eq!(
+        cells,
+        [("nau", "add", 1, false), ("naive-npu", "div", 8, true)]
+    );
+    assert_argument_error(
+        &["--protocol", "mistry", "--model", "recommended"],
+        "--model recommended needs --protocol reference or madsen",
+    );
+}
+
+/// `--jobs 2` trains populations side by side (each job on its own thread pool) and reports what
+/// one job at a time does, run for run. Exactly: the kernels split their work across threads by
+/// rows and never split a sum, so the thread count does not change a bit.
+#[test]
+fn jobs_run_side_by_side_with_the_same_results() {
+    let results = |jobs: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        run_ok(&[
+            "--model",
+            "nalu",
+            "--model",
+            "nac",
+            "--task",
+            "add",
+            "--task",
+            "sub",
+            "--epochs",
+            "3",
+            "--seeds",
+            "2",
+            "--jobs",
+            jobs,
+            "--quiet",
+            "--out",
+            dir.path().to_str().unwrap(),
+        ]);
+        let runs = results_json(dir.path());
+        let fields = [
+            "model",
+            "task",
+            "seed",
+            "train_mse",
+            "valid_mse",
+            "extrapolation_mse",
+        ];
+        let pick = |r: &serde_json::Value| fields.map(|f| r[f].clone());
+        runs.iter().map(pick).collect::<Vec<_>>()
+    };
+    let one = results("1");
+    assert_eq!(one.len(), 8);
+    assert_eq!(results("2"), one);
+}
