@@ -1,6 +1,6 @@
 //! The committed trained weights (`weights/`, written by
 //! `cargo run --release --example static_toy -- --model nalu --out weights`) reproduce the numbers
-//! that `weights/results.csv` and the README report, to within what f32 arithmetic allows.
+//! that `weights/results.csv` and the lab's README.md report, to within what f32 arithmetic allows.
 
 #[path = "../../tests/common/mod.rs"]
 mod common;
