@@ -5,7 +5,7 @@
 //! machine.
 //!
 //! - `toy_step_s`: one static-toy training step (`Nalu(100→2)`, `Nalu(2→1)`, batch 64: forward,
-//!   MSE, backward, RMSProp, reading the loss), the step `experiments::Trainer` runs.
+//!   MSE, backward, RMSProp, reading the loss), the step `burn_nalu_lab::Trainer` runs.
 //! - `population_step_s`: the same step for a population of `population` seeds (100) trained as
 //!   one model; `population / population_step_s` is its seed-steps per second, against
 //!   `1 / toy_step_s` for seeds trained one after another.

@@ -1,5 +1,5 @@
 //! The units' layers on host slices, one member at a time: the math of the trainer's host step
-//! (`experiments::train`), which runs each member's forward, backward and update while its
+//! (the lab's `burn_nalu_lab::Trainer`, `lab/src/train/host.rs`), which runs each member's forward, backward and update while its
 //! batch is in cache.
 //!
 //! The products go through the fused ops' kernels (`ops::fused`), so a member's forward values
