@@ -1,6 +1,6 @@
-//! The units' layers on host slices, one member at a time: the math of the trainer's host step
-//! (the lab's `burn_nalu_lab::Trainer`, `lab/src/train/host.rs`), which runs each member's forward, backward and update while its
-//! batch is in cache.
+//! The units' layers on host slices, one member at a time: the math of the lab trainer's host
+//! step (`lab/src/train/host.rs`), which runs each member's forward, backward and update while
+//! its batch is in cache.
 //!
 //! The products go through the fused ops' kernels (`ops::fused`), so a member's forward values
 //! and gradients are the bits its part of a population's fused op computes. The regulariser and
