@@ -50,7 +50,7 @@ pub struct Population<U: Module + ArithmeticUnit> {
 static SEEDED_INIT: Mutex<()> = Mutex::new(());
 
 /// Runs `f` with the crate's units drawing from a generator of this thread seeded with `seed`
-/// ([`ops::init::seeded`]: immune to other threads' draws), and the backend generator of
+/// (`ops::init::seeded`: immune to other threads' draws), and the backend generator of
 /// `device` seeded the same for any other module's draws, alone. Lazily initialised parameters
 /// must be read inside `f` to be drawn under the seed.
 pub fn with_seed<R>(device: &Device, seed: u64, f: impl FnOnce() -> R) -> R {

@@ -68,7 +68,7 @@ pub(crate) fn random<const D: usize>(
     }
 }
 
-/// Runs `f` with [`member_random`] drawing member `k`'s values from a generator seeded with
+/// Runs `f` with `member_random` drawing member `k`'s values from a generator seeded with
 /// `seeds[k]` (a training step's noise: each run's own, whatever population it is in).
 pub fn with_member_seeds<R>(seeds: Vec<u64>, f: impl FnOnce() -> R) -> R {
     struct Restore(Option<Vec<u64>>);

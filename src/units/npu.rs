@@ -1,6 +1,6 @@
 //! The Neural Power Unit (NPU) of Heim, Pevný & Šmídl 2020, "Neural Power Units".
 //!
-//! Its real-valued variant, [`RealNpu`], is the same formula without the
+//! Its real-valued variant, [`RealNpu`](crate::RealNpu), is the same formula without the
 //! imaginary weights (`real_npu.rs`); both use the NPU math of `ops`.
 
 use burn::config::Config;
@@ -58,7 +58,7 @@ impl NpuConfig {
         ConfigError::check_positive("NpuConfig", "epsilon", self.epsilon)
     }
 
-    /// Initialises a new [`Npu`] on `device`: `W_re` as a [`RealNpu`]'s, `W_im` at 0.
+    /// Initialises a new [`Npu`] on `device`: `W_re` as a [`RealNpu`](crate::RealNpu)'s, `W_im` at 0.
     ///
     /// # Panics
     ///

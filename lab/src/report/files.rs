@@ -13,7 +13,7 @@ use crate::train::RunResult;
 use crate::write::write_file;
 
 /// Writes `value` as pretty-printed JSON ([`write_file`]): the runs ([`RunResult`] fields, one
-/// object per run), the per-task summaries ([`TaskSummary`]) or a run's settings.
+/// object per run), the per-task summaries ([`TaskSummary`](super::TaskSummary)) or a run's settings.
 pub fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<(), ExperimentError> {
     let mut json =
         serde_json::to_vec_pretty(value).map_err(|e| ExperimentError::format(path, e))?;

@@ -1,7 +1,7 @@
 //! Reports: the results table, per-task summaries over seeds, the table beside Madsen & Johansen's,
 //! JSON, CSV, loss curves and success-rate plots.
 //!
-//! JSON and CSV come from one flat struct ([`RunResult`]), the CSV through the `csv` crate, so
+//! JSON and CSV come from one flat struct ([`RunResult`](crate::RunResult)), the CSV through the `csv` crate, so
 //! that a formula or message holding commas or quotes stays one field. Every file is written
 //! whole to a temporary file beside it and renamed over it ([`write_file`]): a run killed at
 //! any instant leaves the old file or the new one, never a torn one.

@@ -40,7 +40,7 @@ pub struct TaskSummary {
     #[serde(default)]
     pub gave_up: usize,
     /// Failing runs that the early stop ended
-    /// ([`TrainConfig::early_stop_patience`]): converged on validation data, above the
+    /// ([`TrainConfig::early_stop_patience`](crate::TrainConfig::early_stop_patience)): converged on validation data, above the
     /// extrapolation threshold when they stopped; near misses that more steps might have
     /// carried over it.
     #[serde(default)]

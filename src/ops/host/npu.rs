@@ -6,7 +6,7 @@ use super::sparsity;
 use crate::ops::FastFloat;
 use crate::ops::fused::{member_linear, member_linear_backward};
 
-/// The sizes and settings of an NPU or RealNPU host layer ([`HostLayer::Npu`]).
+/// The sizes and settings of an NPU or RealNPU host layer ([`HostLayer::Npu`](super::HostLayer::Npu)).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Npu {
     pub d_in: usize,

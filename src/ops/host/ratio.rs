@@ -9,7 +9,7 @@ use crate::ops::FastFloat;
 use crate::ops::fused::{member_linear, member_linear_backward, member_nmu, member_nmu_backward};
 
 /// An NRU's sizes: `z_j = Π_i f_ij` with `f_ij = sign(x_i)·|x_i|^{W_ij}·s_ij + (1 − s_ij)`,
-/// `s = tanh(1000·W)²` (the training form; `|x|` floored at [`Nru::TINY`] inside the power),
+/// `s = tanh(1000·W)²` (the training form; `|x|` floored at `Nru::TINY` inside the power),
 /// `W` clamped to [−1, 1], the NAU's sparsity.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Nru {

@@ -8,7 +8,7 @@ use super::*;
 /// Large cache buffers the last backward passes released, for the next forward pass of the
 /// same size to reuse: the operating system hands out fresh pages one page fault per 4 KiB
 /// (27 ms for the 72 MB cache of `Nalu(1024 → 1024)` on a batch of 4096, measured here),
-/// and a training loop asks for the same sizes every step. Holds at most [`BIN_MAX`]
+/// and a training loop asks for the same sizes every step. Holds at most `BIN_MAX`
 /// buffers; smaller ones are left to the allocator, which recycles them itself.
 pub trait Recycle: Sized + 'static {
     /// The process-wide pool of this element type's buffers.
