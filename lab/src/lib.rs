@@ -1,15 +1,18 @@
-//! The static arithmetic experiments: tasks, models, a population training loop, reports.
+//! burn-nalu's lab: the arithmetic tasks of the papers, their models and recipes, a population
+//! training loop, the read-back of what each run learned, and the reports.
 //!
 //! A [`Task`] makes the data of a run (training rows or a batch sampler, validation and
 //! extrapolation splits, success threshold, input groups): [`ReferenceTask`] is the static toy
 //! task of Trask et al. 2018 as the Keras reference ran it, [`MadsenTask`] Madsen & Johansen
-//! 2020's. A [`ModelKind`] names a two-layer stack of units ([`LabModel`]), and a
-//! [`TrainConfig`] how to train it (each model has a recipe per task).
-//! [`train_population`] trains one run per seed as one [`Population`](burn_nalu::Population) of any
-//! [`Model`]: every run computes what it would alone, in one forward, one backward and one optimizer step
-//! for all. Model selection uses each run's validation split, never its extrapolation split.
-//! [`report`] turns the [`RunResult`]s into tables, summaries with Wilson intervals, JSON,
-//! CSV and plots.
+//! 2020's; [`RecurrentTask`], [`SequentialTask`] and [`MistryTask`] are the others. A
+//! [`ModelKind`] names a model ([`LabModel`]: a two-layer stack, one unit, or a recurrent cell),
+//! and a [`TrainConfig`] how to train it (each model has a recipe per task); [`task()`],
+//! [`selection`] and [`recipe`] choose what a protocol trains, as the `static_toy` command line
+//! does. [`train_population`] trains one run per seed as one
+//! [`Population`](burn_nalu::Population) of any [`Model`]: every run computes what it would
+//! alone, in one forward, one backward and one optimizer step for all. Model selection uses each
+//! run's validation split, never its extrapolation split. [`report`] turns the [`RunResult`]s
+//! into tables, summaries with Wilson intervals, JSON, CSV and plots.
 //!
 //! ```no_run
 //! use burn::tensor::Device;
