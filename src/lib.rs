@@ -94,9 +94,11 @@ pub mod formula;
 pub mod ops;
 pub mod optim;
 mod population;
+pub mod recipe;
 pub mod recurrent;
 mod schedule;
 pub mod simd;
+mod stack;
 mod unit;
 pub mod units;
 
@@ -118,6 +120,7 @@ pub use real_npu::{RealNpu, RealNpuConfig, RealNpuRegularizer};
 pub use recurrent::{RecurrentCell, RecurrentCellConfig};
 pub use schedule::{L1Schedule, RegularizerSchedule};
 pub use snmu::{Snmu, SnmuConfig};
+pub use stack::Stack;
 pub use unit::ArithmeticUnit;
 
 /// What the repository's experiment crate (`lab/`, never published) trains with beyond the
@@ -134,6 +137,8 @@ pub mod internals {
     pub use crate::ops::init::with_member_seeds;
     pub use crate::ops::replace_value;
     pub use crate::population::{values, with_seed, with_values};
+    pub use crate::recipe::mean_squared_error;
+    pub use crate::recipe::step::{clip_per_member, member_means};
     pub use crate::simd::{active as active_simd, pinned as pinned_simd};
 }
 

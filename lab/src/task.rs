@@ -8,8 +8,6 @@
 //! implements [`Task`], with a [`Protocol`] name and its [`TaskSettings`]; its rows may have any
 //! shape (see [`Split`]).
 
-use burn::tensor::{Device, Tensor, TensorData};
-
 pub use super::operation::Operation;
 use super::protocol::{Protocol, TaskSettings};
 use burn_nalu::formula::Naming;
@@ -27,54 +25,14 @@ pub trait Task: Send + Sync {
     fn settings(&self) -> TaskSettings;
 }
 
-/// Rows of inputs and targets.
+/// Rows of inputs and targets: the library's [`Rows`](burn_nalu::recipe::Rows).
 ///
 /// A row is whatever one example of the task is, flattened: `width` input values (the features
 /// of a static task, or `time × features` of a sequence) and `outputs` target values (one, or
 /// one per time step). The training loop feeds a model `[runs, rows, width]` and compares its
 /// `[runs, rows, outputs]` with the targets, so a task of another shape needs a model that reads
 /// its rows, not another loop.
-#[derive(Clone, Debug)]
-pub struct Split {
-    /// Row-major inputs, `rows × width`.
-    pub x: Vec<f32>,
-    /// Row-major targets, `rows × outputs`.
-    pub y: Vec<f32>,
-    /// Input values per row.
-    pub width: usize,
-    /// Target values per row.
-    pub outputs: usize,
-}
-
-impl Split {
-    /// The number of rows.
-    pub fn rows(&self) -> usize {
-        self.y.len() / self.outputs
-    }
-
-    /// `(x, y)` as tensors of shapes `[rows, width]` and `[rows, outputs]`.
-    pub fn tensors(&self, device: &Device) -> (Tensor<2>, Tensor<2>) {
-        let rows = self.rows();
-        (
-            Tensor::from_data(TensorData::new(self.x.clone(), [rows, self.width]), device),
-            Tensor::from_data(
-                TensorData::new(self.y.clone(), [rows, self.outputs]),
-                device,
-            ),
-        )
-    }
-
-    /// The population variance of the targets.
-    pub fn target_variance(&self) -> f64 {
-        let n = self.y.len() as f64;
-        let mean = self.y.iter().map(|&v| v as f64).sum::<f64>() / n;
-        self.y
-            .iter()
-            .map(|&v| (v as f64 - mean).powi(2))
-            .sum::<f64>()
-            / n
-    }
-}
+pub use burn_nalu::recipe::Rows as Split;
 
 /// Draws fresh training batches.
 pub trait BatchSampler: Send {

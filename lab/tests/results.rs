@@ -5,7 +5,8 @@
 
 use std::path::Path;
 
-use burn_nalu_lab::report::{read_csv, summaries};
+use burn_nalu_lab::report::{HEADLINE_RESULTS, HEADLINE_TITLE, headline_cells, plot_headline};
+use burn_nalu_lab::report::{read_csv, read_pooled, summaries};
 use burn_nalu_lab::{ModelKind, Operation, RunResult};
 
 #[test]
@@ -35,6 +36,24 @@ fn committed_summaries_are_those_the_results_give() {
              `cargo run --release --example static_toy -- --summaries lab/results`"
         );
     }
+}
+
+/// The README's headline figure is the one its results files give (`static_toy --plot-headline
+/// results/headline.svg` with `--from` each of [`HEADLINE_RESULTS`]; the PNG beside it is
+/// rendered from that SVG).
+#[test]
+fn the_headline_figure_is_the_one_the_results_give() {
+    let results = Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
+    let paths: Vec<_> = HEADLINE_RESULTS.iter().map(|f| results.join(f)).collect();
+    let runs = read_pooled(&paths.iter().map(|p| p.as_path()).collect::<Vec<_>>()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("headline.svg");
+    plot_headline(&svg, HEADLINE_TITLE, &headline_cells(&runs)).unwrap();
+    assert!(
+        std::fs::read(&svg).unwrap() == std::fs::read(results.join("headline.svg")).unwrap(),
+        "results/headline.svg differs from what its CSVs give: run `static_toy --plot-headline \
+         results/headline.svg --from` each of HEADLINE_RESULTS (lab/results/README.md)"
+    );
 }
 
 /// The runs of the results file `path` that `keep` accepts, each as its `Debug` text once

@@ -76,7 +76,7 @@ fn several_models_print_a_success_matrix() {
 }
 
 /// The fields of every run, in JSON and CSV alike.
-const FIELDS: [&str; 39] = [
+const FIELDS: [&str; 40] = [
     "model",
     "task",
     "protocol",
@@ -107,9 +107,10 @@ const FIELDS: [&str; 39] = [
     "gave_up",
     "snap_kept",
     "snapped_valid_mse",
-    "snapped_extrapolation_mse",
-    "snapped_success",
     "polish_kept",
+    "plain_valid_mse",
+    "plain_extrapolation_mse",
+    "plain_success",
     "restarts",
     "inits",
     "init_seed",
@@ -220,7 +221,7 @@ fn default_run_trains_nalu_and_the_recommended_stacks() {
             ("nalu", "add", 1),
             ("nalu", "div", 1),
             ("nac", "add", 1),
-            ("realnpu", "div", 8)
+            ("naive-npu", "div", 8)
         ]
     );
     assert_eq!(

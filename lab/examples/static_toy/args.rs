@@ -17,6 +17,7 @@ use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 /// formulas.
 #[derive(Parser, Debug)]
 #[command(version)]
+#[command(group(clap::ArgGroup::new("figure").args(["plot_success", "plot_headline"])))]
 pub struct Cli {
     /// Task to run (repeatable; default: all six).
     #[arg(long = "task", value_name = "NAME", value_parser = names(&Operation::ALL, Operation::name))]
@@ -106,7 +107,7 @@ pub struct Cli {
     pub polish: bool,
     /// Train each seed from N initialisations and keep, per seed, the one with the lowest
     /// validation MSE (restarts chosen on validation data; reported with its count).
-    /// (Default: the recipe's, 1 but for the recommended ÷ and √.)
+    /// (Default: the recipe's, 1 but for the recommended ×, ÷ and √.)
     #[arg(long, value_name = "N", value_parser = at_least_one)]
     pub inits: Option<usize>,
     /// Final weight of the sparsity regulariser (default: the model's recipe; 0 turns it off).
@@ -162,13 +163,20 @@ pub struct Cli {
     /// table.
     #[arg(long, value_name = "FILE", requires = "from")]
     pub plot_success: Option<PathBuf>,
-    /// With --plot-success: a results.csv to read (repeatable; cells in the order read).
-    #[arg(long, value_name = "CSV", requires = "plot_success")]
+    /// Train nothing: the headline figure of the results CSVs given with --from (of Madsen &
+    /// Johansen's task): per operation, the recipe that learned it in the most seeds, the same
+    /// stack from one initialisation, and the best unit they published, into FILE as SVG; and
+    /// the same as a table.
+    #[arg(long, value_name = "FILE", requires = "from")]
+    pub plot_headline: Option<PathBuf>,
+    /// With --plot-success or --plot-headline: a results.csv to read (repeatable; cells in the
+    /// order read).
+    #[arg(long, value_name = "CSV", requires = "figure")]
     pub from: Vec<PathBuf>,
     /// Train nothing: write the summary table of every results CSV in DIR (and Madsen &
     /// Johansen's table pooled over DIR's table runs) into DIR/summaries/, one Markdown file
     /// each, as the lab's documents link to them (`--summaries lab/results`).
-    #[arg(long, value_name = "DIR", conflicts_with = "plot_success")]
+    #[arg(long, value_name = "DIR", conflicts_with = "figure")]
     pub summaries: Option<PathBuf>,
 }
 

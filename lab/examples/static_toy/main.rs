@@ -84,8 +84,17 @@ fn main() -> ExitCode {
             }
         };
     }
-    if let Some(figure) = &cli.plot_success {
-        return match plot_success(figure, &cli.from) {
+    let figure = (cli
+        .plot_success
+        .as_ref()
+        .map(|f| (f, plot_success as Figure)))
+    .or_else(|| {
+        cli.plot_headline
+            .as_ref()
+            .map(|f| (f, plot_headline as Figure))
+    });
+    if let Some((figure, plot)) = figure {
+        return match plot(figure, &cli.from) {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
                 eprintln!("error: {err}");
@@ -107,6 +116,19 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A figure drawn from results CSVs, `--plot-success` or `--plot-headline`.
+type Figure = fn(&Path, &[PathBuf]) -> Result<(), ExperimentError>;
+
+/// `--plot-headline FILE --from CSV...`: the headline figure of the runs in the CSVs, and its
+/// table on stdout.
+fn plot_headline(figure: &Path, csvs: &[PathBuf]) -> Result<(), ExperimentError> {
+    let paths: Vec<&Path> = csvs.iter().map(PathBuf::as_path).collect();
+    let cells = report::headline_cells(&report::read_pooled(&paths)?);
+    report::plot_headline(figure, report::HEADLINE_TITLE, &cells)?;
+    println!("{}", report::headline_table(&cells));
+    Ok(())
 }
 
 /// `--plot-success FILE --from CSV...`: the success rates of the runs in the CSVs, each cell

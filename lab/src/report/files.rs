@@ -145,7 +145,7 @@ pub fn read_csv_rows(path: &Path) -> Result<(Vec<RunResult>, Vec<DroppedRow>), E
     let mut runs = Vec::new();
     for row in reader.deserialize::<RunResult>() {
         match row {
-            Ok(run) => runs.push(run),
+            Ok(run) => runs.push(RunResult::upgrade(run)),
             Err(err) => dropped.push(DroppedRow {
                 line: err.position().map_or(0, |p| p.line()),
                 reason: err.to_string(),

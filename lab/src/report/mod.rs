@@ -11,11 +11,14 @@
 //! - tables: the text tables ([`summary_table`], [`comparison_table`], ...).
 //! - files: JSON and CSV of the runs, weights ([`write_csv`], [`read_csv`], [`read_pooled`]).
 //! - settings: what a results directory records ([`RunSettings`]).
-//! - plots: loss curves and success-rate figures ([`plot_history`], [`plot_success_rates`]).
+//! - plots: loss curves and success-rate figures ([`plot_history`], [`plot_success_rates`]);
+//!   headline: the README's figure, per operation the best recipe beside the best published
+//!   unit ([`headline_cells`], [`plot_headline`]).
 //! - summaries: the summary tables of committed results files, written as Markdown files
 //!   ([`write_summaries`]).
 
 mod files;
+mod headline;
 mod plots;
 mod settings;
 mod stats;
@@ -26,6 +29,7 @@ mod tests;
 
 pub use crate::write::write_file;
 pub use files::*;
+pub use headline::*;
 pub use plots::*;
 pub use settings::*;
 pub use stats::*;

@@ -16,14 +16,17 @@ pub struct TaskSummary {
     pub task: Operation,
     /// Number of runs (seeds).
     pub runs: usize,
-    /// Runs whose extrapolation MSE is below their success threshold.
+    /// Runs whose extrapolation MSE is below their success threshold (of the model each keeps:
+    /// polished and snapped where its recipe kept those).
     pub successes: usize,
     /// Successful runs whose formula reads back as the target ([`RunResult::learned`]);
     /// `None` for a model the formula module cannot read (iNALU, the recurrent models).
     #[serde(default)]
     pub learned: Option<usize>,
-    /// With snapping on: runs that succeed with the weights the snap rule keeps.
-    pub snapped_successes: Option<usize>,
+    /// With polish or snap on: runs whose checkpoint before them succeeds (a diagnostic: what
+    /// the recipe's last steps added).
+    #[serde(default)]
+    pub plain_successes: Option<usize>,
     /// Runs that diverged.
     pub diverged: usize,
     /// Wilson 95% confidence interval of the success rate, `(lower, upper)`.
@@ -108,9 +111,9 @@ pub fn summarize(results: &[RunResult]) -> Vec<TaskSummary> {
                 successes: successes.len(),
                 learned: (runs.iter().any(|r| r.readable()))
                     .then(|| runs.iter().filter(|r| r.learned()).count()),
-                snapped_successes: runs
+                plain_successes: runs
                     .iter()
-                    .map(|r| r.snapped_success.map(usize::from))
+                    .map(|r| r.plain_success.map(usize::from))
                     .sum::<Option<usize>>(),
                 success_rate_ci: wilson_interval(successes.len(), runs.len(), Z_95),
                 median_solved_at_step: median_of_some(

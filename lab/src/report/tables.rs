@@ -65,7 +65,7 @@ pub fn summary_table(summaries: &[TaskSummary]) -> String {
     let mut out = String::from(
         "| Model | Operation | Success | 95% CI | Learned (formula) | Diverged | \
          Solved At (median step) | Sparsity Error (median) | Median Extrapolated Test Loss | \
-         Median Norm. Error | Success, snapped |\n\
+         Median Norm. Error | Success before polish and snap |\n\
          |---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
@@ -85,7 +85,7 @@ pub fn summary_table(summaries: &[TaskSummary]) -> String {
             or_dash(s.median_sparsity_error.map(format_metric)),
             format_metric(s.median_extrapolation_mse),
             format_percent(s.median_normalized_error),
-            or_dash(s.snapped_successes.map(|k| format!("{k}/{}", s.runs))),
+            or_dash(s.plain_successes.map(|k| format!("{k}/{}", s.runs))),
         );
     }
     out

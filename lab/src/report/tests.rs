@@ -74,8 +74,11 @@ fn run() -> RunResult {
         snap_kept: Some(true),
         snapped_valid_mse: Some(1e-9),
         snapped_extrapolation_mse: None,
-        snapped_success: Some(true),
+        snapped_success: None,
         polish_kept: None,
+        plain_valid_mse: Some(0.25),
+        plain_extrapolation_mse: Some(2e-3),
+        plain_success: Some(false),
         restarts: 0,
         inits: 8,
         init_seed: 3 ^ (5 << 40),
@@ -298,4 +301,40 @@ fn success_figure_draws_each_rate_with_its_interval() {
     );
     // Three rates (the second cell has no published one) and the legend's two markers.
     assert_eq!(svg.matches("<circle").count(), 3 + 2);
+}
+
+/// A results file of before 7 December 2026 gave the model before the snap as the run's and
+/// the kept (snapped) model's outcome in `snapped_*` columns; read now, the run's metrics are
+/// the kept model's and the earlier ones its `plain_*`.
+#[test]
+fn an_old_results_file_reads_as_the_kept_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.csv");
+    let old = RunResult {
+        valid_mse: 0.25,
+        extrapolation_mse: 2e-3,
+        normalized_extrapolation_error: 100.0 * 2e-3 / 3.0,
+        success: false,
+        plain_valid_mse: None,
+        plain_extrapolation_mse: None,
+        plain_success: None,
+        ..run()
+    };
+    write_csv(&path, &[old]).unwrap();
+    // The old columns, by name (a reader matches columns by their headers).
+    let text = std::fs::read_to_string(&path).unwrap();
+    let (header, row) = text.trim_end().split_once('\n').unwrap();
+    let old = format!("{header},snapped_extrapolation_mse,snapped_success\n{row},1.5e-7,true\n");
+    std::fs::write(&path, old).unwrap();
+    let read = read_csv(&path).unwrap();
+    let r = &read[0];
+    assert_eq!((r.extrapolation_mse, r.success), (1.5e-7, true));
+    assert_eq!(r.normalized_extrapolation_error, 100.0 * 1.5e-7 / 3.0);
+    assert_eq!(r.valid_mse, 1e-9, "the snapped weights' validation MSE");
+    assert_eq!(r.plain_valid_mse, Some(0.25));
+    assert_eq!(r.plain_extrapolation_mse, Some(2e-3));
+    assert_eq!(r.plain_success, Some(false));
+    // Written again, it reads back the same (no old columns left).
+    write_csv(&path, &read).unwrap();
+    assert_eq!(read_csv(&path).unwrap(), read);
 }

@@ -2,20 +2,9 @@
 
 use burn::tensor::Tensor;
 
-use super::models::{Accumulator, Recurrent, Single, Stack};
+use super::models::{Accumulator, Recurrent, Single};
 use burn_nalu::ArithmeticUnit;
 use burn_nalu::formula::{self, Discretize, Formula, FormulaError, SnapOptions};
-
-impl<A: Discretize, B: Discretize> Stack<A, B> {
-    /// The formula of the stack, if both its units can be read as one.
-    pub(super) fn formula(
-        &self,
-        x: Tensor<2>,
-        options: &SnapOptions,
-    ) -> Result<Formula, FormulaError> {
-        formula::extract(&[&self.hidden, &self.output], x, options)
-    }
-}
 
 impl<U: Discretize> Single<U> {
     /// The formula of the unit.

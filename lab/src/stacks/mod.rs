@@ -145,29 +145,29 @@ macro_rules! stacks {
 
 stacks! {
     /// `Nalu → Nalu`, as in the NALU paper.
-    Nalu = "nalu": Stack<Nalu, Nalu> = |l, n, h| Stack::of(l.nalu(n, h), l.nalu(h, 1));
+    Nalu = "nalu": Stack<Nalu, Nalu> = |l, n, h| Stack::new(l.nalu(n, h), l.nalu(h, 1));
     /// `Nac → Nac` (Madsen & Johansen's NAC+): sums and differences only.
-    Nac = "nac": Stack<Nac, Nac> = |l, n, h| Stack::of(l.nac(n, h), l.nac(h, 1));
+    Nac = "nac": Stack<Nac, Nac> = |l, n, h| Stack::new(l.nac(n, h), l.nac(h, 1));
     /// `Nac → NacMul` (their NAC•): sums, then a product of their magnitudes.
-    NacMul = "nac-mul": Stack<Nac, NacMul> = |l, n, h| Stack::of(l.nac(n, h), l.nac_mul(h, 1));
+    NacMul = "nac-mul": Stack<Nac, NacMul> = |l, n, h| Stack::new(l.nac(n, h), l.nac_mul(h, 1));
     /// `Nau → Nau`: Madsen & Johansen's model for `+` and `−`.
-    Nau = "nau": Stack<Nau, Nau> = |l, n, h| Stack::of(l.nau(n, h), l.nau(h, 1));
+    Nau = "nau": Stack<Nau, Nau> = |l, n, h| Stack::new(l.nau(n, h), l.nau(h, 1));
     /// `Nau → Nmu`: their model for `×` and `z²`.
-    NauNmu = "nau-nmu": Stack<Nau, Nmu> = |l, n, h| Stack::of(l.nau(n, h), l.nmu(h, 1));
+    NauNmu = "nau-nmu": Stack<Nau, Nmu> = |l, n, h| Stack::new(l.nau(n, h), l.nmu(h, 1));
     /// `Inalu → Inalu`.
-    Inalu = "inalu": Stack<Inalu, Inalu> = |l, n, h| Stack::of(l.inalu(n, h), l.inalu(h, 1));
+    Inalu = "inalu": Stack<Inalu, Inalu> = |l, n, h| Stack::new(l.inalu(n, h), l.inalu(h, 1));
     /// `Nau → Npu`: sums, then real powers of them.
-    Npu = "npu": Stack<Nau, Npu> = |l, n, h| Stack::of(l.nau(n, h), l.npu(h, 1));
+    Npu = "npu": Stack<Nau, Npu> = |l, n, h| Stack::new(l.nau(n, h), l.npu(h, 1));
     /// `Nau → RealNpu`.
-    RealNpu = "realnpu": Stack<Nau, RealNpu> = |l, n, h| Stack::of(l.nau(n, h), l.real_npu(h, 1));
+    RealNpu = "realnpu": Stack<Nau, RealNpu> = |l, n, h| Stack::new(l.nau(n, h), l.real_npu(h, 1));
     /// `Nau → RealNpu` with every gate held open (Heim et al.'s naive NPU): powers of sums.
-    NaiveNpu = "naive-npu": Stack<Nau, RealNpu> = |l, n, h| Stack::of(l.nau(n, h), l.real_npu_naive(h, 1));
+    NaiveNpu = "naive-npu": Stack<Nau, RealNpu> = |l, n, h| Stack::new(l.nau(n, h), l.real_npu_naive(h, 1));
     /// `Nau → Nru`: sums, then their quotients and products (Mistry et al.'s NRU).
-    NauNru = "nau-nru": Stack<Nau, Nru> = |l, n, h| Stack::of(l.nau(n, h), l.nru(h, 1));
+    NauNru = "nau-nru": Stack<Nau, Nru> = |l, n, h| Stack::new(l.nau(n, h), l.nru(h, 1));
     /// `Nau → Nmru`: sums, then their quotients and products (Mistry et al.'s NMRU).
-    NauNmru = "nau-nmru": Stack<Nau, Nmru> = |l, n, h| Stack::of(l.nau(n, h), l.nmru(h, 1));
+    NauNmru = "nau-nmru": Stack<Nau, Nmru> = |l, n, h| Stack::new(l.nau(n, h), l.nmru(h, 1));
     /// `Nau → Snmu`: sums, then their product, with noise while training (Mistry et al.'s sNMU).
-    NauSnmu = "nau-snmu": Stack<Nau, Snmu> = |l, n, h| Stack::of(l.nau(n, h), l.snmu(h, 1));
+    NauSnmu = "nau-snmu": Stack<Nau, Snmu> = |l, n, h| Stack::new(l.nau(n, h), l.snmu(h, 1));
     /// `Snmu` alone, on the inputs (the single-module task's model).
     Snmu = "snmu": Single<Snmu> = |l, n, _h| Single::of(l.snmu(n, 1));
     /// `Nru` alone, on the inputs (the single-module task's model).

@@ -1,4 +1,4 @@
-//! The shapes of the models: two units in sequence ([`Stack`]), one alone ([`Single`]), a
+//! The shapes of the models: two units in sequence ([`Stack`], the library's), one alone ([`Single`]), a
 //! recurrent cell then a unit ([`Recurrent`]) and a cell read at every step ([`Accumulator`]).
 
 use burn::module::Module;
@@ -7,55 +7,8 @@ use burn::tensor::Tensor;
 use burn_nalu::formula::Discretize;
 use burn_nalu::{ArithmeticUnit, RecurrentCell};
 
-/// Two units in sequence: `output(hidden(x))`.
-#[derive(Module, Debug)]
-pub struct Stack<A: ArithmeticUnit, B: ArithmeticUnit> {
-    /// First layer, `[.., inputs] → [.., hidden]`.
-    pub hidden: A,
-    /// Second layer, `[.., hidden] → [.., 1]`.
-    pub output: B,
-}
-
-impl<A: ArithmeticUnit, B: ArithmeticUnit> ArithmeticUnit for Stack<A, B> {
-    const REGULARIZED: bool = A::REGULARIZED || B::REGULARIZED;
-
-    fn forward_members<const D: usize>(&self, input: Tensor<D>, members: usize) -> Tensor<D> {
-        let hidden = self.hidden.forward_members(input, members);
-        self.output.forward_members(hidden, members)
-    }
-
-    /// The sum of both layers' regularisers (Madsen & Johansen apply one weight to all layers).
-    fn regularizer_members(&self, members: usize) -> Option<Tensor<1>> {
-        match (
-            self.hidden.regularizer_members(members),
-            self.output.regularizer_members(members),
-        ) {
-            (Some(a), Some(b)) => Some(a.add(b)),
-            (a, b) => a.or(b),
-        }
-    }
-
-    fn clamp_members(self) -> Self {
-        Self {
-            hidden: self.hidden.clamp_members(),
-            output: self.output.clamp_members(),
-        }
-    }
-
-    fn snap(self) -> Self {
-        Self {
-            hidden: self.hidden.snap(),
-            output: self.output.snap(),
-        }
-    }
-}
-
-impl<A: Discretize, B: Discretize> Stack<A, B> {
-    /// `output(hidden(x))`.
-    pub(super) fn of(hidden: A, output: B) -> Self {
-        Self { hidden, output }
-    }
-}
+/// Two units in sequence: the library's [`Stack`](burn_nalu::Stack).
+pub use burn_nalu::Stack;
 
 /// One unit alone, `[.., inputs] → [.., 1]`: the single-module tasks' model.
 #[derive(Module, Debug)]

@@ -8,6 +8,7 @@ use crate::config::TrainConfig;
 use crate::model::Model;
 use crate::stacks::LabModel;
 use crate::task::{Split, TaskData};
+use burn_nalu::internals::mean_squared_error;
 use burn_nalu::internals::{values, with_seed};
 use burn_nalu::{ArithmeticUnit, Population};
 
@@ -125,23 +126,11 @@ fn member_mse<M: ArithmeticUnit>(
         .collect()
 }
 
-/// `Σ (p − t)² / n` in f64, in row order.
-fn mean_squared_error(pred: &[f64], targets: &[f32]) -> f64 {
-    let total: f64 = pred
-        .iter()
-        .zip(targets)
-        .map(|(p, &t)| (p - t as f64).powi(2))
-        .sum();
-    total / targets.len() as f64
-}
-
 /// The mean squared error of `model` (one member) on `split`: the f32 outputs' squared errors
 /// summed on the host in f64, in row order, so that the number does not depend on a backend's
 /// summation order.
 pub fn split_mse<M: ArithmeticUnit>(model: &M, split: &Split, device: &Device) -> f64 {
-    let (x, _) = split.tensors(device);
-    let pred = model.forward_members(x, 1).into_data().convert::<f64>();
-    mean_squared_error(pred.as_slice::<f64>().expect("f64 after convert"), &split.y)
+    split.mse(model, device)
 }
 
 impl LabModel {

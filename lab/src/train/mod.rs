@@ -36,12 +36,13 @@ use batches::Batches;
 use burn_nalu::Population;
 use burn_nalu::inalu::StallDetector;
 use burn_nalu::internals::with_seed;
+use burn_nalu::recipe::best_on_validation;
+pub use burn_nalu::recipe::{Polish, polish};
 pub use eval::Evaluation;
 pub use eval::{BASELINE_INITS, split_mse};
 use eval::{EvalSets, random_init_extrapolation_mse};
 #[cfg(feature = "flex")]
 use host::HostStep;
-pub use polish::{Polish, polish};
 pub use result::{Progress, RunResult, TrainedRun};
 use run::RunState;
 use step::{Penalties, population_step};
@@ -150,9 +151,9 @@ fn train_population_with<M: Model>(
     }
     let mut runs = trainer.finish().into_iter();
     let best_of_inits = |seed| {
-        let mut best = (runs.by_ref().take(inits))
-            .min_by(|a, b| valid_key(a).total_cmp(&valid_key(b)))
-            .expect("inits ≥ 1");
+        let mut group: Vec<TrainedRun<M>> = runs.by_ref().take(inits).collect();
+        let keys: Vec<f64> = group.iter().map(|r| r.result.kept_valid_mse()).collect();
+        let mut best = group.swap_remove(best_on_validation(&keys).expect("inits ≥ 1"));
         best.result.seed = seed;
         best.result.inits = inits;
         best
@@ -194,13 +195,6 @@ fn stream_seed(tag: u64, seed: u64, n: usize) -> u64 {
 /// initialisation is the plain run; the others far from every seed a run would use.
 pub fn init_seed(seed: u64, k: usize) -> u64 {
     seed ^ ((k as u64) << 40)
-}
-
-/// A run's validation MSE for choosing among initialisations (NaN last): of the weights it
-/// keeps, snapped or polished.
-fn valid_key<M>(run: &TrainedRun<M>) -> f64 {
-    let v = run.result.kept_valid_mse();
-    if v.is_nan() { f64::INFINITY } else { v }
 }
 
 /// One run per seed (per entry of its data; one model and config) trained as one
@@ -481,18 +475,16 @@ impl<M: Model> Trainer<M> {
             .map(|((((run, data), baseline), model), polish_rows)| {
                 let mut model = model.expect("every run has a checkpoint");
                 let mut result = run.result(&data, config, baseline);
+                if polish_rows.is_some() || config.snap {
+                    result.keep_plain();
+                }
                 if let Some(rows) = polish_rows {
                     model = result.polish(model, &rows, &data, device);
                 }
                 if config.snap {
-                    result.snap(&model, &data, device);
+                    model = result.snap(model, &data, device);
                 }
-                // The formula of the weights the run keeps: snapped, where the snap rule kept them.
-                let kept = match result.snap_kept {
-                    Some(true) => model.clone().snap(),
-                    _ => model.clone(),
-                };
-                result.readback(Readback::new(&kept, &data, device));
+                result.readback(Readback::new(&model, &data, device));
                 result.population = total;
                 result.wall_seconds = wall_seconds;
                 result.steps_per_second = steps_per_second;

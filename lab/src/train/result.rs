@@ -4,16 +4,18 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use super::eval::{Evaluation, split_mse};
-use super::polish::{POLISH_ITERATIONS, polish};
 use crate::config::OptimizerKind;
 use crate::model::Model;
 use crate::protocol::Protocol;
 use crate::readback::Readback;
 use crate::stacks::{LabModel, ModelKind};
 use crate::task::{Operation, Split, TaskData};
+use burn_nalu::recipe::{polish_if_better, snap_if_no_worse};
 
-/// The outcome of one run, flat (one CSV row, one JSON object); metrics are those of the
-/// checkpoint with the lowest validation MSE.
+/// The outcome of one run, flat (one CSV row, one JSON object); metrics are those of the model
+/// the run keeps: the checkpoint with the lowest validation MSE, polished and snapped where the
+/// recipe's rules kept those ([`burn_nalu::recipe`]). The `plain_*` fields give the checkpoint's
+/// own, beside them, when the recipe polishes or snaps.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunResult {
     /// The stack of units (written `nalu`, `nau-nmu`, …).
@@ -79,19 +81,36 @@ pub struct RunResult {
     /// unconverged, its validation MSE on a plateau.
     #[serde(default)]
     pub gave_up: bool,
-    /// With snapping on: whether the snapped weights were kept (their validation MSE no worse).
+    /// With snapping on: whether the snapped weights were kept (their validation MSE no worse);
+    /// the metrics above are then theirs.
     pub snap_kept: Option<bool>,
     /// With snapping on: the validation MSE of the snapped weights.
     pub snapped_valid_mse: Option<f64>,
-    /// With snapping on: the extrapolation MSE of the weights the snap rule keeps (snapped or
-    /// plain).
+    /// Written by results from before 7 December 2026, whose metrics were those of the model
+    /// before the snap: the extrapolation MSE of the weights the snap rule kept
+    /// ([`RunResult::upgrade`] makes it the run's own).
+    #[serde(default, skip_serializing)]
+    #[doc(hidden)]
     pub snapped_extrapolation_mse: Option<f64>,
-    /// With snapping on: whether the weights the snap rule keeps succeed.
+    /// Written by results from before 7 December 2026: whether the weights the snap rule kept
+    /// succeed.
+    #[serde(default, skip_serializing)]
+    #[doc(hidden)]
     pub snapped_success: Option<bool>,
     /// With polishing on: whether the polished weights were kept (their validation MSE lower);
     /// the metrics above are then theirs.
     #[serde(default)]
     pub polish_kept: Option<bool>,
+    /// With polish or snap on: the validation MSE of the checkpoint before them, a diagnostic
+    /// beside the kept model's (results from before 7 December 2026: before the snap only).
+    #[serde(default)]
+    pub plain_valid_mse: Option<f64>,
+    /// With polish or snap on: the extrapolation MSE of the checkpoint before them.
+    #[serde(default)]
+    pub plain_extrapolation_mse: Option<f64>,
+    /// With polish or snap on: whether the checkpoint before them succeeds.
+    #[serde(default)]
+    pub plain_success: Option<bool>,
     /// Restarts from fresh weights after a stalled loss (iNALU's strategy).
     pub restarts: usize,
     /// Initialisations trained on this seed's data ([`TrainConfig::inits_per_seed`](crate::TrainConfig::inits_per_seed)); this is
@@ -125,12 +144,40 @@ impl RunResult {
         }
     }
 
-    /// The validation MSE of the weights the run keeps: snapped where the snap rule kept them.
+    /// The validation MSE of the weights the run keeps (polished and snapped where kept).
     pub fn kept_valid_mse(&self) -> f64 {
-        match (self.snap_kept, self.snapped_valid_mse) {
-            (Some(true), Some(snapped)) => snapped.min(self.valid_mse),
-            _ => self.valid_mse,
+        self.valid_mse
+    }
+
+    /// A result read from a file of before 7 December 2026, whose metrics were those of the
+    /// model before the snap and `snapped_*` the kept one's, brought to the present meaning:
+    /// the kept model's metrics, the earlier ones as `plain_*`. Unchanged for a present result.
+    pub fn upgrade(mut self) -> Self {
+        let (Some(extrapolation), Some(success)) = (
+            self.snapped_extrapolation_mse.take(),
+            self.snapped_success.take(),
+        ) else {
+            return self;
+        };
+        if self.plain_success.is_some() {
+            return self;
         }
+        self.plain_valid_mse = Some(self.valid_mse);
+        self.plain_extrapolation_mse = Some(self.extrapolation_mse);
+        self.plain_success = Some(self.success);
+        if self.snap_kept == Some(true) {
+            self.valid_mse = self.snapped_valid_mse.unwrap_or(self.valid_mse);
+            self.set_extrapolation_mse(extrapolation);
+        }
+        self.success = success;
+        self
+    }
+
+    /// Sets the extrapolation MSE, the normalised error and success that follow from it.
+    fn set_extrapolation_mse(&mut self, mse: f64) {
+        self.extrapolation_mse = mse;
+        self.normalized_extrapolation_error = 100.0 * mse / self.random_init_extrapolation_mse;
+        self.success = mse < self.success_threshold;
     }
 
     /// Whether the run learned the arithmetic, verified by its formula: it succeeded, and the
@@ -173,7 +220,8 @@ pub struct TrainedRun<M = LabModel> {
     pub result: RunResult,
     /// Every evaluation, from step 0.
     pub history: Vec<Evaluation>,
-    /// The weights with the lowest validation MSE.
+    /// The weights the run keeps: its checkpoint with the lowest validation MSE, polished and
+    /// snapped where the recipe kept those.
     pub model: M,
 }
 
@@ -193,25 +241,23 @@ pub struct Progress {
 }
 
 impl RunResult {
-    /// Tries the kept checkpoint with snapped weights; keeps them when their validation MSE is
-    /// no worse (the extrapolation split is read only to report the outcome).
-    pub(super) fn snap<M: Model>(&mut self, model: &M, data: &TaskData, device: &Device) {
-        let snapped = model.clone().snap();
-        let valid = split_mse(&snapped, &data.valid, device);
-        let kept = valid <= split_mse(model, &data.valid, device);
-        let extrapolation = match kept {
-            true => split_mse(&snapped, &data.extrapolation, device),
-            false => self.extrapolation_mse,
-        };
-        self.snap_kept = Some(kept);
-        self.snapped_valid_mse = Some(valid);
-        self.snapped_extrapolation_mse = Some(extrapolation);
-        self.snapped_success = Some(extrapolation < self.success_threshold);
+    /// The snap rule of the recipes ([`snap_if_no_worse`]) on `model`; the run's metrics become
+    /// the snapped weights' when it keeps them (the extrapolation split is read only to report
+    /// the outcome).
+    pub(super) fn snap<M: Model>(&mut self, model: M, data: &TaskData, device: &Device) -> M {
+        let (model, decision) = snap_if_no_worse(model, &data.valid, device);
+        self.snap_kept = Some(decision.kept);
+        self.snapped_valid_mse = Some(decision.valid_mse);
+        if decision.kept {
+            self.valid_mse = decision.valid_mse;
+            self.set_extrapolation_mse(split_mse(&model, &data.extrapolation, device));
+        }
+        model
     }
 
-    /// Polishes `model` on `rows` ([`polish`]); keeps the polished weights, and measures the
-    /// run on them, when their validation MSE is lower (the extrapolation split is read only to
-    /// report the outcome).
+    /// The polish rule of the recipes ([`polish_if_better`]) on `model` with `rows`; the run's
+    /// metrics become the polished weights' when it keeps them (the extrapolation split is read
+    /// only to report the outcome).
     pub(super) fn polish<M: Model>(
         &mut self,
         model: M,
@@ -219,20 +265,21 @@ impl RunResult {
         data: &TaskData,
         device: &Device,
     ) -> M {
-        let (polished, _) = polish(model.clone(), rows, device, POLISH_ITERATIONS);
-        let valid = split_mse(&polished, &data.valid, device);
-        let kept = valid < self.valid_mse;
-        self.polish_kept = Some(kept);
-        if !kept {
-            return model;
+        let (model, decision) = polish_if_better(model, rows, &data.valid, self.valid_mse, device);
+        self.polish_kept = Some(decision.kept);
+        if decision.kept {
+            self.valid_mse = decision.valid_mse;
+            self.train_mse = split_mse(&model, rows, device);
+            self.set_extrapolation_mse(split_mse(&model, &data.extrapolation, device));
         }
-        self.valid_mse = valid;
-        self.train_mse = split_mse(&polished, rows, device);
-        self.extrapolation_mse = split_mse(&polished, &data.extrapolation, device);
-        self.normalized_extrapolation_error =
-            100.0 * self.extrapolation_mse / self.random_init_extrapolation_mse;
-        self.success = self.extrapolation_mse < self.success_threshold;
-        polished
+        model
+    }
+
+    /// Records the model's own metrics as the plain ones, before a polish or snap changes them.
+    pub(super) fn keep_plain(&mut self) {
+        self.plain_valid_mse = Some(self.valid_mse);
+        self.plain_extrapolation_mse = Some(self.extrapolation_mse);
+        self.plain_success = Some(self.success);
     }
 
     pub(super) fn readback(&mut self, b: Readback) {

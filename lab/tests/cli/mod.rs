@@ -10,12 +10,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub fn example() -> PathBuf {
-    // target/<profile>/deps/static_toy_<theme>-<hash> → target/<profile>/examples/static_toy
+    example_named("static_toy")
+}
+
+/// The build of the lab's example `name`.
+pub fn example_named(name: &str) -> PathBuf {
+    // target/<profile>/deps/static_toy_<theme>-<hash> → target/<profile>/examples/<name>
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().unwrap().parent().unwrap();
     let path = profile_dir
         .join("examples")
-        .join(format!("static_toy{}", std::env::consts::EXE_SUFFIX));
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(
         path.exists(),
         "{} is missing: run through `cargo test`",
