@@ -6,9 +6,9 @@
 //! in the saddle `((a + b)/2)²` for `a·b` in about a third of them, an NPU on a ratio of mixed
 //! sums that fits the training range only. What the lab found to close that gap, in this order:
 //!
-//! 1. **Restarts** ([`Recipe::inits`]): `N` initialisations trained as one [`Population`]
-//!    (each with its own batches and optimizer state), each keeping its checkpoint of lowest
-//!    validation MSE.
+//! 1. **Restarts** ([`Recipe::inits`]): `N` initialisations trained as one
+//!    [`Population`](crate::Population) (each with its own batches and optimizer state), each
+//!    keeping its checkpoint of lowest validation MSE.
 //! 2. **Polish** ([`polish`]): Levenberg–Marquardt in f64 on the training rows, for the last
 //!    digits Adam leaves in flat directions; kept when its validation MSE is lower. Second
 //!    order, it also leaves saddles Adam sits in (on the NALU paper's task it lifted every one
