@@ -123,3 +123,48 @@ fn realnpu_sub_without_stopping_rules_keeps_the_same_best_weights() {
     assert_eq!(no_stop.len(), 20);
     assert_eq!(no_stop, read(&root.join("madsen-whole-others.csv"), true));
 }
+
+/// The table of the reference task's recommended stacks in lab/README.md ("The recommended unit
+/// per operation") gives, for `×`, `÷` and `√`, the rates its committed results give: the
+/// recipe's runs learned (formula read back; the threshold's count beside it where they
+/// differ), the same from one initialisation, and those runs before polish and snap.
+#[test]
+fn the_recommended_stacks_table_is_what_the_results_give() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let cells = [
+        ("a · b", "mul", Operation::Mul),
+        ("a / b", "div-sqrt", Operation::Div),
+        ("√a", "div-sqrt", Operation::Sqrt),
+    ];
+    for (name, file, op) in cells {
+        let counts = |kind: &str| {
+            let path = root.join(format!("results/reference-{kind}-{file}-100-seeds.csv"));
+            let runs: Vec<RunResult> = (read_csv(&path).unwrap().into_iter())
+                .filter(|r| r.task == op)
+                .collect();
+            let count = |f: fn(&RunResult) -> bool| runs.iter().filter(|r| f(r)).count();
+            let plain = count(|r| r.plain_success == Some(true));
+            (
+                count(RunResult::learned),
+                count(|r| r.success),
+                plain,
+                runs.len(),
+            )
+        };
+        let cell = |(learned, success, _, n): (usize, usize, usize, usize)| match learned == success
+        {
+            true => format!("{learned}/{n}"),
+            false => format!("{learned}/{n} ({success}/{n} by the threshold)"),
+        };
+        let (recipe, one) = (counts("recommended"), counts("one-init"));
+        let row = format!("| {} | {} | {}/{} |", cell(recipe), cell(one), one.2, one.3);
+        let line = (readme.lines())
+            .find(|l| l.starts_with(&format!("| `{name}` |")))
+            .unwrap_or_else(|| panic!("no row for {name} in lab/README.md"));
+        assert!(
+            line.contains(&row),
+            "{name}: the results give {row}\nREADME: {line}"
+        );
+    }
+}
