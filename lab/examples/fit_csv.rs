@@ -22,7 +22,7 @@ use std::time::Instant;
 use burn::tensor::Device;
 use burn_nalu::formula::Discretize;
 use burn_nalu::formula::{Naming, SnapOptions};
-use burn_nalu::recipe::{Recipe, Rows, fit};
+use burn_nalu::recipe::{FitProgress, Recipe, Rows, fit_with_progress};
 use burn_nalu::{NauConfig, NmuConfig, RealNpuConfig, Stack};
 
 struct Args {
@@ -106,7 +106,17 @@ fn report<A: Discretize, B: Discretize>(
     let device = Device::default();
     let started = Instant::now();
     let recipe = recipe.clone().with_seed(args.seed);
-    let fitted = fit(init, train, valid, &recipe, &device).map_err(|e| format!("{name}: {e}"))?;
+    // Progress on stderr, one line rewritten per evaluation.
+    let mut progress = |p: &FitProgress| {
+        let best = p.best_valid_mse;
+        eprint!(
+            "\r{name}: step {}/{}, best validation MSE {best:.2e}   ",
+            p.step, p.steps
+        );
+    };
+    let fitted = fit_with_progress(init, train, valid, &recipe, &device, &mut progress)
+        .map_err(|e| format!("{name}: {e}"))?;
+    eprint!("\r{:<70}\r", "");
     let (x, _) = valid.tensors(&device);
     let formula = match fitted.model.formula(x, &SnapOptions::default()) {
         Ok(f) => f.render(naming),

@@ -171,6 +171,36 @@ pub fn fit<U: ArithmeticUnit>(
     recipe: &Recipe,
     device: &Device,
 ) -> Result<Fitted<U>, RecipeError> {
+    fit_with_progress(init, train, valid, recipe, device, &mut |_| {})
+}
+
+/// Where a [`fit`] stands, after each evaluation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FitProgress {
+    /// Steps taken.
+    pub step: usize,
+    /// Steps the recipe allows.
+    pub steps: usize,
+    /// Initialisations still training (not diverged, not stopped early).
+    pub training: usize,
+    /// The lowest validation MSE of any initialisation so far (before polish and snap).
+    pub best_valid_mse: f64,
+}
+
+/// [`fit`], calling `on_eval` after every evaluation: for a progress bar or a log line on a
+/// long fit.
+///
+/// # Errors
+///
+/// As [`fit`].
+pub fn fit_with_progress<U: ArithmeticUnit>(
+    init: impl Fn(&Device) -> U,
+    train: &Rows,
+    valid: &Rows,
+    recipe: &Recipe,
+    device: &Device,
+    on_eval: &mut dyn FnMut(&FitProgress),
+) -> Result<Fitted<U>, RecipeError> {
     recipe.validate()?;
     for (what, rows) in [("training", train), ("validation", valid)] {
         rows.check()
@@ -190,7 +220,14 @@ pub fn fit<U: ArithmeticUnit>(
     check_model(&model.member(0).valid(), train, device)?;
     let mut run = Training::new(model, &seeds, train, valid, recipe, device);
     while run.step < recipe.steps && !run.frozen.iter().all(|&f| f) {
-        run.train_step(train, recipe);
+        if run.train_step(train, recipe) {
+            on_eval(&FitProgress {
+                step: run.step,
+                steps: recipe.steps,
+                training: run.frozen.iter().filter(|&&f| !f).count(),
+                best_valid_mse: (run.best_mse.iter().copied()).fold(f64::INFINITY, f64::min),
+            });
+        }
     }
     run.finish(train, valid, recipe, device)
 }
@@ -299,8 +336,9 @@ impl<U: ArithmeticUnit> Training<U> {
             .collect()
     }
 
-    /// One Adam step of every member on its own batch, then an evaluation when one is due.
-    fn train_step(&mut self, train: &Rows, recipe: &Recipe) {
+    /// One Adam step of every member on its own batch, then an evaluation when one is due
+    /// (`true` then).
+    fn train_step(&mut self, train: &Rows, recipe: &Recipe) -> bool {
         let n = self.frozen.len();
         let (x, y) = self.batch(train, recipe.batch_size);
         let lambda = recipe.regularizer.map_or(0.0, |r| r.weight(self.step)) * self.lambda_scale;
@@ -327,9 +365,11 @@ impl<U: ArithmeticUnit> Training<U> {
             .step(recipe.lr, self.model.clone(), grads)
             .clamp_weights();
         self.model = stepped.select(&before, &self.frozen);
-        if self.step.is_multiple_of(recipe.eval_every) || self.step == recipe.steps {
+        let due = self.step.is_multiple_of(recipe.eval_every) || self.step == recipe.steps;
+        if due {
             self.evaluate(recipe);
         }
+        due
     }
 
     /// Each member's batch, `[members, batch, width]` and `[members, batch, outputs]`.
@@ -543,7 +583,12 @@ mod tests {
         let init = |d: &Device| {
             crate::Stack::new(NauConfig::new(4, 2).init(d), NauConfig::new(2, 1).init(d))
         };
-        let a = fit(init, &train, &valid, &recipe, &device).unwrap();
+        let mut seen = Vec::new();
+        let mut log = |p: &FitProgress| seen.push((p.step, p.steps, p.training));
+        let a = fit_with_progress(init, &train, &valid, &recipe, &device, &mut log).unwrap();
+        // One call per evaluation, every 10 of the 50 steps, both initialisations training.
+        let want: Vec<_> = (1..=5).map(|k| (10 * k, 50, 2)).collect();
+        assert_eq!(seen, want);
         let b = fit(init, &train, &valid, &recipe, &device).unwrap();
         let weights = |m: &crate::Stack<Nau, Nau>| {
             values(m)

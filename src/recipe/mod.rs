@@ -55,7 +55,7 @@ mod polish;
 mod rows;
 pub(crate) mod step;
 
-pub use fit::{Fitted, POLISH_ROWS, Recipe, fit};
+pub use fit::{FitProgress, Fitted, POLISH_ROWS, Recipe, fit, fit_with_progress};
 pub use polish::{POLISH_ITERATIONS, Polish, polish};
 pub use rows::Rows;
 #[doc(hidden)]
