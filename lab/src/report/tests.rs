@@ -290,6 +290,7 @@ fn success_figure_draws_each_rate_with_its_interval() {
     let bars = [
         bar("add", "nau", 10, Some((100, 100))),
         bar("div", "nmu", 3, None),
+        bar("div", "naive-npu, best of 8, polished", 9, None),
     ];
     let mut svg = String::new();
     draw_success_rates(&mut svg, "rates", &bars).unwrap();
@@ -299,8 +300,10 @@ fn success_figure_draws_each_rate_with_its_interval() {
         text("add") && text("div") && text("nau") && text("nmu"),
         "{svg}"
     );
-    // Three rates (the second cell has no published one) and the legend's two markers.
-    assert_eq!(svg.matches("<circle").count(), 3 + 2);
+    // A best of N under its stack's name and N; the rest of the label is the table's.
+    assert!(text("naive-npu ×8"), "{svg}");
+    // Four rates (two cells have no published one) and the legend's two markers.
+    assert_eq!(svg.matches("<circle").count(), 4 + 2);
 }
 
 /// A results file of before 7 December 2026 gave the model before the snap as the run's and
