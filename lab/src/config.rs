@@ -262,7 +262,8 @@ impl TrainConfig {
     /// The stack and recipe this crate recommends for `op` of Madsen & Johansen's task: the one
     /// that solved it in the most seeds there (README, "Madsen & Johansen's protocol"). Their
     /// NAU → NAU for `+` and `−` and NAU → NMU for `×` and `z²`, on their recipe
-    /// ([`TrainConfig::madsen`]); for `÷` and `√` the naive NPU (NAU → RealNPU with its gates
+    /// ([`TrainConfig::madsen`]), `×`'s kept checkpoint polished and snapped (the polish lifts
+    /// the runs their recipe leaves far from `a·b`); for `÷` and `√` the naive NPU (NAU → RealNPU with its gates
     /// held open): Adam 0.01 for 60,000 steps without the regulariser, then the kept
     /// checkpoint polished ([`TrainConfig::polish`]) and snapped ([`TrainConfig::snap`]), each
     /// seed the best on validation of 8 initialisations for `÷` and 4 for `√` (one alone
@@ -280,7 +281,13 @@ impl TrainConfig {
         };
         match op {
             Operation::Add | Operation::Sub => Self::madsen(ModelKind::Nau),
-            Operation::Mul | Operation::Square => Self::madsen(ModelKind::NauNmu),
+            // Polished and snapped: the polish lifts the runs that end far from `a·b`.
+            Operation::Mul => Self {
+                polish: true,
+                snap: true,
+                ..Self::madsen(ModelKind::NauNmu)
+            },
+            Operation::Square => Self::madsen(ModelKind::NauNmu),
             Operation::Div => npu(8),
             Operation::Sqrt => npu(4),
         }

@@ -14,10 +14,12 @@ use crate::train::RunResult;
 use crate::write::write_file;
 
 /// The results files (in `lab/results/`) of the README's headline figure,
-/// `results/headline.svg`: Madsen & Johansen's recommended stacks at 100 seeds, and the naive
-/// NPU from one initialisation.
-pub const HEADLINE_RESULTS: [&str; 5] = [
+/// `results/headline.svg`: Madsen & Johansen's recommended stacks at 100 seeds, their recipe's
+/// NAU → NMU on `×` (one initialisation, without polish and snap), and the naive NPU from one
+/// initialisation.
+pub const HEADLINE_RESULTS: [&str; 6] = [
     "madsen-table-nau-100-seeds.csv",
+    "madsen-recommended-mul-100-seeds.csv",
     "madsen-table-nau-nmu-mul.csv",
     "madsen-table-nau-nmu-square.csv",
     "madsen-recommended-sqrt-div.csv",
@@ -34,8 +36,8 @@ pub struct HeadlineCell {
     pub op: Operation,
     /// This crate's recipe with the most seeds learned (formula read back, then successes).
     pub recipe: (String, usize, usize),
-    /// The same stack from one initialisation (with the recipe's polish and snap, if any),
-    /// where the runs hold it.
+    /// The same stack from one initialisation, where the runs hold it: with the recipe's polish
+    /// and snap for a best of N, without them for a recipe of one initialisation.
     pub plain: Option<(String, usize, usize)>,
     /// The published unit with the most successes on the operation.
     pub published: Option<(String, usize, usize)>,
@@ -56,10 +58,13 @@ pub fn headline_cells(runs: &[RunResult]) -> Vec<HeadlineCell> {
                 .copied()
                 .max_by(|a, b| rate(a).total_cmp(&rate(b)))?;
             let stack = best.model.split(',').next().unwrap_or_default();
+            // Another cell of the same stack from one initialisation (the recipe's own where it
+            // is one: then its plain runs, without polish and snap, where the results hold them).
             let one_init = |s: &&&TaskSummary| {
                 s.model.split(',').next() == Some(stack) && !s.model.contains("best of")
             };
-            let plain = cell.iter().find(one_init).map(|s| point(s));
+            let other = cell.iter().filter(|s| s.model != best.model).find(one_init);
+            let plain = other.or(Some(&best).filter(one_init)).map(|s| point(s));
             // The first of the best, in the paper's order (NAU before NAC on `+`).
             let published = (MADSEN_PUBLISHED.iter().filter(|p| p.op == op))
                 .fold(None, |best: Option<&PublishedRate>, p| match best {
