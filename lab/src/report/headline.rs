@@ -6,7 +6,8 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::stats::{TaskSummary, Z_95, summarize, wilson_interval};
+use super::plots::draw_rates;
+use super::stats::{TaskSummary, summarize};
 use crate::error::ExperimentError;
 use crate::madsen::{MADSEN_PUBLISHED, PublishedRate};
 use crate::task::Operation;
@@ -170,21 +171,7 @@ pub(super) fn draw_headline(
         let points: Vec<(f64, (usize, usize))> = (cells.iter().enumerate())
             .filter_map(|(i, c)| pick(c).map(|r| (i as f64 + offset, r)))
             .collect();
-        let interval = |&(x, (k, n)): &(f64, (usize, usize))| {
-            let (lo, hi) = wilson_interval(k, n, Z_95);
-            PathElement::new(
-                vec![(x, 100.0 * lo), (x, 100.0 * hi)],
-                color.stroke_width(2),
-            )
-        };
-        let rate = |&(x, (k, n)): &(f64, (usize, usize))| {
-            Circle::new((x, 100.0 * k as f64 / n.max(1) as f64), 5, color.filled())
-        };
-        chart.draw_series(points.iter().map(interval))?;
-        chart
-            .draw_series(points.iter().map(rate))?
-            .label(name)
-            .legend(move |(x, y)| Circle::new((x + 10, y), 5, color.filled()));
+        draw_rates(&mut chart, &points, color, 5, Some(name))?;
     }
     chart
         .configure_series_labels()

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use super::stats::{Z_95, distinct, wilson_interval};
@@ -194,23 +195,7 @@ fn draw_panel(
                 rate.map(|r| (i as f64 + offset, r))
             })
             .collect();
-        let interval = |&(x, (k, n)): &(f64, (usize, usize))| {
-            let (lo, hi) = wilson_interval(k, n, Z_95);
-            PathElement::new(
-                vec![(x, 100.0 * lo), (x, 100.0 * hi)],
-                color.stroke_width(2),
-            )
-        };
-        let rate = |&(x, (k, n)): &(f64, (usize, usize))| {
-            Circle::new((x, 100.0 * k as f64 / n.max(1) as f64), 4, color.filled())
-        };
-        chart.draw_series(points.iter().map(interval))?;
-        let drawn = chart.draw_series(points.iter().map(rate))?;
-        if legend {
-            drawn
-                .label(name)
-                .legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
-        }
+        draw_rates(&mut chart, &points, color, 4, legend.then_some(name))?;
     }
     if legend {
         chart
@@ -219,6 +204,43 @@ fn draw_panel(
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .draw()?;
+    }
+    Ok(())
+}
+
+/// The chart both success figures draw on: cells along x, rates in percent along y.
+pub(super) type RateChart<'a, 'b> =
+    ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// Draws each `(x, (successes, runs))` of `points` as its rate, a dot of `radius`, with its
+/// Wilson 95% interval, in `color`; in the legend as `name` where one is given.
+pub(super) fn draw_rates(
+    chart: &mut RateChart,
+    points: &[(f64, (usize, usize))],
+    color: RGBColor,
+    radius: i32,
+    name: Option<&str>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let interval = |&(x, (k, n)): &(f64, (usize, usize))| {
+        let (lo, hi) = wilson_interval(k, n, Z_95);
+        PathElement::new(
+            vec![(x, 100.0 * lo), (x, 100.0 * hi)],
+            color.stroke_width(2),
+        )
+    };
+    let rate = |&(x, (k, n)): &(f64, (usize, usize))| {
+        Circle::new(
+            (x, 100.0 * k as f64 / n.max(1) as f64),
+            radius,
+            color.filled(),
+        )
+    };
+    chart.draw_series(points.iter().map(interval))?;
+    let drawn = chart.draw_series(points.iter().map(rate))?;
+    if let Some(name) = name {
+        drawn
+            .label(name)
+            .legend(move |(x, y)| Circle::new((x + 10, y), radius, color.filled()));
     }
     Ok(())
 }
