@@ -545,9 +545,10 @@ mod tests {
 
     /// NAU → NMU on `(x0 + x1)·x3` from four inputs (`x2` a distractor), as a user would call
     /// it: the recipe keeps the snapped model, which reads back as the formula and is exact on
-    /// inputs three times the training range. Exact: snapped weights are 0 and 1, so the
-    /// network computes `(x0 + x1)·x3` with two f32 roundings (relative 1.2e-7 each) on outputs
-    /// below 36, an MSE under (36 · 2.4e-7)² ≈ 7e-11.
+    /// inputs from [2, 6), beyond the training range [1, 2). Exact: snapped weights are 0 and
+    /// 1, so the network computes `(x0 + x1)·x3` with two f32 roundings (relative 6e-8 each)
+    /// as the targets do, on outputs below 72: each row errs by at most 72 · 2.4e-7 (both
+    /// sides' roundings), an MSE under 3e-10; a look-alike or saddle errs by far more.
     #[test]
     fn a_product_of_a_sum_is_learned_and_read_back() {
         let device = Device::default();
@@ -560,7 +561,7 @@ mod tests {
         let recipe = Recipe::products().with_inits(4);
         let fitted = fit(nau_nmu, &train, &valid, &recipe, &device).unwrap();
         assert!(fitted.snapped.is_some_and(|s| s.kept), "{fitted:?}");
-        assert!(test.mse(&fitted.model, &device) < 7e-11, "{fitted:?}");
+        assert!(test.mse(&fitted.model, &device) < 3e-10, "{fitted:?}");
         let (x, _) = valid.tensors(&device);
         let formula = fitted.model.formula(x, &SnapOptions::default()).unwrap();
         let naming = crate::formula::Naming::new();
