@@ -50,6 +50,52 @@ impl FromStr for OptimizerKind {
     }
 }
 
+/// What the early stop ([`TrainConfig::early_stop_patience`]) asks of a run that has converged
+/// on validation data and stopped improving, before it ends the run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StopRule {
+    /// Nothing more: the plateau ends the run. It cost successes: a run a few ε from exact
+    /// weights fits validation within its threshold long before it extrapolates within its
+    /// own, and stopping it there fails it (lab README, "The whole table"). Files and
+    /// checkpoints written before the rule was recorded ran with it.
+    #[default]
+    Plateau,
+    /// Also the run's weights must fit the validation rows no worse than the same weights
+    /// snapped to their discrete values ([`ArithmeticUnit::snap`](burn_nalu::ArithmeticUnit::snap)):
+    /// training has nothing left to gain, whether the weights are exact to f32 or at an optimum
+    /// the snap cannot reach. A run still creeping towards exact weights, whose snapped
+    /// weights fit better, trains on.
+    Snapped,
+}
+
+impl StopRule {
+    /// Both rules.
+    pub const ALL: [StopRule; 2] = [StopRule::Plateau, StopRule::Snapped];
+
+    /// The name the command line uses (`plateau`, `snapped`).
+    pub fn name(self) -> &'static str {
+        match self {
+            StopRule::Plateau => "plateau",
+            StopRule::Snapped => "snapped",
+        }
+    }
+}
+
+impl fmt::Display for StopRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for StopRule {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse_name(s, "early stop rule", &StopRule::ALL, StopRule::name)
+    }
+}
+
 /// How long a run trains.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -103,9 +149,13 @@ pub struct TrainConfig {
     /// Stop a run early once, after the regulariser's ramp has ended (after step 0 without a
     /// regulariser), its validation MSE is at most the validation threshold
     /// ([`TaskData::valid_threshold`](super::TaskData::valid_threshold)) and has not improved
-    /// by 1% for this many evaluations: converged, and done converging. `None`: train the
-    /// whole budget. Reads no extrapolation data.
+    /// by 1% for this many evaluations: converged, and done converging; what else it asks is
+    /// [`TrainConfig::early_stop_rule`]. `None`: train the whole budget. Reads no
+    /// extrapolation data.
     pub early_stop_patience: Option<usize>,
+    /// What the early stop asks beyond the plateau.
+    #[serde(default)]
+    pub early_stop_rule: StopRule,
     /// Stop a run whose best validation MSE is more than 10 times the validation threshold
     /// once, after the regulariser's ramp has ended, it has not improved by 1% for this many
     /// evaluations, nor for the later half of all its evaluations: a run on a plateau far from
@@ -165,6 +215,7 @@ impl TrainConfig {
             restart_on_stall: false,
             eval_every: None,
             early_stop_patience: None,
+            early_stop_rule: StopRule::Snapped,
             give_up_patience: None,
             snap: false,
             polish: false,
@@ -299,7 +350,8 @@ impl TrainConfig {
     /// to 50,000 for NAU → NAU, λ = 10 ramped over steps 1,000,000 to 2,000,000 for every other
     /// stack with a regulariser (their flags are global: both layers, every unit). A run stops
     /// early once, after the ramp, its validation MSE is at the validation threshold and has
-    /// not improved by 1% for 100 evaluations (100,000 steps).
+    /// not improved by 1% for 100 evaluations (100,000 steps), and its weights fit validation
+    /// no worse than snapped ([`StopRule::Snapped`]).
     pub fn madsen(model: ModelKind) -> Self {
         let (lambda, start, end) = match model {
             ModelKind::Nau => (0.01, 5_000, 50_000),
@@ -325,6 +377,7 @@ impl TrainConfig {
             restart_on_stall: false,
             eval_every: Some(1000),
             early_stop_patience: Some(100),
+            early_stop_rule: StopRule::Snapped,
             give_up_patience: None,
             snap: false,
             polish: false,

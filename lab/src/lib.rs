@@ -47,7 +47,7 @@ mod task;
 mod train;
 mod write;
 
-pub use config::{Budget, OptimizerKind, RunOptimizer, TrainConfig};
+pub use config::{Budget, OptimizerKind, RunOptimizer, StopRule, TrainConfig};
 pub use error::ExperimentError;
 pub use madsen::{MADSEN_EPSILON, MADSEN_PUBLISHED, MadsenTask, PublishedRate, published_rate};
 pub use mistry::{MISTRY_THRESHOLD, MistryTask};

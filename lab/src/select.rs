@@ -62,6 +62,8 @@ pub struct TaskOptions {
     pub extrapolation_time: Option<usize>,
     /// Madsen: train without the early stop (a setting of the recipe, refused elsewhere).
     pub no_early_stop: bool,
+    /// Madsen: the early stop's rule is given (a setting of the recipe, refused elsewhere).
+    pub early_stop_rule: bool,
 }
 
 impl TaskOptions {
@@ -81,6 +83,7 @@ impl TaskOptions {
                 "madsen",
             ),
             ("--no-early-stop", self.no_early_stop, "madsen"),
+            ("--early-stop-rule", self.early_stop_rule, "madsen"),
             (
                 "--eval-rows",
                 self.eval_rows.is_some(),

@@ -59,6 +59,14 @@ fn madsen_options_need_the_madsen_protocol_and_valid_values() {
         &["--no-early-stop"],
         "error: --no-early-stop needs --protocol madsen",
     );
+    assert_argument_error(
+        &["--early-stop-rule", "plateau"],
+        "error: --early-stop-rule needs --protocol madsen",
+    );
+    assert_argument_error(
+        &["--protocol", "madsen", "--early-stop-rule", "never"],
+        "'--early-stop-rule <RULE>'",
+    );
 }
 
 /// The sequential task has running sums and products only, reads sequences with a target at

@@ -3,7 +3,7 @@
 use burn::tensor::Device;
 use burn_nalu_lab::{
     Budget, ExperimentError, LabModel, MadsenSpec, MadsenTask, ModelKind, Operation, ReferenceTask,
-    Task, TrainConfig, TrainedRun, train, train_population,
+    RunResult, StopRule, Task, TrainConfig, TrainedRun, train, train_population,
 };
 
 /// The reference's `add` recipe (RMSProp, lr 0.1, batch 64) cut to 50 epochs: 800 steps.
@@ -109,9 +109,12 @@ fn a_diverged_run_stops_and_keeps_its_best_checkpoint_while_the_others_go_on() {
     assert_eq!(mixed[1].result.best_step, alone.result.best_step);
 }
 
-/// On Madsen & Johansen's task, NAU → NAU learns `a + b` and stops early once its validation
-/// MSE reaches the validation threshold after the regulariser's ramp, reading no extrapolation
-/// data; a population drops the runs that stopped and finishes the others.
+/// On Madsen & Johansen's task, NAU → NAU learns `a + b` and, under the plateau rule, stops
+/// early once its validation MSE reaches the validation threshold after the regulariser's ramp,
+/// reading no extrapolation data; a population drops the runs that stopped and finishes the
+/// others. Under the snapped rule the same runs train on: each has an input's weight split
+/// between the two hidden units (an exact function whose single weights sit near ½), which
+/// snapping joins into weights that fit validation better, so the regulariser still has work.
 #[test]
 fn madsen_add_stops_early_on_the_validation_rule() {
     let task = MadsenTask::new(MadsenSpec {
@@ -129,11 +132,25 @@ fn madsen_add_stops_early_on_the_validation_rule() {
             start: 500,
             end: 5_000,
         }),
+        early_stop_rule: StopRule::Plateau,
         ..TrainConfig::madsen(ModelKind::Nau)
     };
-    let data = (0..4).map(|seed| task.data(Operation::Add, seed)).collect();
-    let runs: Vec<TrainedRun> =
-        train_population(data, &config, &Device::default(), &mut |_| {}).unwrap();
+    let data: Vec<_> = (0..4).map(|seed| task.data(Operation::Add, seed)).collect();
+    let train = |config: &TrainConfig| -> Vec<TrainedRun> {
+        train_population(data.clone(), config, &Device::default(), &mut |_| {}).unwrap()
+    };
+    let snapped = train(&TrainConfig {
+        early_stop_rule: StopRule::Snapped,
+        ..config.clone()
+    });
+    // A weight within 0.1 of ½, in a run that extrapolates: a split, which snapping joins.
+    let split = |r: &RunResult| r.success && r.sparsity_error.is_some_and(|e| e > 0.4);
+    for r in snapped.iter().map(|r| &r.result) {
+        assert!(r.success, "{r:?}");
+        assert!(!split(r) || r.stopped_at_step.is_none(), "{r:?}");
+    }
+    assert!(snapped.iter().any(|r| split(&r.result)), "no split to test");
+    let runs = train(&config);
     let stopped: Vec<usize> = runs
         .iter()
         .filter_map(|r| r.result.stopped_at_step)

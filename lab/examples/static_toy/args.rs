@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use burn_nalu::RegularizerSchedule;
 use burn_nalu_lab::report::RunSettings;
 use burn_nalu_lab::{
-    Budget, ModelChoice, ModelKind, Operation, OptimizerKind, Protocol, Task, TaskOptions,
-    TrainConfig,
+    Budget, ModelChoice, ModelKind, Operation, OptimizerKind, Protocol, StopRule, Task,
+    TaskOptions, TrainConfig,
 };
 use clap::Parser;
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
@@ -90,8 +90,13 @@ pub struct Cli {
     #[arg(long, value_name = "N", value_parser = at_least_one)]
     pub eval_every: Option<usize>,
     /// Train the whole budget, without the madsen recipes' early stop.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "early_stop_rule")]
     pub no_early_stop: bool,
+    /// What the madsen recipes' early stop asks of a converged run on a plateau: `snapped`
+    /// (the default: its weights fit validation no worse than snapped) or `plateau` (nothing
+    /// more; the rule of the results written before `snapped`).
+    #[arg(long, value_name = "RULE", value_parser = names(&StopRule::ALL, StopRule::name))]
+    pub early_stop_rule: Option<StopRule>,
     /// Also stop a run whose validation MSE is more than 10 times its threshold once, after
     /// the regulariser's ramp, it has not improved by 1% for N evaluations, nor for the later
     /// half of the run (counted as given up).
@@ -265,6 +270,7 @@ impl Cli {
             time: self.time,
             extrapolation_time: self.extrapolation_time,
             no_early_stop: self.no_early_stop,
+            early_stop_rule: self.early_stop_rule.is_some(),
         }
     }
 
@@ -298,6 +304,7 @@ impl Cli {
             regularizer: (regularizer.lambda > 0.0).then_some(regularizer),
             eval_every: self.eval_every.or(recipe.eval_every),
             early_stop_patience: recipe.early_stop_patience.filter(|_| !self.no_early_stop),
+            early_stop_rule: self.early_stop_rule.unwrap_or(recipe.early_stop_rule),
             give_up_patience: self.give_up.or(recipe.give_up_patience),
             snap: self.snap || recipe.snap,
             polish: self.polish || recipe.polish,

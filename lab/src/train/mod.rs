@@ -310,8 +310,9 @@ impl<M: Model> Trainer<M> {
                 .then(|| StallDetector::new(10, 10 * eval_every, 1.0));
         }
         let initial = self.eval.evaluate(&self.best, 0, None);
+        // No stopping rule fires at step 0, so the snapped weights are never asked for.
         for (run, m) in self.runs.iter_mut().zip(initial) {
-            run.record(m, config);
+            run.record(m, config, || f64::NAN);
         }
     }
 
@@ -387,9 +388,12 @@ impl<M: Model> Trainer<M> {
         let plain = self.model.valid();
         let metrics = self.eval.evaluate(&plain, step, batch_mse);
         let mut improved = vec![false; self.members.len()];
-        for ((&r, m), better) in self.members.iter().zip(metrics).zip(&mut improved) {
+        let members = self.members.iter().zip(metrics).zip(&mut improved);
+        for (k, ((&r, m), better)) in members.enumerate() {
+            let (valid, device) = (&self.data[r].valid, &self.device);
+            let snapped = || split_mse(&plain.member(k).snap(), valid, device);
             if self.runs[r].active() {
-                *better = self.runs[r].record(m, &self.config);
+                *better = self.runs[r].record(m, &self.config, snapped);
             }
         }
         self.best = self.best.clone().select(&plain, &improved);

@@ -4,7 +4,7 @@
 use super::checkpoint::{Reader, Writer};
 use super::eval::Evaluation;
 use super::result::RunResult;
-use crate::config::TrainConfig;
+use crate::config::{StopRule, TrainConfig};
 use crate::task::TaskData;
 use burn_nalu::inalu::StallDetector;
 
@@ -86,8 +86,15 @@ impl RunState {
     }
 
     /// Records an evaluation; `true` when it is the best so far (the checkpoint to keep).
-    /// Applies the early stop and the give-up rule of `config`.
-    pub(super) fn record(&mut self, m: Evaluation, config: &TrainConfig) -> bool {
+    /// Applies the early stop and the give-up rule of `config`; `snapped_valid_mse` is the
+    /// validation MSE of the evaluated weights snapped, asked only when the early stop's
+    /// [`StopRule::Snapped`] needs it.
+    pub(super) fn record(
+        &mut self,
+        m: Evaluation,
+        config: &TrainConfig,
+        snapped_valid_mse: impl FnOnce() -> f64,
+    ) -> bool {
         self.history.push(m);
         if self.solved_at.is_none() && m.extrapolation_mse < self.success_threshold {
             self.solved_at = Some(m.step);
@@ -114,7 +121,12 @@ impl RunState {
         // on `−` after 100,000 steps) is still converging, however slowly: it trains on.
         let half_stale = 2 * stale >= self.history.len() - 1;
         let far = self.best.valid_mse > GIVE_UP_MARGIN * self.valid_threshold;
-        if converged && plateaued(config.early_stop()) {
+        // The snapped weights are evaluated last, on the few evaluations that get this far.
+        let settled = || match config.early_stop_rule {
+            StopRule::Plateau => true,
+            StopRule::Snapped => m.valid_mse <= snapped_valid_mse(),
+        };
+        if converged && plateaued(config.early_stop()) && settled() {
             self.stopped_at = Some(m.step);
         } else if far && half_stale && plateaued(config.give_up()) {
             (self.stopped_at, self.gave_up) = (Some(m.step), true);
@@ -248,21 +260,25 @@ mod tests {
     use super::*;
     use crate::{MadsenSpec, MadsenTask, ModelKind, Operation, Task};
 
+    /// A small Madsen & Johansen `a + b` task (seed 0), for its thresholds.
+    fn madsen_data() -> TaskData {
+        let spec = MadsenSpec {
+            eval_rows: 10,
+            ..MadsenSpec::default()
+        };
+        MadsenTask::new(spec).unwrap().data(Operation::Add, 0)
+    }
+
     /// The step at which the give-up rule (patience 3, no regulariser) stops a run whose
     /// validation MSE at evaluation `step` is `valid(step, threshold)`.
     fn gives_up_at(valid: impl Fn(usize, f64) -> f64) -> Option<usize> {
-        let task = MadsenTask::new(MadsenSpec {
-            eval_rows: 10,
-            ..MadsenSpec::default()
-        })
-        .unwrap();
         let config = TrainConfig {
             regularizer: None,
             early_stop_patience: None,
             give_up_patience: Some(3),
             ..TrainConfig::madsen(ModelKind::Nau)
         };
-        let data = task.data(Operation::Add, 0);
+        let data = madsen_data();
         let mut run = RunState::new(&data, &config);
         for step in 0..100 {
             let valid_mse = valid(step, data.valid_threshold);
@@ -272,13 +288,58 @@ mod tests {
                 valid_mse,
                 extrapolation_mse: valid_mse,
             };
-            run.record(m, &config);
+            run.record(m, &config, || f64::NAN);
             if !run.active() {
                 assert!(run.gave_up);
                 return run.stopped_at;
             }
         }
         None
+    }
+
+    /// The step at which the early stop (patience 3, no regulariser, `rule`) ends a run whose
+    /// validation MSE sits at a tenth of its threshold from evaluation 1 on, its weights
+    /// snapped fitting validation at `snapped` times that.
+    fn stops_early_at(rule: StopRule, snapped: f64) -> Option<usize> {
+        let config = TrainConfig {
+            regularizer: None,
+            early_stop_patience: Some(3),
+            early_stop_rule: rule,
+            ..TrainConfig::madsen(ModelKind::Nau)
+        };
+        let data = madsen_data();
+        let mut run = RunState::new(&data, &config);
+        for step in 0..20 {
+            let valid_mse = if step == 0 {
+                1.0
+            } else {
+                0.1 * data.valid_threshold
+            };
+            let m = Evaluation {
+                step,
+                train_mse: valid_mse,
+                valid_mse,
+                extrapolation_mse: valid_mse,
+            };
+            run.record(m, &config, || snapped * valid_mse);
+            if !run.active() {
+                assert!(!run.gave_up);
+                return run.stopped_at;
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn the_snapped_rule_stops_only_a_run_that_snapping_would_not_improve() {
+        // Three evaluations without a 1% gain after the last gain (evaluation 1): evaluation 4.
+        assert_eq!(stops_early_at(StopRule::Plateau, 0.5), Some(4));
+        // Snapped weights that fit better: the run is still on its way to them.
+        assert_eq!(stops_early_at(StopRule::Snapped, 0.5), None);
+        // Snapped weights that fit as well (exact weights) or worse (an optimum the snap
+        // cannot reach): nothing left to gain.
+        assert_eq!(stops_early_at(StopRule::Snapped, 1.0), Some(4));
+        assert_eq!(stops_early_at(StopRule::Snapped, 1e3), Some(4));
     }
 
     #[test]
