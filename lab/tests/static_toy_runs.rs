@@ -231,7 +231,7 @@ fn default_run_trains_nalu_and_the_recommended_stacks() {
 }
 
 /// `--model recommended` on Madsen & Johansen's task takes that task's recommendations
-/// (`TrainConfig::madsen_recommended`): NAU → NAU for `+`, the naive NPU from 8
+/// (`TrainConfig::madsen_recommended`): NAU → NAU for `+`, the naive NPU from 16
 /// initialisations, polished and snapped, for `÷`. Other protocols have none.
 #[test]
 fn madsen_recommended_stacks_follow_that_task() {
@@ -264,7 +264,7 @@ fn madsen_recommended_stacks_follow_that_task() {
         .collect();
     assert_eq!(
         cells,
-        [("nau", "add", 1, false), ("naive-npu", "div", 8, true)]
+        [("nau", "add", 1, false), ("naive-npu", "div", 16, true)]
     );
     assert_argument_error(
         &["--protocol", "mistry", "--model", "recommended"],
