@@ -175,7 +175,7 @@ pub struct Cli {
     #[arg(long, value_name = "FILE", requires = "from")]
     pub plot_headline: Option<PathBuf>,
     /// With --plot-success or --plot-headline: a results.csv to read (repeatable; cells in the
-    /// order read).
+    /// order read; the cells of a `madsen-snapped-*.csv` from those files alone).
     #[arg(long, value_name = "CSV", requires = "figure")]
     pub from: Vec<PathBuf>,
     /// Train nothing: write the summary table of every results CSV in DIR (and Madsen &

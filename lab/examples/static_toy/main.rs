@@ -125,7 +125,7 @@ type Figure = fn(&Path, &[PathBuf]) -> Result<(), ExperimentError>;
 /// table on stdout.
 fn plot_headline(figure: &Path, csvs: &[PathBuf]) -> Result<(), ExperimentError> {
     let paths: Vec<&Path> = csvs.iter().map(PathBuf::as_path).collect();
-    let cells = report::headline_cells(&report::read_pooled(&paths)?);
+    let cells = report::headline_cells(&report::read_table_runs(&paths)?);
     report::plot_headline(figure, report::HEADLINE_TITLE, &cells)?;
     println!("{}", report::headline_table(&cells));
     Ok(())
@@ -135,7 +135,7 @@ fn plot_headline(figure: &Path, csvs: &[PathBuf]) -> Result<(), ExperimentError>
 /// beside its published rate where there is one, and the same as a table on stdout.
 fn plot_success(figure: &Path, csvs: &[PathBuf]) -> Result<(), ExperimentError> {
     let paths: Vec<&Path> = csvs.iter().map(PathBuf::as_path).collect();
-    let runs = report::read_pooled(&paths)?;
+    let runs = report::read_table_runs(&paths)?;
     let mut summaries = report::summarize(&runs);
     summaries.sort_by_key(|s| Operation::ALL.iter().position(|&op| op == s.task));
     let bars: Vec<report::RateBar> = summaries

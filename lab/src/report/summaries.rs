@@ -2,26 +2,54 @@
 //! (`results/summaries/`) that a test generates again and compares, so that a document links
 //! to a table the results give rather than copying it into its prose.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use super::files::{read_csv, read_pooled};
 use super::stats::summarize;
 use super::tables::{comparison_table, summary_table};
 use crate::error::ExperimentError;
+use crate::{Operation, RunResult};
 
 /// The file of the pooled Madsen & Johansen table, among [`summaries`].
 pub const WHOLE_TABLE: &str = "madsen-whole-table.md";
 
 /// Whether a results file holds runs of Madsen & Johansen's table (pooled into [`WHOLE_TABLE`]).
 fn table_run(name: &str) -> bool {
-    (name.starts_with("madsen-table-") || name.starts_with("madsen-whole-"))
+    (name.starts_with("madsen-table-") || name.starts_with("madsen-whole-") || rerun(name))
         && name.ends_with(".csv")
+}
+
+/// Whether a results file reruns cells of the table under the early stop's snapped rule
+/// ([`StopRule::Snapped`](crate::StopRule::Snapped)): in [`WHOLE_TABLE`] its runs replace the
+/// other files' runs of the same cells, which ran with the plateau rule.
+fn rerun(name: &str) -> bool {
+    name.starts_with("madsen-snapped-")
+}
+
+/// The runs of results files pooled ([`read_pooled`]) as the table reads them: each cell that
+/// a `madsen-snapped-*.csv` holds is taken from those files alone, its runs in the other files
+/// (the plateau rule's) left out.
+///
+/// # Errors
+///
+/// As [`read_pooled`], for the rerun files and the others apart.
+pub fn read_table_runs(files: &[&Path]) -> Result<Vec<RunResult>, ExperimentError> {
+    let is_rerun = |p: &&Path| p.file_name().is_some_and(|n| rerun(&n.to_string_lossy()));
+    let (reruns, first): (Vec<&Path>, Vec<&Path>) = files.iter().copied().partition(is_rerun);
+    let newer = read_pooled(&reruns)?;
+    let cells: HashSet<(String, Operation)> = newer.iter().map(|r| (r.label(), r.task)).collect();
+    let mut runs = read_pooled(&first)?;
+    runs.retain(|r| !cells.contains(&(r.label(), r.task)));
+    runs.extend(newer);
+    Ok(runs)
 }
 
 /// The summary files of the results directory `results`, each `(file name, Markdown)`, in name
 /// order: for every `NAME.csv`, `NAME.md` with its per-task summary table; and
 /// [`WHOLE_TABLE`], the comparison table of Madsen & Johansen's table runs
-/// (`madsen-table-*.csv`, `madsen-whole-*.csv`) pooled, a seed held by two files counted once.
+/// (`madsen-table-*.csv`, `madsen-whole-*.csv`) pooled, a seed held by two files counted once,
+/// each cell of a `madsen-snapped-*.csv` from those files alone ([`read_table_runs`]).
 ///
 /// # Errors
 ///
@@ -54,9 +82,11 @@ pub fn summaries(results: &Path) -> Result<Vec<(String, String)>, ExperimentErro
         }
     }
     if !table_runs.is_empty() {
-        let runs = read_pooled(&table_runs)?;
+        let runs = read_table_runs(&table_runs)?;
         let what = "Madsen & Johansen's static table: every `madsen-table-*.csv` and \
-                    `madsen-whole-*.csv` pooled, beside the published rates";
+                    `madsen-whole-*.csv` pooled, each cell of a `madsen-snapped-*.csv` (the \
+                    early stop's snapped rule) from those files alone, beside the published \
+                    rates";
         out.push((WHOLE_TABLE.into(), document(what, &comparison_table(&runs))));
     }
     out.sort();

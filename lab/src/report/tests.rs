@@ -236,6 +236,47 @@ fn pooled_files_count_a_rerun_seed_once_and_refuse_a_different_one() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// In the whole table a cell rerun under the snapped rule (`madsen-snapped-*.csv`) takes its
+/// runs from the rerun alone, seeds the older file also holds included; other cells of the
+/// older file stay.
+#[test]
+fn a_rerun_file_replaces_its_cells_in_the_whole_table() {
+    let dir = std::env::temp_dir().join(format!("burn-nalu-rerun-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (older, rerun) = (
+        dir.join("madsen-whole-a.csv"),
+        dir.join("madsen-snapped-a.csv"),
+    );
+    let cell = |task, seeds: std::ops::Range<u64>, success| -> Vec<RunResult> {
+        (seeds.map(|seed| RunResult {
+            task,
+            seed,
+            success,
+            ..run()
+        }))
+        .collect()
+    };
+    let mut runs = cell(Operation::Mul, 0..2, false);
+    runs.extend(cell(Operation::Square, 0..2, false));
+    write_csv(&older, &runs).unwrap();
+    write_csv(&rerun, &cell(Operation::Mul, 0..3, true)).unwrap();
+    let pooled = read_table_runs(&[&rerun, &older]).unwrap();
+    let kept: Vec<(Operation, u64, bool)> =
+        pooled.iter().map(|r| (r.task, r.seed, r.success)).collect();
+    use Operation::{Mul, Square};
+    assert_eq!(
+        kept,
+        [
+            (Square, 0, false),
+            (Square, 1, false),
+            (Mul, 0, true),
+            (Mul, 1, true),
+            (Mul, 2, true)
+        ]
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 /// A CSV cut mid-row (a writer killed by an older version, which wrote in place) keeps
 /// every complete row and names the one it drops; the strict reader refuses it.
 #[test]
