@@ -37,10 +37,21 @@ fn rerun(name: &str) -> bool {
 pub fn read_table_runs(files: &[&Path]) -> Result<Vec<RunResult>, ExperimentError> {
     let is_rerun = |p: &&Path| p.file_name().is_some_and(|n| rerun(&n.to_string_lossy()));
     let (reruns, first): (Vec<&Path>, Vec<&Path>) = files.iter().copied().partition(is_rerun);
-    let newer = read_pooled(&reruns)?;
-    let cells: HashSet<(String, Operation)> = newer.iter().map(|r| (r.label(), r.task)).collect();
-    let mut runs = read_pooled(&first)?;
-    runs.retain(|r| !cells.contains(&(r.label(), r.task)));
+    let mut newer = read_pooled(&reruns)?;
+    let cell = |r: &RunResult| (r.label(), r.task);
+    let cells: HashSet<(String, Operation)> = newer.iter().map(cell).collect();
+    // A replaced cell keeps its place: its rerun's runs stand where its first run stood.
+    let mut runs = Vec::new();
+    for run in read_pooled(&first)? {
+        if !cells.contains(&cell(&run)) {
+            runs.push(run);
+        } else if newer.iter().any(|r| cell(r) == cell(&run)) {
+            let (these, rest): (Vec<_>, Vec<_>) =
+                newer.into_iter().partition(|r| cell(r) == cell(&run));
+            runs.extend(these);
+            newer = rest;
+        }
+    }
     runs.extend(newer);
     Ok(runs)
 }

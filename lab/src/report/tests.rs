@@ -237,8 +237,8 @@ fn pooled_files_count_a_rerun_seed_once_and_refuse_a_different_one() {
 }
 
 /// In the whole table a cell rerun under the snapped rule (`madsen-snapped-*.csv`) takes its
-/// runs from the rerun alone, seeds the older file also holds included; other cells of the
-/// older file stay.
+/// runs from the rerun alone, seeds the older file also holds included, in the place the cell
+/// had; other cells of the older file stay.
 #[test]
 fn a_rerun_file_replaces_its_cells_in_the_whole_table() {
     let dir = std::env::temp_dir().join(format!("burn-nalu-rerun-{}", std::process::id()));
@@ -267,11 +267,11 @@ fn a_rerun_file_replaces_its_cells_in_the_whole_table() {
     assert_eq!(
         kept,
         [
-            (Square, 0, false),
-            (Square, 1, false),
             (Mul, 0, true),
             (Mul, 1, true),
-            (Mul, 2, true)
+            (Mul, 2, true),
+            (Square, 0, false),
+            (Square, 1, false)
         ]
     );
     std::fs::remove_dir_all(dir).unwrap();
