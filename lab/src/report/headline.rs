@@ -18,12 +18,13 @@ use crate::write::write_file;
 /// `results/headline.svg`: Madsen & Johansen's recommended stacks at 100 seeds, their recipe's
 /// NAU → NMU on `×` (one initialisation, without polish and snap), and the naive NPU from one
 /// initialisation.
-pub const HEADLINE_RESULTS: [&str; 6] = [
+pub const HEADLINE_RESULTS: [&str; 7] = [
     "madsen-table-nau-100-seeds.csv",
     "madsen-recommended-mul-100-seeds.csv",
     "madsen-table-nau-nmu-mul.csv",
     "madsen-table-nau-nmu-square.csv",
     "madsen-recommended-sqrt-div.csv",
+    "madsen-recommended-div-16-seeds100-199.csv",
     "madsen-beyond-naive-npu.csv",
 ];
 
