@@ -82,20 +82,6 @@ impl StopRule {
     }
 }
 
-impl fmt::Display for StopRule {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for StopRule {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        parse_name(s, "early stop rule", &StopRule::ALL, StopRule::name)
-    }
-}
-
 /// How long a run trains.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
