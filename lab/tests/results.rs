@@ -3,6 +3,7 @@
 //! holds exactly what `static_toy --summaries results` generates from the CSVs, so the lab's
 //! documents link to tables the results give.
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use burn_nalu_lab::report::{HEADLINE_RESULTS, HEADLINE_TITLE, headline_cells, plot_headline};
@@ -54,6 +55,46 @@ fn the_headline_figure_is_the_one_the_results_give() {
         "results/headline.svg differs from what its CSVs give: run `static_toy --plot-headline \
          results/headline.svg --from` each of HEADLINE_RESULTS (lab/results/README.md)"
     );
+}
+
+/// A snapped-rule rerun (`madsen-snapped-*.csv`) holds every run of its cells that the plateau
+/// rule stopped early (given-up runs aside, which both rules stop alike): the runs the whole
+/// table keeps from the older files of those cells are then the snapped rule's too.
+#[test]
+fn each_rerun_holds_every_run_the_plateau_rule_stopped_in_its_cells() {
+    let results = Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
+    let mut files: Vec<_> = (std::fs::read_dir(&results).unwrap())
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".csv"))
+        .collect();
+    files.sort();
+    let read =
+        |name: &String| read_csv(&results.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let key = |r: &RunResult| (r.label(), r.task, r.seed);
+    let reruns: Vec<RunResult> = (files.iter())
+        .filter(|n| n.starts_with("madsen-snapped-"))
+        .flat_map(read)
+        .collect();
+    assert!(!reruns.is_empty(), "no madsen-snapped-*.csv in results/");
+    let rerun: HashSet<_> = reruns.iter().map(key).collect();
+    let cells: HashSet<_> = reruns.iter().map(|r| (r.label(), r.task)).collect();
+    let older =
+        (files.iter()).filter(|n| n.starts_with("madsen-table-") || n.starts_with("madsen-whole-"));
+    for name in older {
+        for run in read(name) {
+            let stopped = run.stopped_at_step.is_some() && !run.gave_up;
+            if stopped && cells.contains(&(run.label(), run.task)) {
+                assert!(
+                    rerun.contains(&key(&run)),
+                    "{name}: {} {} seed {} was stopped by the plateau rule but no \
+                     madsen-snapped-*.csv reruns it",
+                    run.label(),
+                    run.task,
+                    run.seed
+                );
+            }
+        }
+    }
 }
 
 /// The runs of the results file `path` that `keep` accepts, each as its `Debug` text once

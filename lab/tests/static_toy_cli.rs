@@ -93,7 +93,7 @@ fn sequential_protocol_refuses_what_it_cannot_measure() {
 }
 
 #[test]
-fn contradictory_budgets_and_a_resume_without_a_directory_are_refused() {
+fn contradictory_budgets_seeds_and_a_resume_without_a_directory_are_refused() {
     assert_argument_error(
         &["--epochs", "2", "--steps", "10"],
         "error: --epochs contradicts --steps: give one budget",
@@ -111,6 +111,14 @@ fn contradictory_budgets_and_a_resume_without_a_directory_are_refused() {
     assert_argument_error(
         &["--checkpoint-every", "5"],
         "error: --checkpoint-every needs --out DIR, where the checkpoints go",
+    );
+    assert_argument_error(
+        &["--seed-list", "3,1,3"],
+        "error: --seed-list names seed 3 more than once",
+    );
+    assert_argument_error(
+        &["--seed-list", "3", "--seeds", "2"],
+        "'--seed-list <LIST>...' cannot be used with '--seeds <K>'",
     );
 }
 

@@ -119,6 +119,47 @@ const FIELDS: [&str; 40] = [
     "steps_per_second",
 ];
 
+/// `--seed-list` trains exactly the seeds it names, as one population, and a seed trains the
+/// same in it as alone, to the bit: the members of a population train apart, which is what
+/// lets a rerun of some seeds of a cell stand beside the cell's other runs.
+#[test]
+fn a_seed_list_trains_those_seeds_as_they_train_alone() {
+    let run = |seeds: &[&str]| {
+        let dir = tempfile::tempdir().unwrap();
+        let args = [
+            &[
+                "--protocol",
+                "madsen",
+                "--model",
+                "nau",
+                "--task",
+                "sub",
+                "--steps",
+                "30",
+                "--eval-every",
+                "10",
+                "--eval-rows",
+                "50",
+                "--quiet",
+                "--out",
+                dir.path().to_str().unwrap(),
+            ][..],
+            seeds,
+        ]
+        .concat();
+        run_ok(&args);
+        results_json(dir.path())
+    };
+    let listed = run(&["--seed-list", "5,2"]);
+    let seeds: Vec<_> = listed.iter().map(|r| r["seed"].as_u64()).collect();
+    assert_eq!(seeds, [Some(2), Some(5)], "the results in seed order");
+    assert_eq!(listed[0]["population"], 2);
+    let alone = run(&["--seed", "2"]);
+    for field in ["train_mse", "valid_mse", "extrapolation_mse", "best_step"] {
+        assert_eq!(listed[0][field], alone[0][field], "{field}");
+    }
+}
+
 #[test]
 fn out_dir_receives_results_weights_and_plots() {
     let dir = tempfile::tempdir().unwrap();

@@ -139,6 +139,10 @@ pub struct Cli {
     /// Run K seeds, from --seed on, and report per task the success rate and medians.
     #[arg(long, value_name = "K", default_value_t = 1, value_parser = at_least_one)]
     pub seeds: usize,
+    /// Run exactly these seeds (comma-separated) instead of --seed and --seeds: the seeds of a
+    /// cell to rerun.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', num_args = 1.., conflicts_with_all = ["seed", "seeds"])]
+    pub seed_list: Vec<u64>,
     /// Train at most N seeds as one population (default: all of a model's seeds of a task).
     #[arg(long, value_name = "N", value_parser = at_least_one)]
     pub population: Option<usize>,
@@ -313,6 +317,14 @@ impl Cli {
         })
     }
 
+    /// The seeds to run: --seed-list, or --seeds from --seed on.
+    pub fn seed_values(&self) -> Vec<u64> {
+        match self.seed_list.is_empty() {
+            true => (self.seed..self.seed + self.seeds as u64).collect(),
+            false => self.seed_list.clone(),
+        }
+    }
+
     /// [`Cli::config`] of a cell that [`Cli::check_combinations`] accepted.
     pub fn checked_config(&self, choice: ModelChoice, op: Operation) -> TrainConfig {
         self.config(choice, op)
@@ -324,6 +336,11 @@ impl Cli {
     pub fn check_combinations(&self) -> Result<(), String> {
         if self.epochs.is_some() && self.steps.is_some() {
             return Err("--epochs contradicts --steps: give one budget".into());
+        }
+        if let Some(seed) =
+            (self.seed_list.iter()).find(|&s| self.seed_list.iter().filter(|&t| t == s).count() > 1)
+        {
+            return Err(format!("--seed-list names seed {seed} more than once"));
         }
         if self.resume && self.out.is_none() {
             return Err("--resume needs --out DIR, the run to continue".into());
@@ -375,7 +392,7 @@ impl Cli {
                     ops.join(" and ")
                 ));
             }
-            let data = task.data(op, self.seed);
+            let data = task.data(op, self.seed_values()[0]);
             for &choice in &models {
                 let checked = self.checked_config(choice, op).validate_for(&data);
                 checked.map_err(|e| format!("--model {} --task {op}: {e}", choice.name()))?;

@@ -39,8 +39,8 @@ impl Work {
 /// The populations of the run, in report order: per model, per task, seeds in chunks.
 pub fn plan(cli: &Cli) -> Vec<Work> {
     let (tasks, models) = cli.selection();
-    let seeds: Vec<u64> = (cli.seed..cli.seed + cli.seeds as u64).collect();
-    let chunk = cli.population.unwrap_or(cli.seeds);
+    let seeds = cli.seed_values();
+    let chunk = cli.population.unwrap_or(seeds.len());
     let mut work = Vec::new();
     for &choice in &models {
         for &op in &tasks {
@@ -79,7 +79,7 @@ pub fn run(cli: &Cli, task: &dyn Task, kept: Vec<RunResult>) -> Result<(), Exper
              on {device:?}, {} at a time",
             task.protocol(),
             todo.len(),
-            cli.population.unwrap_or(cli.seeds),
+            cli.population.unwrap_or(cli.seed_values().len()),
             work.len() - todo.len(),
             cli.jobs
         );
@@ -152,7 +152,7 @@ fn report_all(cli: &Cli, all: Vec<RunResult>) {
     if cli.selection().1.len() > 1 {
         println!("Per operation:\n\n{}", report::verdict_table(&summaries));
     }
-    if cli.seeds > 1 {
+    if cli.seed_values().len() > 1 {
         println!("{}", report::summary_table(&summaries));
         if cli.selection().1.len() > 1 {
             println!(

@@ -2,14 +2,14 @@
 //! (`results/summaries/`) that a test generates again and compares, so that a document links
 //! to a table the results give rather than copying it into its prose.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::files::{read_csv, read_pooled};
 use super::stats::summarize;
 use super::tables::{comparison_table, summary_table};
+use crate::RunResult;
 use crate::error::ExperimentError;
-use crate::{Operation, RunResult};
 
 /// The file of the pooled Madsen & Johansen table, among [`summaries`].
 pub const WHOLE_TABLE: &str = "madsen-whole-table.md";
@@ -20,16 +20,20 @@ fn table_run(name: &str) -> bool {
         && name.ends_with(".csv")
 }
 
-/// Whether a results file reruns cells of the table under the early stop's snapped rule
-/// ([`StopRule::Snapped`](crate::StopRule::Snapped)): in [`WHOLE_TABLE`] its runs replace the
-/// other files' runs of the same cells, which ran with the plateau rule.
+/// Whether a results file reruns runs of the table under the early stop's snapped rule
+/// ([`StopRule::Snapped`](crate::StopRule::Snapped)): in [`WHOLE_TABLE`] each of its runs
+/// replaces the other files' run of the same cell and seed, which ran with the plateau rule.
 fn rerun(name: &str) -> bool {
     name.starts_with("madsen-snapped-")
 }
 
-/// The runs of results files pooled ([`read_pooled`]) as the table reads them: each cell that
-/// a `madsen-snapped-*.csv` holds is taken from those files alone, its runs in the other files
-/// (the plateau rule's) left out.
+/// The runs of results files pooled ([`read_pooled`]) as the table reads them: a run that a
+/// `madsen-snapped-*.csv` holds stands in the place of the other files' run of the same cell and
+/// seed (the plateau rule's).
+///
+/// Rerunning only the seeds the plateau rule stopped is enough: the snapped rule stops a run
+/// only where the plateau rule would, the give-up rule is the same in both, and a population's
+/// members train apart, so a run the plateau rule never stopped is the snapped rule's run.
 ///
 /// # Errors
 ///
@@ -37,22 +41,18 @@ fn rerun(name: &str) -> bool {
 pub fn read_table_runs(files: &[&Path]) -> Result<Vec<RunResult>, ExperimentError> {
     let is_rerun = |p: &&Path| p.file_name().is_some_and(|n| rerun(&n.to_string_lossy()));
     let (reruns, first): (Vec<&Path>, Vec<&Path>) = files.iter().copied().partition(is_rerun);
-    let mut newer = read_pooled(&reruns)?;
-    let cell = |r: &RunResult| (r.label(), r.task);
-    let cells: HashSet<(String, Operation)> = newer.iter().map(cell).collect();
-    // A replaced cell keeps its place: its rerun's runs stand where its first run stood.
-    let mut runs = Vec::new();
-    for run in read_pooled(&first)? {
-        if !cells.contains(&cell(&run)) {
-            runs.push(run);
-        } else if newer.iter().any(|r| cell(r) == cell(&run)) {
-            let (these, rest): (Vec<_>, Vec<_>) =
-                newer.into_iter().partition(|r| cell(r) == cell(&run));
-            runs.extend(these);
-            newer = rest;
-        }
-    }
-    runs.extend(newer);
+    let key = |r: &RunResult| (r.label(), r.task, r.seed);
+    let mut newer: Vec<Option<RunResult>> = read_pooled(&reruns)?.into_iter().map(Some).collect();
+    let index: HashMap<_, usize> = (newer.iter().enumerate())
+        .map(|(k, r)| (key(r.as_ref().expect("all present")), k))
+        .collect();
+    let mut runs: Vec<RunResult> = (read_pooled(&first)?.into_iter())
+        .map(|run| match index.get(&key(&run)) {
+            Some(&k) => newer[k].take().unwrap_or(run),
+            None => run,
+        })
+        .collect();
+    runs.extend(newer.into_iter().flatten());
     Ok(runs)
 }
 
@@ -60,7 +60,7 @@ pub fn read_table_runs(files: &[&Path]) -> Result<Vec<RunResult>, ExperimentErro
 /// order: for every `NAME.csv`, `NAME.md` with its per-task summary table; and
 /// [`WHOLE_TABLE`], the comparison table of Madsen & Johansen's table runs
 /// (`madsen-table-*.csv`, `madsen-whole-*.csv`) pooled, a seed held by two files counted once,
-/// each cell of a `madsen-snapped-*.csv` from those files alone ([`read_table_runs`]).
+/// each run of a `madsen-snapped-*.csv` in the place of its cell and seed ([`read_table_runs`]).
 ///
 /// # Errors
 ///

@@ -236,11 +236,11 @@ fn pooled_files_count_a_rerun_seed_once_and_refuse_a_different_one() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-/// In the whole table a cell rerun under the snapped rule (`madsen-snapped-*.csv`) takes its
-/// runs from the rerun alone, seeds the older file also holds included, in the place the cell
-/// had; other cells of the older file stay.
+/// In the whole table a run rerun under the snapped rule (`madsen-snapped-*.csv`) stands in
+/// the place of the older file's run of the same cell and seed; the older file's other seeds
+/// and cells stay, and a rerun seed the older file lacks comes last.
 #[test]
-fn a_rerun_file_replaces_its_cells_in_the_whole_table() {
+fn a_rerun_file_replaces_its_runs_in_the_whole_table() {
     let dir = std::env::temp_dir().join(format!("burn-nalu-rerun-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (older, rerun) = (
@@ -256,10 +256,12 @@ fn a_rerun_file_replaces_its_cells_in_the_whole_table() {
         }))
         .collect()
     };
-    let mut runs = cell(Operation::Mul, 0..2, false);
+    let mut runs = cell(Operation::Mul, 0..3, false);
     runs.extend(cell(Operation::Square, 0..2, false));
     write_csv(&older, &runs).unwrap();
-    write_csv(&rerun, &cell(Operation::Mul, 0..3, true)).unwrap();
+    let mut reruns = cell(Operation::Mul, 1..2, true);
+    reruns.extend(cell(Operation::Mul, 7..8, true));
+    write_csv(&rerun, &reruns).unwrap();
     let pooled = read_table_runs(&[&rerun, &older]).unwrap();
     let kept: Vec<(Operation, u64, bool)> =
         pooled.iter().map(|r| (r.task, r.seed, r.success)).collect();
@@ -267,11 +269,12 @@ fn a_rerun_file_replaces_its_cells_in_the_whole_table() {
     assert_eq!(
         kept,
         [
-            (Mul, 0, true),
+            (Mul, 0, false),
             (Mul, 1, true),
-            (Mul, 2, true),
+            (Mul, 2, false),
             (Square, 0, false),
-            (Square, 1, false)
+            (Square, 1, false),
+            (Mul, 7, true)
         ]
     );
     std::fs::remove_dir_all(dir).unwrap();
