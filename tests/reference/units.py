@@ -1,0 +1,184 @@
+"""Reference vectors of the arithmetic units, from their authors' own layer code.
+
+Runs each unit's layer class as its authors' repository defines it (PyTorch, imported from a
+checkout of that repository, never copied) on fixed weights and inputs, in float64, and writes
+per unit a JSON file: the weights (in this crate's layout, `[d_input, d_output]`), the inputs,
+the outputs, the gradient of every weight of `sum(cotangent * output)`, and the regulariser's
+value and gradients where the unit has one. `tests/reference_units.rs` compares every unit of
+the crate with them.
+
+    python tests/reference/units.py --out tests/reference/vectors \\
+        --repo stable-nalu=DIR@COMMIT [--repo nalm-benchmark=DIR@COMMIT ...]
+
+DIR holds the repository's `stable_nalu/` package at COMMIT (for instance extracted with
+`git archive COMMIT stable_nalu | tar x -C DIR`). Needs torch, numpy, scipy and tensorboardX
+(the packages those layer modules import).
+"""
+
+import argparse
+import importlib
+import json
+import math
+import sys
+import types
+from pathlib import Path
+
+import torch
+
+torch.set_default_dtype(torch.float64)
+
+# Inputs: negatives, an exact zero, values at and near the units' guards (the ε of
+# `log(|x| + ε)`: 1e-7 in stable-nalu, f32's epsilon in the NPU), small, unit and large.
+X = [
+    [1.5, -2.0, 0.0, 3.25],
+    [-0.5, 1e-7, 2.0, -1.0],
+    [4.0, 0.75, -3.5, 1e-8],
+    [1.0, -1.0, 0.25, 10.0],
+    [-6.0, 0.1, 1.2e-7, -0.3],
+    [2.5, 5.0, -0.125, 0.6],
+]
+D_INPUT, D_OUTPUT = 4, 3
+
+
+def rows(seed, shape, lo, hi):
+    """A fixed uniform tensor in [lo, hi) of `shape` (torch's generator, seeded)."""
+    g = torch.Generator().manual_seed(seed)
+    return lo + (hi - lo) * torch.rand(shape, generator=g)
+
+
+def package(name, directory):
+    """A loader of `stable_nalu`'s modules from the checkout in `directory`, without the
+    package's `__init__` (which imports the datasets' dependencies), as a fresh module tree."""
+    for key in [k for k in sys.modules if k == "stable_nalu" or k.startswith("stable_nalu.")]:
+        del sys.modules[key]
+    # `network`'s `__init__` imports every network, torchvision's among them: stubbed too.
+    for stub in ["stable_nalu", "stable_nalu.network"]:
+        module = types.ModuleType(stub)
+        module.__path__ = [str(Path(directory, *stub.split(".")))]
+        sys.modules[stub] = module
+    return lambda module: importlib.import_module(f"stable_nalu.{module}")
+
+
+def crate_layout(t):
+    """A torch `[out, in]` weight as the crate's `[d_input, d_output]`."""
+    return t.detach().t().tolist()
+
+
+def record(unit, source, layer, params, forward, regularizer=None, x=X):
+    """Runs `forward(x)` and the regulariser of `layer`, with gradients of `params`
+    (name -> (parameter, to crate layout))."""
+    x = torch.tensor(x)
+    y = forward(x)
+    cotangent = rows(7, tuple(y.shape), -1.0, 1.0)
+    grads = torch.autograd.grad((y * cotangent).sum(), [p for p, _ in params.values()])
+    out = {
+        "unit": unit,
+        "source": source,
+        "torch": torch.__version__,
+        "params": {n: to(p) for n, (p, to) in params.items()},
+        "x": x.tolist(),
+        "y": y.detach().tolist(),
+        "cotangent": cotangent.tolist(),
+        "grads": {n: to(g) for (n, (_, to)), g in zip(params.items(), grads)},
+    }
+    if regularizer is not None:
+        r = regularizer()
+        rg = torch.autograd.grad(r, [p for p, _ in params.values()], allow_unused=True)
+        out["regularizer"] = r.item()
+        out["regularizer_grads"] = {
+            n: to(g if g is not None else torch.zeros_like(p))
+            for (n, (p, to)), g in zip(params.items(), rg)
+        }
+    return out
+
+
+def set_(param, value):
+    with torch.no_grad():
+        param.copy_(value)
+    return param
+
+
+def stable_nalu_units(load, source):
+    """NAC, NAC•, NALU, NAU and NMU as Madsen & Johansen's `simple_function_static.py` builds
+    them (its defaults: `--oob-mode clip`, `--regualizer-shape linear`, `--mnac-epsilon 0`,
+    `eps = 1e-7`)."""
+    layer = load("layer")
+    out = []
+    shape = (D_OUTPUT, D_INPUT)
+
+    nac = layer.NACLayer(D_INPUT, D_OUTPUT)
+    set_(nac.W_hat, rows(1, shape, -2.0, 2.0))
+    set_(nac.M_hat, rows(2, shape, -2.0, 2.0))
+    params = {"w_hat": (nac.W_hat, crate_layout), "m_hat": (nac.M_hat, crate_layout)}
+    out.append(record("nac", dict(source, layer="stable_nalu.layer.nac.NACLayer"), nac, params, nac))
+
+    # NAC•: the network's second layer with `--nac-mul normal`, exp(NAC(log(|z| + eps))), on
+    # inputs given directly (its first layer replaced by the identity).
+    net = load("network.simple_function_static").SimpleFunctionStaticNetwork(
+        "NAC", input_size=D_INPUT, hidden_size=D_INPUT, nac_mul="normal"
+    )
+    net.layer_1 = torch.nn.Identity()
+    mul = net.layer_2.layer
+    set_(mul.W_hat, rows(3, (1, D_INPUT), -2.0, 2.0))
+    set_(mul.M_hat, rows(4, (1, D_INPUT), -2.0, 2.0))
+    params = {"w_hat": (mul.W_hat, crate_layout), "m_hat": (mul.M_hat, crate_layout)}
+    src = dict(source, layer="stable_nalu.network.simple_function_static.SimpleFunctionStaticNetwork",
+               options="nac_mul='normal', eps=1e-7 (its layer_2; layer_1 the identity)")
+    out.append(record("nac_mul", src, mul, params, net))
+
+    nalu = layer.NALULayer(D_INPUT, D_OUTPUT)
+    set_(nalu.nac_add.W_hat, rows(5, shape, -2.0, 2.0))
+    set_(nalu.nac_add.M_hat, rows(6, shape, -2.0, 2.0))
+    set_(nalu.G_add, rows(8, shape, -2.0, 2.0))
+    params = {
+        "w_hat": (nalu.nac_add.W_hat, crate_layout),
+        "m_hat": (nalu.nac_add.M_hat, crate_layout),
+        "gate": (nalu.G_add, crate_layout),
+    }
+    src = dict(source, layer="stable_nalu.layer.nalu.NALULayer", options="eps=1e-7")
+    out.append(record("nalu", src, nalu, params, nalu))
+
+    nau = layer.ReRegualizedLinearNACLayer(
+        D_INPUT, D_OUTPUT, nac_oob="clip", regualizer_shape="linear"
+    )
+    # Inside [−1, 1], away from the regulariser's kinks at 0 and ±½.
+    set_(nau.W, rows(9, shape, -0.95, 0.95))
+    params = {"weight": (nau.W, crate_layout)}
+    src = dict(source, layer="stable_nalu.layer.re_regualized_linear_nac.ReRegualizedLinearNACLayer",
+               options="nac_oob='clip', regualizer_shape='linear'")
+    out.append(record("nau", src, nau, params, nau, lambda: nau.regualizer()["W"]))
+
+    mod = load("layer.re_regualized_linear_mnac")
+    nmu = mod.ReRegualizedLinearMNACLayer(
+        D_INPUT, D_OUTPUT, nac_oob="clip", regualizer_shape="linear", mnac_epsilon=0
+    )
+    set_(nmu.W, rows(10, shape, 0.02, 0.98))
+    params = {"weight": (nmu.W, crate_layout)}
+    src = dict(source, layer="stable_nalu.layer.re_regualized_linear_mnac.ReRegualizedLinearMNACLayer",
+               options="nac_oob='clip', regualizer_shape='linear', mnac_epsilon=0")
+    out.append(record("nmu", src, nmu, params, nmu, lambda: nmu.regualizer()["W"]))
+    return out
+
+
+UNITS = {"stable-nalu": ("AndreasMadsen/stable-nalu", stable_nalu_units)}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--repo", action="append", required=True, metavar="NAME=DIR@COMMIT")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    for spec in args.repo:
+        name, rest = spec.split("=", 1)
+        directory, commit = rest.rsplit("@", 1)
+        github, units = UNITS[name]
+        source = {"repository": github, "commit": commit}
+        for vector in units(package(name, directory), source):
+            path = args.out / f"{vector['unit']}.json"
+            path.write_text(json.dumps(vector, indent=1) + "\n")
+            print(path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,235 @@
+//! Every unit against its authors' own code: `tests/reference/vectors/*.json` hold what their
+//! layer classes compute (outputs, the gradient of every weight, the regulariser's value and
+//! gradients) on fixed weights and inputs, written in f64 by `tests/reference/units.py` from
+//! the repository and commit each file names. The crate's unit, given the same weights, must
+//! compute the same in f64.
+
+mod common;
+
+use std::path::Path;
+
+use burn::module::Param;
+use burn::tensor::{Device, Tensor, TensorData};
+use burn_nalu::{NacMulConfig, NaluConfig, Nau, Nmu};
+use common::{f64_device, to_f64};
+use serde_json::Value;
+
+/// Both sides compute in f64 (unit roundoff u = 1.1e-16), in different orders. A product
+/// through `exp` errs relative to itself: `exp(s)` with `s` a sum of at most 4 terms
+/// `W·log(|x| + ε)` below 70 in size, each ~10 operations deep, is off by at most ~40 · 70 · u
+/// ≈ 3e-13 of its value; hence [`RELATIVE`] of each element. A sum errs relative to its
+/// terms: a gradient sums 6 rows of terms (each ~30 operations deep) that the inputs keep
+/// within 100 times the tensor's largest element, so at most ~6 · 30 · 100 · u ≈ 2e-12 of
+/// it; hence [`OF_LARGEST`] of the largest element. A different formula (another ε, a
+/// mean for a sum, a transposed weight) is off by 1e-6 of its value or more.
+const RELATIVE: f64 = 1e-9;
+/// See [`RELATIVE`].
+const OF_LARGEST: f64 = 1e-10;
+
+/// One reference vector file.
+struct Vector {
+    unit: String,
+    source: String,
+    params: Vec<(String, Vec<usize>, Vec<f64>)>,
+    x: (Vec<usize>, Vec<f64>),
+    y: Vec<f64>,
+    cotangent: (Vec<usize>, Vec<f64>),
+    grads: Vec<Vec<f64>>,
+    regularizer: Option<(f64, Vec<Vec<f64>>)>,
+}
+
+/// A nested JSON array as its shape and row-major values.
+fn flat(v: &Value) -> (Vec<usize>, Vec<f64>) {
+    match v {
+        Value::Array(items) if items.first().is_some_and(Value::is_array) => {
+            let rows: Vec<_> = items.iter().map(flat).collect();
+            let shape = [vec![rows.len()], rows[0].0.clone()].concat();
+            (shape, rows.into_iter().flat_map(|(_, d)| d).collect())
+        }
+        Value::Array(items) => (
+            vec![items.len()],
+            items
+                .iter()
+                .map(|x| x.as_f64().expect("a number"))
+                .collect(),
+        ),
+        other => panic!("not an array: {other}"),
+    }
+}
+
+fn read(path: &Path) -> Vector {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let v: Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let names: Vec<String> = (v["params"].as_object().expect("params").keys().cloned()).collect();
+    let by_name =
+        |field: &str| -> Vec<Vec<f64>> { (names.iter()).map(|n| flat(&v[field][n]).1).collect() };
+    let source = &v["source"];
+    Vector {
+        unit: v["unit"].as_str().expect("unit").to_string(),
+        source: format!(
+            "{} {} at {}",
+            source["repository"].as_str().unwrap_or("?"),
+            source["layer"].as_str().unwrap_or("?"),
+            source["commit"].as_str().unwrap_or("?")
+        ),
+        params: (names.iter())
+            .map(|n| {
+                let (shape, data) = flat(&v["params"][n]);
+                (n.clone(), shape, data)
+            })
+            .collect(),
+        x: flat(&v["x"]),
+        y: flat(&v["y"]).1,
+        cotangent: flat(&v["cotangent"]),
+        grads: by_name("grads"),
+        regularizer: v["regularizer"]
+            .as_f64()
+            .map(|r| (r, by_name("regularizer_grads"))),
+    }
+}
+
+/// The unit's forward pass and regulariser, built from the vector's parameters.
+type Built = (
+    Box<dyn Fn(Tensor<2>) -> Tensor<2>>,
+    Option<Box<dyn Fn() -> Tensor<1>>>,
+);
+
+/// The crate's unit named `unit`, from its parameters by name.
+fn build(unit: &str, p: &dyn Fn(&str) -> Param<Tensor<2>>, device: &Device) -> Built {
+    let nac = || burn_nalu::Nac {
+        w_hat: p("w_hat"),
+        m_hat: p("m_hat"),
+    };
+    let [d_input, d_output] = match unit {
+        "nau" | "nmu" => p("weight").val().dims(),
+        _ => p("w_hat").val().dims(),
+    };
+    match unit {
+        "nac" => {
+            let u = nac();
+            (Box::new(move |x| u.forward(x)), None)
+        }
+        "nac_mul" => {
+            let mut u = NacMulConfig::new(d_input, d_output).init(device);
+            u.nac = nac();
+            (Box::new(move |x| u.forward(x)), None)
+        }
+        "nalu" => {
+            let mut u = NaluConfig::new(d_input, d_output).init(device);
+            (u.nac, u.gate) = (nac(), Some(p("gate")));
+            (Box::new(move |x| u.forward(x)), None)
+        }
+        "nau" => {
+            let (u, r) = (
+                Nau {
+                    weight: p("weight"),
+                },
+                Nau {
+                    weight: p("weight"),
+                },
+            );
+            (
+                Box::new(move |x| u.forward(x)),
+                Some(Box::new(move || r.regularizer())),
+            )
+        }
+        "nmu" => {
+            let (u, r) = (
+                Nmu {
+                    weight: p("weight"),
+                },
+                Nmu {
+                    weight: p("weight"),
+                },
+            );
+            (
+                Box::new(move |x| u.forward(x)),
+                Some(Box::new(move || r.regularizer())),
+            )
+        }
+        other => panic!("no unit of the crate for the reference vector {other}"),
+    }
+}
+
+fn assert_close(got: &[f64], want: &[f64], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: sizes");
+    let largest = want.iter().fold(0.0f64, |m, w| m.max(w.abs()));
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        let tolerance = RELATIVE * w.abs() + OF_LARGEST * largest;
+        assert!(
+            (g - w).abs() <= tolerance,
+            "{what}[{i}]: the crate {g}, the authors' code {w} (tolerance {tolerance:e})"
+        );
+    }
+}
+
+fn check(v: &Vector) {
+    let device = f64_device().autodiff();
+    let tensor = |(shape, data): &(Vec<usize>, Vec<f64>)| -> Tensor<2> {
+        Tensor::from_data(TensorData::new(data.clone(), shape.clone()), &device)
+    };
+    let leaves: Vec<Tensor<2>> = (v.params.iter())
+        .map(|(_, shape, data)| tensor(&(shape.clone(), data.clone())).require_grad())
+        .collect();
+    let what = |part: &str| format!("{} ({}): {part}", v.unit, v.source);
+    let by_name = |name: &str| -> Param<Tensor<2>> {
+        let k = (v.params.iter().position(|(n, _, _)| n == name))
+            .unwrap_or_else(|| panic!("{}: no parameter {name}", v.unit));
+        Param::from_tensor(leaves[k].clone())
+    };
+    let (forward, regularizer) = build(&v.unit, &by_name, &device);
+    let y = forward(tensor(&v.x));
+    assert_close(&to_f64(y.clone()), &v.y, &what("output"));
+    let grads = y.mul(tensor(&v.cotangent)).sum().backward();
+    for ((name, _, _), (leaf, want)) in v.params.iter().zip(leaves.iter().zip(&v.grads)) {
+        let got = to_f64(leaf.grad(&grads).expect("a gradient"));
+        assert_close(&got, want, &what(&format!("gradient of {name}")));
+    }
+    match (regularizer, &v.regularizer) {
+        (Some(r), Some((value, want))) => {
+            let r = r();
+            assert_close(&to_f64(r.clone()), &[*value], &what("regulariser"));
+            let grads = r.sum().backward();
+            for ((name, _, _), (leaf, want)) in v.params.iter().zip(leaves.iter().zip(want)) {
+                let got = leaf.grad(&grads).map_or(vec![0.0; want.len()], to_f64);
+                assert_close(
+                    &got,
+                    want,
+                    &what(&format!("regulariser's gradient of {name}")),
+                );
+            }
+        }
+        (None, None) => {}
+        (ours, _) => panic!(
+            "{}: the crate's unit has {} regulariser, the reference {}",
+            what("regulariser"),
+            if ours.is_some() { "a" } else { "no" },
+            if v.regularizer.is_some() {
+                "one"
+            } else {
+                "none"
+            }
+        ),
+    }
+}
+
+#[test]
+fn every_unit_computes_what_its_authors_code_computes() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/vectors");
+    let mut files: Vec<_> = (std::fs::read_dir(&dir).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    let units: Vec<String> = files.iter().map(|f| read(f).unit).collect();
+    for unit in ["nac", "nac_mul", "nalu", "nau", "nmu"] {
+        assert!(
+            units.iter().any(|u| u == unit),
+            "no reference vector for {unit}"
+        );
+    }
+    for file in &files {
+        check(&read(file));
+    }
+}
