@@ -160,7 +160,72 @@ def stable_nalu_units(load, source):
     return out
 
 
-UNITS = {"stable-nalu": ("AndreasMadsen/stable-nalu", stable_nalu_units)}
+def same_layout(t):
+    """A weight the authors already store as `[in, out]` (or a vector)."""
+    return t.detach().tolist()
+
+
+def open_gate(g):
+    """`g` with the gate of input 2 (whose inputs include 0 and 1.2e-7) a hair below fully
+    open: there `ε` counts (r ≈ |x| + ε), and the clamp's kink at 1 (whose gradient is a
+    convention: torch 2 passes none at the bound) is not met."""
+    g[2] = 1.0 - 1e-12
+    return g
+
+
+def nalm_benchmark_units(load, source):
+    """iNALU, the NPU and the RealNPU (plain, and as Mistry et al.'s modified RealNPU with its
+    regularisers) as `experiments/single_layer_benchmark.py` builds them."""
+    out = []
+    shape = (D_INPUT, D_OUTPUT)
+    inalu = load("layer.inalu").INALULayer(D_INPUT, D_OUTPUT)
+    for k, name in enumerate(["W_a_hat", "M_a_hat", "W_m_hat", "M_m_hat"]):
+        set_(getattr(inalu, name), rows(11 + k, shape, -2.0, 2.0))
+    set_(inalu.g, rows(15, (D_OUTPUT,), -1.0, 1.0))
+    params = {
+        "add.w_hat": (inalu.W_a_hat, same_layout),
+        "add.m_hat": (inalu.M_a_hat, same_layout),
+        "mul.w_hat": (inalu.W_m_hat, same_layout),
+        "mul.m_hat": (inalu.M_m_hat, same_layout),
+        "gate": (inalu.g, same_layout),
+    }
+    src = dict(source, layer="stable_nalu.layer.inalu.INALULayer",
+               options="regulariser as the training loop adds it: 0.05 * regualizer()['inalu']")
+    out.append(record("inalu", src, inalu, params, inalu, lambda: 0.05 * inalu.regualizer()["inalu"]))
+
+    npu_options = dict(npu_Wr_init="xavier-uniform", regualizer_npu_w=0, regualizer_gate=0)
+    npu = load("layer.npu").NPULayer(D_INPUT, D_OUTPUT, **npu_options)
+    set_(npu.W_real, rows(16, shape, -1.5, 1.5))
+    set_(npu.W_im, rows(17, shape, -0.5, 0.5))
+    set_(npu.g, open_gate(rows(18, (D_INPUT,), 0.1, 0.9)))
+    params = {"w_re": (npu.W_real, same_layout), "w_im": (npu.W_im, same_layout),
+              "gate": (npu.g, same_layout)}
+    src = dict(source, layer="stable_nalu.layer.npu.NPULayer", options="eps = f32 epsilon")
+    out.append(record("npu", src, npu, params, npu))
+
+    real = load("layer.npu_real")
+    for unit, reg in [("realnpu", 0), ("realnpu_mistry", 1)]:
+        layer = real.RealNPULayer(
+            D_INPUT, D_OUTPUT, npu_clip="wg", npu_Wr_init="xavier-uniform-constrained",
+            regualizer_npu_w=reg, regualizer_gate=reg, realnpu_reg_type="W",
+        )
+        set_(layer.W_real, rows(19, shape, -0.95, 0.95))
+        set_(layer.g, open_gate(rows(20, (D_INPUT,), 0.1, 0.9)))
+        params = {"w_re": (layer.W_real, same_layout), "gate": (layer.g, same_layout)}
+        options = "eps = f32 epsilon"
+        regularizer = None
+        if reg:
+            options += "; regulariser W-NPU + g-NPU (realnpu_reg_type='W', both weighted 1)"
+            regularizer = (lambda l: lambda: l.regualizer()["W-NPU"] + l.regualizer()["g-NPU"])(layer)
+        src = dict(source, layer="stable_nalu.layer.npu_real.RealNPULayer", options=options)
+        out.append(record(unit, src, layer, params, layer, regularizer))
+    return out
+
+
+UNITS = {
+    "stable-nalu": ("AndreasMadsen/stable-nalu", stable_nalu_units),
+    "nalm-benchmark": ("bmistry4/nalm-benchmark", nalm_benchmark_units),
+}
 
 
 def main():
