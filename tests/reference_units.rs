@@ -10,7 +10,10 @@ use std::path::Path;
 
 use burn::module::Param;
 use burn::tensor::{Device, Tensor, TensorData};
-use burn_nalu::{InaluConfig, Nac, NacMulConfig, NaluConfig, Nau, Nmu, NpuConfig, RealNpuConfig};
+use burn_nalu::{
+    InaluConfig, Nac, NacMulConfig, NaluConfig, Nau, NmruConfig, Nmu, NpuConfig, Nru,
+    RealNpuConfig, SnmuConfig,
+};
 use common::{f64_device, to_f64};
 use serde_json::Value;
 
@@ -131,7 +134,7 @@ fn build(unit: &str, p: &Params, device: &Device) -> Built {
         m_hat: m(&format!("{prefix}m_hat")),
     };
     let [d_input, d_output] = match unit {
-        "nau" | "nmu" => m("weight").val().dims(),
+        "nau" | "nmu" | "nru" | "nmru" | "snmu" => m("weight").val().dims(),
         "npu" | "realnpu" | "realnpu_mistry" => m("w_re").val().dims(),
         "inalu" => m("add.w_hat").val().dims(),
         _ => m("w_hat").val().dims(),
@@ -214,6 +217,45 @@ fn build(unit: &str, p: &Params, device: &Device) -> Built {
                 _ => Some(Box::new(move || r.regularizer())),
             };
             (Box::new(move |x| u.forward(x)), regularizer)
+        }
+        // Both in training (their weights track gradients): the NRU's selector is
+        // tanh²(1000·W), the NMRU's reciprocal 1/(x + ε).
+        "nru" => {
+            let (u, r) = (
+                Nru {
+                    weight: m("weight"),
+                },
+                Nru {
+                    weight: m("weight"),
+                },
+            );
+            (
+                Box::new(move |x| u.forward(x)),
+                Some(Box::new(move || r.regularizer())),
+            )
+        }
+        "nmru" => {
+            let mut u = NmruConfig::new(d_input / 2, d_output).init(device);
+            u.weight = m("weight");
+            let r = u.clone();
+            (
+                Box::new(move |x| u.forward(x)),
+                Some(Box::new(move || r.regularizer())),
+            )
+        }
+        // The reference's noise is the one-point range [3, 3], which the crate refuses: a
+        // range 1e-9 wide moves the output by at most ~1e-9 of its value per input.
+        "snmu" => {
+            let config = SnmuConfig::new(d_input, d_output)
+                .with_noise_low(3.0)
+                .with_noise_high(3.0 + 1e-9);
+            let mut u = config.init(device);
+            u.weight = m("weight");
+            let r = u.clone();
+            (
+                Box::new(move |x| u.forward(x)),
+                Some(Box::new(move || r.regularizer())),
+            )
         }
         other => panic!("no unit of the crate for the reference vector {other}"),
     }
@@ -307,7 +349,7 @@ fn every_unit_computes_what_its_authors_code_computes() {
     files.sort();
     let units: Vec<String> = files.iter().map(|f| read(f).unit).collect();
     let expected = [
-        "nac", "nac_mul", "nalu", "nau", "nmu", "inalu", "npu", "realnpu",
+        "nac", "nac_mul", "nalu", "nau", "nmu", "inalu", "npu", "realnpu", "nru", "nmru", "snmu",
     ];
     for unit in expected {
         assert!(

@@ -12,7 +12,9 @@ the crate with them.
 
 DIR holds the repository's `stable_nalu/` package at COMMIT (for instance extracted with
 `git archive COMMIT stable_nalu | tar x -C DIR`). Needs torch, numpy, scipy and tensorboardX
-(the packages those layer modules import).
+(the packages those layer modules import). The vectors were written with torch 1.13.1, the
+nearest to the authors' (nalm-benchmark's environment pins 1.5.1) that installs here: torch 2
+passes no gradient at the bounds of `torch.clamp`, torch 1 passes it, as the crate does.
 """
 
 import argparse
@@ -46,13 +48,13 @@ def rows(seed, shape, lo, hi):
     return lo + (hi - lo) * torch.rand(shape, generator=g)
 
 
-def package(name, directory):
+def package(name, directory, stubs=("stable_nalu", "stable_nalu.network")):
     """A loader of `stable_nalu`'s modules from the checkout in `directory`, without the
     package's `__init__` (which imports the datasets' dependencies), as a fresh module tree."""
     for key in [k for k in sys.modules if k == "stable_nalu" or k.startswith("stable_nalu.")]:
         del sys.modules[key]
     # `network`'s `__init__` imports every network, torchvision's among them: stubbed too.
-    for stub in ["stable_nalu", "stable_nalu.network"]:
+    for stub in stubs:
         module = types.ModuleType(stub)
         module.__path__ = [str(Path(directory, *stub.split(".")))]
         sys.modules[stub] = module
@@ -68,7 +70,8 @@ def record(unit, source, layer, params, forward, regularizer=None, x=X):
     """Runs `forward(x)` and the regulariser of `layer`, with gradients of `params`
     (name -> (parameter, to crate layout))."""
     x = torch.tensor(x)
-    y = forward(x)
+    # A copy: the sNMU multiplies its input by the noise in place (`x *= noise`).
+    y = forward(x.clone())
     cotangent = rows(7, tuple(y.shape), -1.0, 1.0)
     grads = torch.autograd.grad((y * cotangent).sum(), [p for p, _ in params.values()])
     out = {
@@ -141,8 +144,11 @@ def stable_nalu_units(load, source):
     nau = layer.ReRegualizedLinearNACLayer(
         D_INPUT, D_OUTPUT, nac_oob="clip", regualizer_shape="linear"
     )
-    # Inside [−1, 1], away from the regulariser's kinks at 0 and ±½.
-    set_(nau.W, rows(9, shape, -0.95, 0.95))
+    # Inside [−1, 1], away from the regulariser's kinks at 0 and ±½, but for two weights at
+    # the forward pass's clamp, ±1.
+    w = rows(9, shape, -0.95, 0.95)
+    w[0, 0], w[1, 1] = 1.0, -1.0
+    set_(nau.W, w)
     params = {"weight": (nau.W, crate_layout)}
     src = dict(source, layer="stable_nalu.layer.re_regualized_linear_nac.ReRegualizedLinearNACLayer",
                options="nac_oob='clip', regualizer_shape='linear'")
@@ -165,11 +171,11 @@ def same_layout(t):
     return t.detach().tolist()
 
 
-def open_gate(g):
-    """`g` with the gate of input 2 (whose inputs include 0 and 1.2e-7) a hair below fully
-    open: there `ε` counts (r ≈ |x| + ε), and the clamp's kink at 1 (whose gradient is a
-    convention: torch 2 passes none at the bound) is not met."""
-    g[2] = 1.0 - 1e-12
+def open_gate(g, value=1.0):
+    """`g` with the gate of input 2 (whose inputs include 0 and 1.2e-7) at `value`, fully open
+    by default: there `ε` counts (r = |x| + ε), and the forward pass's clamp to [0, 1] is at its
+    bound, where torch 1 passes the gradient (torch 2 passes none)."""
+    g[2] = value
     return g
 
 
@@ -210,7 +216,9 @@ def nalm_benchmark_units(load, source):
             regualizer_npu_w=reg, regualizer_gate=reg, realnpu_reg_type="W",
         )
         set_(layer.W_real, rows(19, shape, -0.95, 0.95))
-        set_(layer.g, open_gate(rows(20, (D_INPUT,), 0.1, 0.9)))
+        # With the regulariser, a hair below 1: `|1 − g|` has a kink at 1 whose gradient is a
+        # convention (torch: 0; the crate: −1), which the clamp after each step makes moot.
+        set_(layer.g, open_gate(rows(20, (D_INPUT,), 0.1, 0.9), 1.0 - 1e-12 if reg else 1.0))
         params = {"w_re": (layer.W_real, same_layout), "gate": (layer.g, same_layout)}
         options = "eps = f32 epsilon"
         regularizer = None
@@ -222,9 +230,69 @@ def nalm_benchmark_units(load, source):
     return out
 
 
+# The NRU's domain leaves out 0 (`|0|^W` is infinite for W < 0): the NRU reads these inputs,
+# X with its zero moved to 2e-8.
+X_NONZERO = [[2e-8 if v == 0.0 else v for v in row] for row in X]
+
+
+def nalm_division_units(load, source):
+    """The NRU and the NMRU (the paper's NMRU is the sign-retrieving `SignNMRU` of
+    `lfs_batch_jobs/single_layer_task/neurips_2021/sltr-in10.sh`) as
+    `experiments/single_layer.py` builds them (its defaults `--oob-mode clip`,
+    `--regualizer-shape linear`, `--nru-div-mode div`), in training mode."""
+    out = []
+    shape = (D_OUTPUT, D_INPUT)
+    nru = load("layer.reciprocal_nmu").ReciprocalNMULayer(
+        D_INPUT, D_OUTPUT, nac_oob="clip", regualizer_shape="linear",
+        beta_nau=False, nru_div_mode="div", trash_cell=False,
+    )
+    # Most weights where the training selector tanh²(1000·W) is saturated, three in its slope.
+    w = rows(21, shape, -0.95, 0.95)
+    w[0, 0], w[1, 2], w[2, 3] = 0.002, -0.003, 0.0015
+    set_(nru.W, w)
+    params = {"weight": (nru.W, crate_layout)}
+    src = dict(source, layer="stable_nalu.layer.reciprocal_nmu.ReciprocalNMULayer",
+               options="nac_oob='clip', regualizer_shape='linear', nru_div_mode='div'; training")
+    out.append(record("nru", src, nru, params, nru, lambda: nru.regualizer()["W"], x=X_NONZERO))
+
+    nmru = load("layer.concat_reciprocal_nmu_sign_retrieval").ConcatReciprocalNMUSignRetrievalLayer(
+        D_INPUT, D_OUTPUT, nac_oob="clip", regualizer_shape="linear",
+        nmu_noise=False, noise_range=[1, 5],
+    )
+    set_(nmru.W, rows(22, (D_OUTPUT, 2 * D_INPUT), 0.02, 0.98))
+    params = {"weight": (nmru.W, crate_layout)}
+    src = dict(source, layer="stable_nalu.layer.concat_reciprocal_nmu_sign_retrieval."
+               "ConcatReciprocalNMUSignRetrievalLayer",
+               options="nac_oob='clip', regualizer_shape='linear'; training (1/(x + eps), eps = f32 epsilon)")
+    out.append(record("nmru", src, nmru, params, nmru, lambda: nmru.regualizer()["W"]))
+    return out
+
+
+def nalm_robust_nmu_units(load, source):
+    """The sNMU: Mistry et al.'s NMU with its inputs multiplied by noise and the noise's
+    product divided back out, in training mode. The noise is torch's draw from
+    `--noise-range`: here the one-point range [3, 3], so that the vector is deterministic (the
+    crate draws from [3, 3 + 1e-9))."""
+    nmu = load("layer.re_regualized_linear_mnac").ReRegualizedLinearMNACLayer(
+        D_INPUT, D_OUTPUT, nac_oob="clip", regualizer_shape="linear", mnac_epsilon=0,
+        nmu_noise=True, noise_range=[3, 3],
+    )
+    set_(nmu.W, rows(23, (D_OUTPUT, D_INPUT), 0.02, 0.98))
+    params = {"weight": (nmu.W, crate_layout)}
+    src = dict(source, layer="stable_nalu.layer.re_regualized_linear_mnac.ReRegualizedLinearMNACLayer",
+               options="nmu_noise=True, noise_range=[3, 3], nac_oob='clip', regualizer_shape='linear'; training")
+    return [record("snmu", src, nmu, params, nmu, lambda: nmu.regualizer()["W"])]
+
+
+PACKAGES = ("stable_nalu", "stable_nalu.network")
 UNITS = {
-    "stable-nalu": ("AndreasMadsen/stable-nalu", stable_nalu_units),
-    "nalm-benchmark": ("bmistry4/nalm-benchmark", nalm_benchmark_units),
+    "stable-nalu": ("AndreasMadsen/stable-nalu", stable_nalu_units, PACKAGES),
+    "nalm-benchmark": ("bmistry4/nalm-benchmark", nalm_benchmark_units, PACKAGES),
+    "nalm-division": ("bmistry4/nalm-division", nalm_division_units, PACKAGES),
+    # Its `layer/__init__` imports `layer/unused/`, which the repository does not hold.
+    "nalm-robust-nmu": (
+        "bmistry4/nalm-robust-nmu", nalm_robust_nmu_units, PACKAGES + ("stable_nalu.layer",)
+    ),
 }
 
 
@@ -237,9 +305,9 @@ def main():
     for spec in args.repo:
         name, rest = spec.split("=", 1)
         directory, commit = rest.rsplit("@", 1)
-        github, units = UNITS[name]
+        github, units, stubs = UNITS[name]
         source = {"repository": github, "commit": commit}
-        for vector in units(package(name, directory), source):
+        for vector in units(package(name, directory, stubs), source):
             path = args.out / f"{vector['unit']}.json"
             path.write_text(json.dumps(vector, indent=1) + "\n")
             print(path)
