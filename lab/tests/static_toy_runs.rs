@@ -160,6 +160,35 @@ fn a_seed_list_trains_those_seeds_as_they_train_alone() {
     }
 }
 
+/// A recipe's gradient clipping reaches the run unless the command line names another: the
+/// NMRU's recipe clips to norm 1 (its authors' `--clip-grad-norm 1`), which an earlier
+/// command line dropped.
+#[test]
+fn the_recipes_gradient_clipping_is_kept() {
+    let clip = |extra: &[&str]| {
+        let dir = tempfile::tempdir().unwrap();
+        let args = [
+            &["--protocol", "mistry", "--model", "nmru", "--task", "div"][..],
+            &[
+                "--steps",
+                "10",
+                "--eval-every",
+                "5",
+                "--eval-rows",
+                "50",
+                "--quiet",
+            ],
+            &["--out", dir.path().to_str().unwrap()],
+            extra,
+        ]
+        .concat();
+        run_ok(&args);
+        results_json(dir.path())[0]["clip_norm"].as_f64()
+    };
+    assert_eq!(clip(&[]), Some(1.0));
+    assert_eq!(clip(&["--clip-norm", "0.5"]), Some(0.5));
+}
+
 #[test]
 fn out_dir_receives_results_weights_and_plots() {
     let dir = tempfile::tempdir().unwrap();

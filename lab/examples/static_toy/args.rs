@@ -130,7 +130,8 @@ pub struct Cli {
     /// Width of the hidden layer.
     #[arg(long, default_value_t = 2, value_parser = at_least_one)]
     pub hidden: usize,
-    /// Clip each parameter's gradient to this L2 norm (default: no clipping).
+    /// Clip each parameter's gradient to this L2 norm (default: the recipe's, 1 for the NMRU
+    /// as its authors ran it, no clipping for the others).
     #[arg(long, value_name = "F", value_parser = positive_f64)]
     pub clip_norm: Option<f64>,
     /// The first seed of the data, the initial weights and the shuffling.
@@ -304,7 +305,7 @@ impl Cli {
             budget,
             batch_size: self.batch_size.unwrap_or(recipe.batch_size),
             hidden: self.hidden,
-            clip_norm: self.clip_norm.map(|c| c as f32),
+            clip_norm: self.clip_norm.map(|c| c as f32).or(recipe.clip_norm),
             regularizer: (regularizer.lambda > 0.0).then_some(regularizer),
             eval_every: self.eval_every.or(recipe.eval_every),
             early_stop_patience: recipe.early_stop_patience.filter(|_| !self.no_early_stop),
