@@ -135,6 +135,10 @@ impl Nalu {
     }
 }
 
+/// The factor on the gate weights `G` of a snapped NALU: a logit `x·G` of at least 1e-5 in size
+/// becomes at least 1,000, whose σ rounds to exactly 0 or 1 in f32 and f64.
+const GATE_SNAP: f64 = 1e8;
+
 impl ArithmeticUnit for Nalu {
     fn forward_members<const D: usize>(&self, input: Tensor<D>, members: usize) -> Tensor<D> {
         let d_in = self.nac.d_input_of(members);
@@ -151,10 +155,15 @@ impl ArithmeticUnit for Nalu {
         }
     }
 
-    /// Snaps `W` (the gate, which depends on the input, stays as it is).
+    /// Snaps `W` to −1, 0 or 1, and the gate to a hard decision: `G` times [`GATE_SNAP`], so
+    /// that `σ(x·G)` is exactly 0 or 1 wherever `|x·G| > 1e-5`. A NALU a few ε from `a + b`
+    /// (weights near 1, gate near 1) leaks `(1 − g)·m` through the multiplicative path, which
+    /// snapped weights alone leave open.
     fn snap(self) -> Self {
+        let gate = (self.gate).map(|g| ops::replace_value(g, |t| t.mul_scalar(GATE_SNAP)));
         Self {
             nac: self.nac.snap(),
+            gate,
             ..self
         }
     }
@@ -322,6 +331,29 @@ mod tests {
             .flat_map(|r| [r[0] + r[1], r[0] - r[1]])
             .collect();
         assert_eq!(got.unwrap(), expected);
+    }
+
+    /// A NALU a few ε from `x0 + x1`: weights tanh(3.8) ≈ 0.999 and gate logits
+    /// `x·G = 0.5·(x0 + x1)`, 3.5 to 125 on these rows, so `g` ≥ 0.97 and the output errs by
+    /// the leak `(1 − g)·x0·x1` and by `0.001·(x0 + x1)`. Snapped, its weights are 1 and its gate
+    /// exactly 1: `x0 + x1` to the bit. Logits of the other sign close the gate: the product
+    /// (within the 1e-4 of [`max_rel_err`]).
+    #[test]
+    fn snap_decides_the_gate() {
+        let device = Device::default();
+        let near = |g: f32| {
+            let mut nalu = nalu_with([[1.0], [1.0]], Some(g), &device);
+            nalu.nac.w_hat = Param::from_data([[3.8f32], [3.8]], &device);
+            nalu
+        };
+        let sum = expect(|r| r[0] + r[1]);
+        let plain = near(0.5).forward(inputs(&device));
+        assert!(max_rel_err(plain, &sum) > 1e-3, "the plain NALU is a near miss");
+        let snapped = near(0.5).snap().forward(inputs(&device));
+        assert_eq!(snapped.into_data().try_to_vec::<f32>().unwrap(), sum);
+        let product = near(-0.5).snap().forward(inputs(&device));
+        let err = max_rel_err(product, &expect(|r| r[0] * r[1]));
+        assert!(err < 1e-4, "relative error {err}");
     }
 
     #[test]
