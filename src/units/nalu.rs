@@ -348,7 +348,10 @@ mod tests {
         };
         let sum = expect(|r| r[0] + r[1]);
         let plain = near(0.5).forward(inputs(&device));
-        assert!(max_rel_err(plain, &sum) > 1e-3, "the plain NALU is a near miss");
+        assert!(
+            max_rel_err(plain, &sum) > 1e-3,
+            "the plain NALU is a near miss"
+        );
         let snapped = near(0.5).snap().forward(inputs(&device));
         assert_eq!(snapped.into_data().try_to_vec::<f32>().unwrap(), sum);
         let product = near(-0.5).snap().forward(inputs(&device));
