@@ -155,7 +155,7 @@ impl ArithmeticUnit for Nalu {
         }
     }
 
-    /// Snaps `W` to −1, 0 or 1, and the gate to a hard decision: `G` times [`GATE_SNAP`], so
+    /// Snaps `W` to −1, 0 or 1, and the gate to a hard decision: `G` times 1e8, so
     /// that `σ(x·G)` is exactly 0 or 1 wherever `|x·G| > 1e-5`. A NALU a few ε from `a + b`
     /// (weights near 1, gate near 1) leaks `(1 − g)·m` through the multiplicative path, which
     /// snapped weights alone leave open.
