@@ -11,8 +11,8 @@ use std::path::Path;
 use burn::module::Param;
 use burn::tensor::{Device, Tensor, TensorData};
 use burn_nalu::{
-    InaluConfig, Nac, NacMulConfig, NaluConfig, Nau, NmruConfig, Nmu, NpuConfig, Nru,
-    RealNpuConfig, SnmuConfig,
+    ArithmeticUnit, InaluConfig, Nac, NacMulConfig, NaluConfig, Nau, NmruConfig, Nmu, NpuConfig,
+    Nru, RealNpuConfig, SnmuConfig,
 };
 use common::{f64_device, to_f64};
 use serde_json::Value;
@@ -126,6 +126,21 @@ struct Params<'a> {
 /// nalm-benchmark fixes at f32's). The crate's default is 1e-7 (see `NpuConfig::epsilon`).
 const NPU_EPSILON: f64 = f32::EPSILON as f64;
 
+/// A unit compared without its regulariser.
+fn plain<U: ArithmeticUnit + 'static>(u: U) -> Built {
+    (Box::new(move |x| u.forward_members(x, 1)), None)
+}
+
+/// A unit compared with its regulariser.
+fn regularized<U: ArithmeticUnit + Clone + 'static>(u: U) -> Built {
+    let r = u.clone();
+    let regularizer = move || r.regularizer_members(1).expect("a regularised unit");
+    (
+        Box::new(move |x| u.forward_members(x, 1)),
+        Some(Box::new(regularizer)),
+    )
+}
+
 /// The crate's unit named `unit`, from its parameters.
 fn build(unit: &str, p: &Params, device: &Device) -> Built {
     let m = p.matrix;
@@ -140,48 +155,23 @@ fn build(unit: &str, p: &Params, device: &Device) -> Built {
         _ => m("w_hat").val().dims(),
     };
     match unit {
-        "nac" => {
-            let u = nac("");
-            (Box::new(move |x| u.forward(x)), None)
-        }
+        "nac" => plain(nac("")),
         "nac_mul" => {
             let mut u = NacMulConfig::new(d_input, d_output).init(device);
             u.nac = nac("");
-            (Box::new(move |x| u.forward(x)), None)
+            plain(u)
         }
         "nalu" => {
             let mut u = NaluConfig::new(d_input, d_output).init(device);
             (u.nac, u.gate) = (nac(""), Some(m("gate")));
-            (Box::new(move |x| u.forward(x)), None)
+            plain(u)
         }
-        "nau" => {
-            let (u, r) = (
-                Nau {
-                    weight: m("weight"),
-                },
-                Nau {
-                    weight: m("weight"),
-                },
-            );
-            (
-                Box::new(move |x| u.forward(x)),
-                Some(Box::new(move || r.regularizer())),
-            )
-        }
-        "nmu" => {
-            let (u, r) = (
-                Nmu {
-                    weight: m("weight"),
-                },
-                Nmu {
-                    weight: m("weight"),
-                },
-            );
-            (
-                Box::new(move |x| u.forward(x)),
-                Some(Box::new(move || r.regularizer())),
-            )
-        }
+        "nau" => regularized(Nau {
+            weight: m("weight"),
+        }),
+        "nmu" => regularized(Nmu {
+            weight: m("weight"),
+        }),
         "inalu" => {
             // Their floor `ε` is an f32 tensor (`torch.full(..., 1e-7, dtype=float32)`) in an
             // f64 run too: 1e-7 rounded to f32, as the crate's own f32 runs have it.
@@ -189,11 +179,7 @@ fn build(unit: &str, p: &Params, device: &Device) -> Built {
             let config = InaluConfig::new(d_input, d_output).with_epsilon(epsilon);
             let mut u = config.init(device);
             (u.add, u.mul, u.gate) = (nac("add."), nac("mul."), (p.vector)("gate"));
-            let r = u.clone();
-            (
-                Box::new(move |x| u.forward(x)),
-                Some(Box::new(move || r.regularizer())),
-            )
+            regularized(u)
         }
         // The crate's NPU regulariser is its own (it pulls gates open: `Npu::regularizer`),
         // neither Heim et al.'s L1 nor nalm-benchmark's; only the unit is compared.
@@ -201,7 +187,7 @@ fn build(unit: &str, p: &Params, device: &Device) -> Built {
             let config = NpuConfig::new(d_input, d_output).with_epsilon(NPU_EPSILON);
             let mut u = config.init(device);
             (u.w_re, u.w_im, u.gate) = (m("w_re"), m("w_im"), (p.vector)("gate"));
-            (Box::new(move |x| u.forward(x)), None)
+            plain(u)
         }
         "realnpu" | "realnpu_mistry" => {
             let config = match unit {
@@ -210,38 +196,21 @@ fn build(unit: &str, p: &Params, device: &Device) -> Built {
             };
             let mut u = config.with_epsilon(NPU_EPSILON).init(device);
             (u.w_re, u.gate) = (m("w_re"), (p.vector)("gate"));
-            let r = u.clone();
-            let regularizer: Option<Box<dyn Fn() -> Tensor<1>>> = match unit {
+            match unit {
                 // `RealNpuRegularizer::OpenGates`, the crate's own, as the NPU's.
-                "realnpu" => None,
-                _ => Some(Box::new(move || r.regularizer())),
-            };
-            (Box::new(move |x| u.forward(x)), regularizer)
+                "realnpu" => plain(u),
+                _ => regularized(u),
+            }
         }
         // Both in training (their weights track gradients): the NRU's selector is
         // tanh²(1000·W), the NMRU's reciprocal 1/(x + ε).
-        "nru" => {
-            let (u, r) = (
-                Nru {
-                    weight: m("weight"),
-                },
-                Nru {
-                    weight: m("weight"),
-                },
-            );
-            (
-                Box::new(move |x| u.forward(x)),
-                Some(Box::new(move || r.regularizer())),
-            )
-        }
+        "nru" => regularized(Nru {
+            weight: m("weight"),
+        }),
         "nmru" => {
             let mut u = NmruConfig::new(d_input / 2, d_output).init(device);
             u.weight = m("weight");
-            let r = u.clone();
-            (
-                Box::new(move |x| u.forward(x)),
-                Some(Box::new(move || r.regularizer())),
-            )
+            regularized(u)
         }
         // The reference's noise is the one-point range [3, 3], which the crate refuses: a
         // range 1e-9 wide moves the output by at most ~1e-9 of its value per input.
@@ -251,11 +220,7 @@ fn build(unit: &str, p: &Params, device: &Device) -> Built {
                 .with_noise_high(3.0 + 1e-9);
             let mut u = config.init(device);
             u.weight = m("weight");
-            let r = u.clone();
-            (
-                Box::new(move |x| u.forward(x)),
-                Some(Box::new(move || r.regularizer())),
-            )
+            regularized(u)
         }
         other => panic!("no unit of the crate for the reference vector {other}"),
     }
