@@ -585,7 +585,6 @@ mod tests {
         assert_eq!(fitted.valid_mse, valid.mse(&fitted.model, &device));
     }
 
-    /// The same fit twice from one seed is the same model, to the bit.
     /// The early stop ends an initialisation on a plateau whose weights are exact, and not
     /// one a few ε from exact weights, on the same plateau: snapped, its weights fit better.
     /// NAU on `x0 + x1`, from weights 1 and 1 (MSE 0: the f32 sum is the target's) and from
@@ -621,6 +620,7 @@ mod tests {
         assert_eq!((fitted.steps, fitted.init), (100, 0));
     }
 
+    /// The same fit twice from one seed is the same model, to the bit.
     #[test]
     fn a_fit_is_deterministic_in_its_seed() {
         let device = Device::default();
