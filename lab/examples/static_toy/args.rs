@@ -127,9 +127,9 @@ pub struct Cli {
     /// Mini-batch size (default: the recipe's, 64 reference, 128 madsen).
     #[arg(long, value_parser = at_least_one)]
     pub batch_size: Option<usize>,
-    /// Width of the hidden layer.
-    #[arg(long, default_value_t = 2, value_parser = at_least_one)]
-    pub hidden: usize,
+    /// Width of the hidden layer (default: the recipe's, 2).
+    #[arg(long, value_parser = at_least_one)]
+    pub hidden: Option<usize>,
     /// Clip each parameter's gradient to this L2 norm (default: the recipe's, 1 for the NMRU
     /// as its authors ran it, no clipping for the others).
     #[arg(long, value_name = "F", value_parser = positive_f64)]
@@ -304,7 +304,7 @@ impl Cli {
             lr: self.lr.unwrap_or(recipe.lr),
             budget,
             batch_size: self.batch_size.unwrap_or(recipe.batch_size),
-            hidden: self.hidden,
+            hidden: self.hidden.unwrap_or(recipe.hidden),
             clip_norm: self.clip_norm.map(|c| c as f32).or(recipe.clip_norm),
             regularizer: (regularizer.lambda > 0.0).then_some(regularizer),
             eval_every: self.eval_every.or(recipe.eval_every),
