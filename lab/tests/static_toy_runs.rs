@@ -120,8 +120,8 @@ const FIELDS: [&str; 40] = [
 ];
 
 /// `--seed-list` trains exactly the seeds it names, as one population, and a seed trains the
-/// same in it as alone, to the bit: the members of a population train apart, which is what
-/// lets a rerun of some seeds of a cell stand beside the cell's other runs.
+/// same in it as alone, up to f32 rounding: the members of a population train apart, which is
+/// what lets a rerun of some seeds of a cell stand beside the cell's other runs.
 #[test]
 fn a_seed_list_trains_those_seeds_as_they_train_alone() {
     let run = |seeds: &[&str]| {
@@ -155,8 +155,18 @@ fn a_seed_list_trains_those_seeds_as_they_train_alone() {
     assert_eq!(seeds, [Some(2), Some(5)], "the results in seed order");
     assert_eq!(listed[0]["population"], 2);
     let alone = run(&["--seed", "2"]);
-    for field in ["train_mse", "valid_mse", "extrapolation_mse", "best_step"] {
-        assert_eq!(listed[0][field], alone[0][field], "{field}");
+    assert_eq!(listed[0]["best_step"], alone[0]["best_step"]);
+    // The stacked population's matmul may sum a row's 100 products in another order than the
+    // lone model's (the kernel blocks by the batch of members, and that differs by CPU and
+    // SIMD level: to the bit on the Xeon and EPYC here, one ulp apart on CI's machine). Each
+    // output is then within 100·ε ≈ 1.2e-5 of the other, relative, and each of the 30 Adam
+    // steps adds at most that much to the weights' difference: 30 × 1.2e-5 = 3.6e-4, under
+    // 1e-3. A member trained on another seed's weights or rows differs by ~20% (seeds 2 and
+    // 5: train MSE 2.39 and 1.90).
+    for field in ["train_mse", "valid_mse", "extrapolation_mse"] {
+        let (a, b) = (listed[0][field].as_f64(), alone[0][field].as_f64());
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert!((a - b).abs() <= 1e-3 * b.abs(), "{field}: {a} in the population, {b} alone");
     }
 }
 
