@@ -20,6 +20,8 @@
 //!   recovery, input-independent gate.
 //! - [`Npu`] and [`RealNpu`] (neural power units, Heim et al. 2020): `z = exp(log r·W_re − k·W_im)
 //!   ⊙ cos(log r·W_im + k·W_re)`, real powers of inputs of any sign (RealNPU: `W_im = 0`).
+//! - [`Hill`] (Hill Space, DuJardin 2025): the NAC's `W` snapped to exactly −1, 0 or 1 where it
+//!   saturates, under a primitive the caller chooses: `x·W`, or `Π_i x_i^{W_i}` with signs.
 //!
 //! Each unit lives in its own module ([`nac`], [`nalu`], …, also re-exported here) with its
 //! config, its formula and shapes on `forward`, its sparsity `regularizer` (weighted over time
@@ -103,9 +105,10 @@ mod unit;
 pub mod units;
 
 // Each unit's module at the crate root too (`burn_nalu::nac::NacConfig`): the paths users import.
-pub use units::{inalu, nac, nac_mul, nalu, nau, nmru, nmu, npu, nru, real_npu, snmu};
+pub use units::{hill, inalu, nac, nac_mul, nalu, nau, nmru, nmu, npu, nru, real_npu, snmu};
 
 pub use error::ConfigError;
+pub use hill::{Hill, HillConfig, HillPrimitive};
 pub use inalu::{Inalu, InaluConfig};
 pub use nac::{Nac, NacConfig};
 pub use nac_mul::{NacMul, NacMulConfig};

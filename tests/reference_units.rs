@@ -11,8 +11,8 @@ use std::path::Path;
 use burn::module::Param;
 use burn::tensor::{Device, Tensor, TensorData};
 use burn_nalu::{
-    ArithmeticUnit, InaluConfig, Nac, NacMulConfig, NaluConfig, Nau, NmruConfig, Nmu, NpuConfig,
-    Nru, RealNpuConfig, SnmuConfig,
+    ArithmeticUnit, HillConfig, HillPrimitive, InaluConfig, Nac, NacMulConfig, NaluConfig, Nau,
+    NmruConfig, Nmu, NpuConfig, Nru, RealNpuConfig, SnmuConfig,
 };
 use common::{f64_device, to_f64};
 use serde_json::Value;
@@ -222,6 +222,21 @@ fn build(unit: &str, p: &Params, device: &Device) -> Built {
             u.weight = m("weight");
             regularized(u)
         }
+        // DuJardin's exponential primitive is a complex power with no guard at 0, read on
+        // inputs at least 0.1 from it: an `ε` of f64's smallest normal leaves every
+        // `log(|x| + ε)` of them `log|x|` to the bit.
+        "hill_additive" | "hill_exponential" => {
+            let primitive = match unit {
+                "hill_additive" => HillPrimitive::Additive,
+                _ => HillPrimitive::Exponential,
+            };
+            let config = HillConfig::new(d_input, d_output)
+                .with_primitive(primitive)
+                .with_epsilon(f64::MIN_POSITIVE);
+            let mut u = config.init(device);
+            (u.w_hat, u.m_hat) = (m("w_hat"), m("m_hat"));
+            plain(u)
+        }
         other => panic!("no unit of the crate for the reference vector {other}"),
     }
 }
@@ -314,7 +329,19 @@ fn every_unit_computes_what_its_authors_code_computes() {
     files.sort();
     let units: Vec<String> = files.iter().map(|f| read(f).unit).collect();
     let expected = [
-        "nac", "nac_mul", "nalu", "nau", "nmu", "inalu", "npu", "realnpu", "nru", "nmru", "snmu",
+        "nac",
+        "nac_mul",
+        "nalu",
+        "nau",
+        "nmu",
+        "inalu",
+        "npu",
+        "realnpu",
+        "nru",
+        "nmru",
+        "snmu",
+        "hill_additive",
+        "hill_exponential",
     ];
     for unit in expected {
         assert!(

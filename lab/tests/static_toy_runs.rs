@@ -166,7 +166,10 @@ fn a_seed_list_trains_those_seeds_as_they_train_alone() {
     for field in ["train_mse", "valid_mse", "extrapolation_mse"] {
         let (a, b) = (listed[0][field].as_f64(), alone[0][field].as_f64());
         let (a, b) = (a.unwrap(), b.unwrap());
-        assert!((a - b).abs() <= 1e-3 * b.abs(), "{field}: {a} in the population, {b} alone");
+        assert!(
+            (a - b).abs() <= 1e-3 * b.abs(),
+            "{field}: {a} in the population, {b} alone"
+        );
     }
 }
 

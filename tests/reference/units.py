@@ -11,7 +11,7 @@ the crate with them.
         --repo stable-nalu=DIR@COMMIT [--repo nalm-benchmark=DIR@COMMIT ...]
 
 DIR holds the repository's `stable_nalu/` package at COMMIT (for instance extracted with
-`git archive COMMIT stable_nalu | tar x -C DIR`). Needs torch, numpy, scipy and tensorboardX
+`git archive COMMIT stable_nalu | tar x -C DIR`; for `hillspace`, its `hillspace/` package). Needs torch, numpy, scipy and tensorboardX
 (the packages those layer modules import). The vectors were written with torch 1.13.1, the
 nearest to the authors' (nalm-benchmark's environment pins 1.5.1) that installs here: torch 2
 passes no gradient at the bounds of `torch.clamp`, torch 1 passes it, as the crate does.
@@ -284,6 +284,52 @@ def nalm_robust_nmu_units(load, source):
     return [record("snmu", src, nmu, params, nmu, lambda: nmu.regualizer()["W"])]
 
 
+# The Hill Space unit's exponential primitive is a complex power with no guard at 0 (none of
+# its tasks has a zero input); the crate adds `ε` to `|x|`, as the NAC• does. These inputs are
+# X without its zero and its values near the guards.
+X_AWAY_FROM_ZERO = [[v if abs(v) >= 0.1 else math.copysign(0.2, v) for v in row] for row in X]
+
+
+def hill_space_units(load, source):
+    """DuJardin's Hill Space unit (`hillspace.model.MathyUnit`, `space="hill_snap"`, as
+    `experiments/experiment_inalu.py` builds it) under its additive primitive (`"add"`) and its
+    exponential one (`"multiply"`): both read the same weights, `W_combine_hat` and
+    `M_combine_hat`. Some weights saturated past the snap (`|Ŵ| = 9`: 1 − tanh = 3e-8; `M̂ =
+    ±16`: σ within 1.1e-7 of 1 or 0), the rest well inside it."""
+    model = load("model")
+    out = []
+    for unit, operation, x in [("hill_additive", "add", X),
+                               ("hill_exponential", "multiply", X_AWAY_FROM_ZERO)]:
+        mathy = model.MathyUnit(input_size=D_INPUT, output_size=D_OUTPUT,
+                                dtype=torch.float64, space="hill_snap")
+        w_hat = rows(24, (D_INPUT, D_OUTPUT), -1.5, 1.5)
+        m_hat = rows(25, (D_INPUT, D_OUTPUT), -3.0, 3.0)
+        w_hat[0, 0], w_hat[1, 1], w_hat[2, 2] = 9.0, -9.0, 9.0
+        m_hat[0, 0], m_hat[1, 1], m_hat[3, 0] = 16.0, 16.0, -16.0
+        set_(mathy.W_combine_hat, w_hat)
+        set_(mathy.M_combine_hat, m_hat)
+        params = {"w_hat": (mathy.W_combine_hat, same_layout),
+                  "m_hat": (mathy.M_combine_hat, same_layout)}
+        src = dict(source, layer="hillspace.model.MathyUnit",
+                   options=f"space='hill_snap', operation '{operation}'")
+        out.append(record(unit, src, mathy, params, lambda x, m=mathy, o=operation: m(x, o), x=x))
+    return out
+
+
+def hill_space_package(name, directory, stubs):
+    """A loader of `hillspace`'s modules from the checkout in `directory`; `safetensors`
+    (imported for saving, unused here) stubbed."""
+    del name, stubs
+    for stub in ("safetensors", "safetensors.torch"):
+        module = types.ModuleType(stub)
+        module.load_file = module.save_file = None
+        sys.modules[stub] = module
+    package_module = types.ModuleType("hillspace")
+    package_module.__path__ = [str(Path(directory, "hillspace"))]
+    sys.modules["hillspace"] = package_module
+    return lambda module: importlib.import_module(f"hillspace.{module}")
+
+
 PACKAGES = ("stable_nalu", "stable_nalu.network")
 UNITS = {
     "stable-nalu": ("AndreasMadsen/stable-nalu", stable_nalu_units, PACKAGES),
@@ -293,6 +339,7 @@ UNITS = {
     "nalm-robust-nmu": (
         "bmistry4/nalm-robust-nmu", nalm_robust_nmu_units, PACKAGES + ("stable_nalu.layer",)
     ),
+    "hillspace": ("justindujardin/hillspace", hill_space_units, None),
 }
 
 
@@ -307,7 +354,8 @@ def main():
         directory, commit = rest.rsplit("@", 1)
         github, units, stubs = UNITS[name]
         source = {"repository": github, "commit": commit}
-        for vector in units(package(name, directory, stubs), source):
+        loader = hill_space_package if name == "hillspace" else package
+        for vector in units(loader(name, directory, stubs), source):
             path = args.out / f"{vector['unit']}.json"
             path.write_text(json.dumps(vector, indent=1) + "\n")
             print(path)
