@@ -141,7 +141,7 @@ pub mod internals {
     pub use crate::ops::replace_value;
     pub use crate::population::{values, with_seed, with_values};
     pub use crate::recipe::mean_squared_error;
-    pub use crate::recipe::step::{clip_per_member, member_means};
+    pub use crate::recipe::step::{clip_per_member, clip_values, member_means};
     pub use crate::simd::{active as active_simd, pinned as pinned_simd};
 }
 

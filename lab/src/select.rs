@@ -242,9 +242,11 @@ pub fn recipe(
         Protocol::Madsen => TrainConfig::madsen(model),
         Protocol::Recurrent => TrainConfig::recurrent(model),
         Protocol::Sequential => TrainConfig::sequential(model),
-        Protocol::Mistry => {
-            TrainConfig::mistry(model, mistry_inputs.unwrap_or(MistrySpec::default().inputs))
-        }
+        Protocol::Mistry => TrainConfig::mistry(
+            model,
+            op,
+            mistry_inputs.unwrap_or(MistrySpec::default().inputs),
+        ),
     })
 }
 

@@ -48,6 +48,33 @@ pub fn clip_per_member<M: ArithmeticUnit>(
     grads
 }
 
+/// Clamps every element of every gradient to `[−max_value, max_value]` (PyTorch's
+/// `clip_grad_value_`, which nalm-benchmark runs the iNALU with); element-wise, so each member's
+/// gradients are clipped alone.
+pub fn clip_values<M: ArithmeticUnit>(
+    mut grads: GradientsParams,
+    model: &Population<M>,
+    max_value: f32,
+) -> GradientsParams {
+    struct Clip<'a> {
+        grads: &'a mut GradientsParams,
+        max_value: f64,
+    }
+    impl ModuleVisitor for Clip<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some(grad) = self.grads.remove::<D>(param.id) {
+                let clipped = grad.clamp(-self.max_value, self.max_value);
+                self.grads.register::<D>(param.id, clipped);
+            }
+        }
+    }
+    model.visit(&mut Clip {
+        grads: &mut grads,
+        max_value: max_value as f64,
+    });
+    grads
+}
+
 /// Each member's mean of `[members, rows, outputs]`, `[members]`. One run keeps the plain mean
 /// over all of its batch, the ops a single model has always run; a population the mean over
 /// rows (and then over outputs, equal in number for every row).
@@ -61,4 +88,41 @@ pub fn member_means(square: Tensor<3>, members: usize) -> Tensor<1> {
         _ => rows.mean_dim(2),
     };
     all.reshape([members])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::NauConfig;
+    use burn::tensor::Device;
+
+    /// Every element of every member's gradient is clamped alone: those inside ±v unchanged,
+    /// the others at ±v exactly.
+    #[test]
+    fn clip_values_clamps_each_element() {
+        let device = Device::default().autodiff();
+        let population = Population::init(0..2, &device, |d| NauConfig::new(3, 2).init(d));
+        let x = Tensor::<3>::from_floats([[[4.0, -0.01, 2.0]], [[0.03, -5.0, 1.0]]], &device);
+        let grads = population.forward(x).sum().backward();
+        let grads = GradientsParams::from_grads(grads, &population);
+        let weight = population.unit.weight.clone();
+        let before: Tensor<2> = grads.get(weight.id).unwrap();
+        let before = before.into_data().to_vec::<f32>().unwrap();
+        // Each output's gradient is its input: 4, −0.01, 2 and 0.03, −5, 1, twice.
+        assert_eq!(
+            before,
+            [
+                4.0, 4.0, -0.01, -0.01, 2.0, 2.0, 0.03, 0.03, -5.0, -5.0, 1.0, 1.0
+            ]
+        );
+        let clipped = clip_values(grads, &population, 1.5);
+        let after: Tensor<2> = clipped.get(weight.id).unwrap();
+        let after = after.into_data().to_vec::<f32>().unwrap();
+        assert_eq!(
+            after,
+            [
+                1.5, 1.5, -0.01, -0.01, 1.5, 1.5, 0.03, 0.03, -1.5, -1.5, 1.0, 1.0
+            ]
+        );
+    }
 }

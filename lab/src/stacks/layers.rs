@@ -6,9 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use super::models::Accumulator;
 use burn_nalu::{
-    ArithmeticUnit, Inalu, InaluConfig, Nac, NacConfig, NacMul, NacMulConfig, Nalu, NaluConfig,
-    Nau, NauConfig, Nmru, NmruConfig, Nmu, NmuConfig, Npu, NpuConfig, Nru, NruConfig, RealNpu,
-    RealNpuConfig, RecurrentCell, RecurrentCellConfig, Snmu, SnmuConfig,
+    ArithmeticUnit, Hill, HillConfig, HillPrimitive, Inalu, InaluConfig, Nac, NacConfig, NacMul,
+    NacMulConfig, Nalu, NaluConfig, Nau, NauConfig, Nmru, NmruConfig, Nmu, NmuConfig, Npu,
+    NpuConfig, Nru, NruConfig, RealNpu, RealNpuConfig, RecurrentCell, RecurrentCellConfig, Snmu,
+    SnmuConfig,
 };
 
 /// How the NAC and NALU weights are drawn (NAU, NMU, iNALU and the NPUs have one scheme each).
@@ -108,6 +109,23 @@ impl Layers<'_> {
 
     pub(super) fn real_npu_mistry(&self, d_in: usize, d_out: usize) -> RealNpu {
         RealNpuConfig::mistry(d_in, d_out).init(self.device)
+    }
+
+    /// A Hill Space unit from DuJardin's zero weights: a single module, every seed from the
+    /// same start.
+    pub(super) fn hill(&self, d_in: usize, d_out: usize, primitive: HillPrimitive) -> Hill {
+        HillConfig::new(d_in, d_out)
+            .with_primitive(primitive)
+            .init(self.device)
+    }
+
+    /// A Hill Space unit drawn as the NAC is: in a stack, zero weights would keep the hidden
+    /// units equal (each gets the same gradient) and so never tell `a` from `b`.
+    pub(super) fn hill_drawn(&self, d_in: usize, d_out: usize, primitive: HillPrimitive) -> Hill {
+        HillConfig::new(d_in, d_out)
+            .with_primitive(primitive)
+            .with_initializer(self.nac_init(d_in, d_out))
+            .init(self.device)
     }
 
     pub(super) fn snmu(&self, d_in: usize, d_out: usize) -> Snmu {

@@ -20,7 +20,8 @@ use super::names::parse_name;
 use super::protocol::Rows;
 use burn_nalu::formula::{Formula, FormulaError, SnapOptions};
 use burn_nalu::{
-    ArithmeticUnit, Inalu, Nac, NacMul, Nalu, Nau, Nmru, Nmu, Npu, Nru, RealNpu, Snmu,
+    ArithmeticUnit, Hill, HillPrimitive, Inalu, Nac, NacMul, Nalu, Nau, Nmru, Nmu, Npu, Nru,
+    RealNpu, Snmu,
 };
 
 mod formula;
@@ -174,6 +175,28 @@ stacks! {
     Nru = "nru": Single<Nru> = |l, n, _h| Single::of(l.nru(n, 1));
     /// `Nmru` alone, on the inputs (the single-module task's model).
     Nmru = "nmru": Single<Nmru> = |l, n, _h| Single::of(l.nmru(n, 1));
+    /// `Hill` (additive) → `Hill` (additive), drawn as the NAC: DuJardin's unit on sums.
+    Hill = "hill": Stack<Hill, Hill> = |l, n, h| Stack::new(l.hill_drawn(n, h, HillPrimitive::Additive), l.hill_drawn(h, 1, HillPrimitive::Additive));
+    /// `Hill` (additive) → `Hill` (exponential): sums, then their products and quotients.
+    HillExp = "hill-exp": Stack<Hill, Hill> = |l, n, h| Stack::new(l.hill_drawn(n, h, HillPrimitive::Additive), l.hill_drawn(h, 1, HillPrimitive::Exponential));
+    /// `Hill` (additive) alone, on the inputs, from zero weights (the single-module task's model).
+    HillAdd = "hill-add": Single<Hill> = |l, n, _h| Single::of(l.hill(n, 1, HillPrimitive::Additive));
+    /// `Hill` (exponential) alone, on the inputs, from zero weights (the single-module task's model).
+    HillMul = "hill-mul": Single<Hill> = |l, n, _h| Single::of(l.hill(n, 1, HillPrimitive::Exponential));
+    /// `Nac` alone, on the inputs (the single-module task's model, as the Primer's).
+    SingleNac = "nac-single": Single<Nac> = |l, n, _h| Single::of(l.nac(n, 1));
+    /// `NacMul` alone, on the inputs (the single-module task's model).
+    SingleNacMul = "nac-mul-single": Single<NacMul> = |l, n, _h| Single::of(l.nac_mul(n, 1));
+    /// `Nalu` alone, on the inputs (the single-module task's model).
+    SingleNalu = "nalu-single": Single<Nalu> = |l, n, _h| Single::of(l.nalu(n, 1));
+    /// `Nau` alone, on the inputs (the single-module task's model).
+    SingleNau = "nau-single": Single<Nau> = |l, n, _h| Single::of(l.nau(n, 1));
+    /// `Nmu` alone, on the inputs (the single-module task's model).
+    SingleNmu = "nmu-single": Single<Nmu> = |l, n, _h| Single::of(l.nmu(n, 1));
+    /// `Inalu` alone, on the inputs (the single-module task's model).
+    SingleInalu = "inalu-single": Single<Inalu> = |l, n, _h| Single::of(l.inalu(n, 1));
+    /// `Npu` alone, on the inputs (the single-module task's model).
+    SingleNpu = "npu-single": Single<Npu> = |l, n, _h| Single::of(l.npu(n, 1));
     /// `RealNpu` alone, on the inputs (the single-module task's model).
     SingleRealNpu = "realnpu-single": Single<RealNpu> = |l, n, _h| Single::of(l.real_npu(n, 1));
     /// `Nalu` cell, then `Nalu` on its last state (the NALU paper's recurrent model).

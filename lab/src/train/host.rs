@@ -56,14 +56,15 @@ struct MemberStep<F> {
 impl HostStep {
     /// The host step of `model`, where it has one: a model whose layers all have host kernels,
     /// trained on the host in f32 or f64, with a config that asks for nothing the host step
-    /// lacks (per-run gradient clipping, an L1 penalty). `None` otherwise: the generic step.
+    /// lacks (per-run gradient clipping, by norm or by value, an L1 penalty). `None` otherwise: the generic step.
     pub(super) fn new<M: Model>(model: &Population<M>, config: &TrainConfig) -> Option<Self> {
         let layers = model.unit.host_layers(model.members())?;
         let values = parameters(model);
         let on_host = values.iter().all(|(_, t)| {
             backend::on_host(&t.device()) && matches!(t.dtype(), DType::F32 | DType::F64)
         });
-        let plain = config.clip_norm.is_none() && config.l1.is_none();
+        let plain =
+            config.clip_norm.is_none() && config.clip_value.is_none() && config.l1.is_none();
         let (mut starts, mut at) = (Vec::with_capacity(layers.len()), 0);
         for layer in &layers {
             starts.push(at);

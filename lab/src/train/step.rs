@@ -7,7 +7,7 @@ use burn::tensor::{Tensor, TensorData};
 use crate::config::{RunOptimizer, TrainConfig};
 use crate::model::Model;
 use burn_nalu::Population;
-use burn_nalu::internals::{clip_per_member, member_means};
+use burn_nalu::internals::{clip_per_member, clip_values, member_means};
 
 /// What one population step returns.
 pub(super) struct StepOutput<M: Model> {
@@ -68,6 +68,9 @@ pub(super) fn population_step<M: Model>(
     let mut grads = GradientsParams::from_grads(total.backward(), &model);
     if let Some(max_norm) = config.clip_norm {
         grads = clip_per_member(grads, &model, max_norm);
+    }
+    if let Some(max_value) = config.clip_value {
+        grads = clip_values(grads, &model, max_value);
     }
     let model = optim.step(config.lr, model, grads).clamp_weights();
     StepOutput {
