@@ -196,7 +196,7 @@ fn modified_realnpu_population_with_an_l1_penalty_equals_five_runs() {
             every: 50,
             growth: 10.0,
         }),
-        ..TrainConfig::mistry(ModelKind::RealNpuMistry, 10)
+        ..TrainConfig::mistry(ModelKind::RealNpuMistry, Operation::Div, 10)
     };
     check(config, Operation::Div);
 }

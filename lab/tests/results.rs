@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use burn_nalu_lab::report::{HEADLINE_RESULTS, HEADLINE_TITLE, headline_cells, plot_headline};
+use burn_nalu_lab::report::{RANGES_TITLE, plot_range_rates, range_series};
 use burn_nalu_lab::report::{read_csv, read_pooled, summaries};
 use burn_nalu_lab::{ModelKind, Operation, RunResult};
 
@@ -206,6 +207,81 @@ fn the_recommended_stacks_table_is_what_the_results_give() {
         assert!(
             line.contains(&row),
             "{name}: the results give {row}\nREADME: {line}"
+        );
+    }
+}
+
+/// The per-range tables of the single-module task in lab/README.md ("The Primer's
+/// single-module benchmark", "The Hill Space unit on their task") give, for each range whose
+/// results file is committed, the successes its runs give, model by model (of which, in
+/// brackets, the formula read back as the target): each table's header
+/// is `| <operation>, <file prefix>, range (train → test) | model | … |`, each row `| K: … |`.
+#[test]
+fn the_single_module_tables_are_what_the_results_give() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let lines: Vec<&str> = readme.lines().collect();
+    let mut tables = 0;
+    for (at, header) in lines.iter().enumerate() {
+        let Some(rest) = header.strip_prefix("| `") else {
+            continue;
+        };
+        let Some((op, rest)) = rest.split_once("`, `") else {
+            continue;
+        };
+        let Some((prefix, rest)) = rest.split_once("`, range (train → test) |") else {
+            continue;
+        };
+        let op: Operation = op.parse().unwrap_or_else(|e| panic!("{header}: {e}"));
+        let models: Vec<ModelKind> = (rest.split('|').map(str::trim).filter(|m| !m.is_empty()))
+            .map(|m| m.parse().unwrap_or_else(|e| panic!("{header}: {e}")))
+            .collect();
+        tables += 1;
+        for row in lines[at + 2..].iter().take_while(|l| l.starts_with("| ")) {
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            let Some((k, _)) = cells[1].split_once(':') else {
+                continue; // the total row
+            };
+            let path = root.join(format!("results/{prefix}-range{k}.csv"));
+            let runs = read_csv(&path).unwrap_or_else(|e| panic!("{row}: {e}"));
+            for (model, cell) in models.iter().zip(&cells[2..]) {
+                let of: Vec<&RunResult> = (runs.iter())
+                    .filter(|r| r.model == *model && r.task == op)
+                    .collect();
+                let success = of.iter().filter(|r| r.success).count();
+                let learned = of.iter().filter(|r| r.learned()).count();
+                let want = format!("{success}/{} ({learned})", of.len());
+                assert!(
+                    cell.starts_with(&want),
+                    "{prefix} {op} range {k} {model}: the results give {want}, README {cell}"
+                );
+            }
+        }
+    }
+    assert!(tables > 0, "no single-module table in lab/README.md");
+}
+
+/// The per-range figures of the single-module task are those their results files give
+/// (`static_toy --plot-ranges results/PREFIX-ranges.svg --from results/PREFIX-range0.csv …`,
+/// every range committed so far, in order).
+#[test]
+fn the_range_figures_are_the_ones_the_results_give() {
+    let results = Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
+    for prefix in ["primer", "mistry-hill"] {
+        let per_range: Vec<Vec<RunResult>> = (0..9)
+            .map(|k| results.join(format!("{prefix}-range{k}.csv")))
+            .take_while(|p| p.exists())
+            .map(|p| read_csv(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let svg = dir.path().join("ranges.svg");
+        plot_range_rates(&svg, RANGES_TITLE, &range_series(&per_range)).unwrap();
+        let committed = results.join(format!("{prefix}-ranges.svg"));
+        assert!(
+            std::fs::read(&svg).unwrap() == std::fs::read(&committed).unwrap(),
+            "{} differs from what its CSVs give: run `static_toy --plot-ranges` with `--from` \
+             each of its range files in order (lab/results/README.md)",
+            committed.display()
         );
     }
 }

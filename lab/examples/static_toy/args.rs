@@ -17,7 +17,7 @@ use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 /// formulas.
 #[derive(Parser, Debug)]
 #[command(version)]
-#[command(group(clap::ArgGroup::new("figure").args(["plot_success", "plot_headline"])))]
+#[command(group(clap::ArgGroup::new("figure").args(["plot_success", "plot_headline", "plot_ranges"])))]
 pub struct Cli {
     /// Task to run (repeatable; default: all six).
     #[arg(long = "task", value_name = "NAME", value_parser = names(&Operation::ALL, Operation::name))]
@@ -173,6 +173,11 @@ pub struct Cli {
     /// table.
     #[arg(long, value_name = "FILE", requires = "from")]
     pub plot_success: Option<PathBuf>,
+    /// Train nothing: plot the success rates per input range of the single-module task's
+    /// results CSVs given with --from, one file per range in the order of the ranges (each
+    /// operation a panel, each model a line), into FILE, as SVG.
+    #[arg(long, value_name = "FILE", requires = "from")]
+    pub plot_ranges: Option<PathBuf>,
     /// Train nothing: the headline figure of the results CSVs given with --from (of Madsen &
     /// Johansen's task): per operation, the recipe that learned it in the most seeds, the same
     /// stack from one initialisation, and the best unit they published, into FILE as SVG; and

@@ -92,7 +92,8 @@ fn main() -> ExitCode {
         cli.plot_headline
             .as_ref()
             .map(|f| (f, plot_headline as Figure))
-    });
+    })
+    .or_else(|| cli.plot_ranges.as_ref().map(|f| (f, plot_ranges as Figure)));
     if let Some((figure, plot)) = figure {
         return match plot(figure, &cli.from) {
             Ok(()) => ExitCode::SUCCESS,
@@ -152,6 +153,19 @@ fn plot_success(figure: &Path, csvs: &[PathBuf]) -> Result<(), ExperimentError> 
     report::plot_success_rates(figure, title, &bars)?;
     println!("{}", report::comparison_table(&runs));
     Ok(())
+}
+
+/// `--plot-ranges FILE --from CSV...`: the success rates per range of the single-module task,
+/// one CSV per range in range order.
+fn plot_ranges(figure: &Path, csvs: &[PathBuf]) -> Result<(), ExperimentError> {
+    let per_range = (csvs.iter())
+        .map(|p| report::read_csv(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    report::plot_range_rates(
+        figure,
+        report::RANGES_TITLE,
+        &report::range_series(&per_range),
+    )
 }
 
 /// Everything that can be refused before training: the arguments, every cell's settings, the

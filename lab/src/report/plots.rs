@@ -255,3 +255,121 @@ fn short_label(label: &str) -> String {
         None => stack.to_string(),
     }
 }
+
+/// One model's successes on one operation, range by range, for [`plot_range_rates`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct RangeSeries {
+    /// The panel: the operation.
+    pub group: String,
+    /// The model.
+    pub label: String,
+    /// `(successes, runs)` per range, in the order of the ranges.
+    pub rates: Vec<(usize, usize)>,
+}
+
+/// Plots success rates per input range as Mistry et al.'s Primer does for its single-module
+/// task: one panel per operation, the ranges along x, each model a line of its rates with
+/// their Wilson 95% intervals, as SVG. Written with [`write_file`].
+pub fn plot_range_rates(
+    path: &Path,
+    title: &str,
+    series: &[RangeSeries],
+) -> Result<(), ExperimentError> {
+    let mut svg = String::new();
+    draw_range_rates(&mut svg, title, series).map_err(|e| ExperimentError::format(path, e))?;
+    write_file(path, svg.as_bytes())
+}
+
+/// The plot of [`plot_range_rates`], as SVG text: two panels a row.
+fn draw_range_rates(
+    svg: &mut String,
+    title: &str,
+    series: &[RangeSeries],
+) -> Result<(), Box<dyn std::error::Error>> {
+    let groups = distinct(series.iter().map(|s| s.group.as_str()));
+    let rows = groups.len().div_ceil(2).max(1);
+    let size = (1200, 40 + 380 * rows as u32);
+    let root = SVGBackend::with_string(svg, size).into_drawing_area();
+    root.fill(&WHITE)?;
+    let root = root.titled(title, ("sans-serif", 20))?;
+    for (area, group) in root.split_evenly((rows, 2)).iter().zip(&groups) {
+        let panel: Vec<&RangeSeries> = series.iter().filter(|s| s.group == *group).collect();
+        draw_range_panel(area, group, &panel)?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+/// One operation's panel of [`draw_range_rates`]: a line per model, its legend on the right.
+fn draw_range_panel(
+    area: &DrawingArea<SVGBackend, plotters::coord::Shift>,
+    group: &str,
+    series: &[&RangeSeries],
+) -> Result<(), Box<dyn std::error::Error>> {
+    let ranges = series.iter().map(|s| s.rates.len()).max().unwrap_or(1);
+    let mut chart = ChartBuilder::on(area)
+        .caption(group, ("sans-serif", 16))
+        .margin(12)
+        .x_label_area_size(30)
+        .y_label_area_size(60)
+        .build_cartesian_2d(-0.5..ranges as f64 + 2.5, 0.0..100.0)?;
+    chart
+        .configure_mesh()
+        .x_labels(ranges + 3)
+        .x_label_formatter(&|x: &f64| match *x >= 0.0 && *x < ranges as f64 {
+            true => format!("{}", x.round()),
+            false => String::new(),
+        })
+        .x_desc("input range (0 to 8)")
+        .y_desc("success (%), Wilson 95%")
+        .disable_x_mesh()
+        .draw()?;
+    let n = series.len().max(1) as f64;
+    for (k, s) in series.iter().enumerate() {
+        let color = Palette99::pick(k).to_rgba();
+        let color = RGBColor(color.0, color.1, color.2);
+        // Side by side within a range, so that equal rates stay apart.
+        let offset = 0.5 * (k as f64 / n - 0.5);
+        let points: Vec<(f64, (usize, usize))> = (s.rates.iter().enumerate())
+            .filter(|(_, r)| r.1 > 0)
+            .map(|(i, &r)| (i as f64 + offset, r))
+            .collect();
+        let line = points
+            .iter()
+            .map(|&(x, (k, n))| (x, 100.0 * k as f64 / n as f64));
+        chart.draw_series(LineSeries::new(line, color.stroke_width(1)))?;
+        draw_rates(&mut chart, &points, color, 3, Some(&s.label))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    Ok(())
+}
+
+/// The title of [`plot_range_rates`]'s figures.
+pub const RANGES_TITLE: &str = "Single-module task: success (extrapolation MSE < 1e-5) per range";
+
+/// Each operation's and model's successes per range, from the runs of each range in order.
+pub fn range_series(per_range: &[Vec<crate::RunResult>]) -> Vec<RangeSeries> {
+    let all = per_range.iter().flatten();
+    let mut cells: Vec<(crate::Operation, String)> =
+        distinct(all.map(|r| (r.task, r.model.to_string())));
+    cells.sort_by_key(|(op, _)| crate::Operation::ALL.iter().position(|o| o == op));
+    (cells.into_iter())
+        .map(|(op, model)| RangeSeries {
+            group: op.formula().to_string(),
+            rates: (per_range.iter())
+                .map(|runs| {
+                    let of = runs
+                        .iter()
+                        .filter(|r| r.task == op && r.model.to_string() == model);
+                    of.fold((0, 0), |(k, n), r| (k + r.success as usize, n + 1))
+                })
+                .collect(),
+            label: model,
+        })
+        .collect()
+}
