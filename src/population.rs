@@ -322,7 +322,13 @@ mod tests {
         let device = Device::default();
         let population = Population::init([3, 7], &device, |d| NpuConfig::new(4, 2).init(d));
         for (k, seed) in [3, 7].into_iter().enumerate() {
-            let alone = with_seed(&device, seed, || NpuConfig::new(4, 2).init(&device));
+            // Read inside the seeded scope: the parameters are drawn lazily, at the first read,
+            // and a draw outside it would take the device's generator, which other tests seed.
+            let alone = with_seed(&device, seed, || {
+                let unit = NpuConfig::new(4, 2).init(&device);
+                values(&unit);
+                unit
+            });
             let member = population.member(k);
             assert_eq!(member.w_re.val().into_data(), alone.w_re.val().into_data());
             assert_eq!(member.gate.val().into_data(), alone.gate.val().into_data());
