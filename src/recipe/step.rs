@@ -107,7 +107,7 @@ mod tests {
         let grads = GradientsParams::from_grads(grads, &population);
         let weight = population.unit.weight.clone();
         let before: Tensor<2> = grads.get(weight.id).unwrap();
-        let before = before.into_data().to_vec::<f32>().unwrap();
+        let before = before.into_data().try_to_vec::<f32>().unwrap();
         // Each output's gradient is its input: 4, −0.01, 2 and 0.03, −5, 1, twice.
         assert_eq!(
             before,
@@ -117,7 +117,7 @@ mod tests {
         );
         let clipped = clip_values(grads, &population, 1.5);
         let after: Tensor<2> = clipped.get(weight.id).unwrap();
-        let after = after.into_data().to_vec::<f32>().unwrap();
+        let after = after.into_data().try_to_vec::<f32>().unwrap();
         assert_eq!(
             after,
             [
