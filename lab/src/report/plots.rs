@@ -329,7 +329,7 @@ fn draw_range_panel(
         let color = Palette99::pick(k).to_rgba();
         let color = RGBColor(color.0, color.1, color.2);
         // Side by side within a range, so that equal rates stay apart.
-        let offset = 0.5 * (k as f64 / n - 0.5);
+        let offset = 0.5 * ((k as f64 + 0.5) / n - 0.5);
         let points: Vec<(f64, (usize, usize))> = (s.rates.iter().enumerate())
             .filter(|(_, r)| r.1 > 0)
             .map(|(i, &r)| (i as f64 + offset, r))
