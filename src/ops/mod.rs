@@ -301,6 +301,17 @@ pub(crate) fn negative_indicator<const D: usize>(x: &Tensor<D>) -> Tensor<D> {
     Tensor::zeros_like(x).mask_fill(x.clone().lower_elem(0.0), 1.0)
 }
 
+/// `cos(π·[x < 0]·W)` over the last axis: the sign of `Π_i x_i^{W_i}` as the real part of
+/// complex powers (the NMRU's sign retrieval; the Hill Space unit's exponential primitive).
+pub(crate) fn sign_factor<const D: usize>(
+    x: &Tensor<D>,
+    weight: Tensor<2>,
+    members: usize,
+) -> Tensor<D> {
+    let negative = negative_indicator(x).mul_scalar(core::f64::consts::PI);
+    matmul_members(negative, weight, members).cos()
+}
+
 /// The NPU's product of powers, `exp(log r·W_re − k·W_im) ⊙ cos(log r·W_im + k·W_re)` with
 /// `(log r, k)` of [`npu_polar`]; the RealNPU's (`w_im` absent) is the same with `W_im = 0`,
 /// written without its products.

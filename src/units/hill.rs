@@ -176,13 +176,8 @@ impl ArithmeticUnit for Hill {
         match self.primitive {
             HillPrimitive::Additive => ops::matmul_members(input, weight, members),
             HillPrimitive::Exponential => {
-                let negative = ops::negative_indicator(&input);
-                let angle = ops::matmul_members(
-                    negative.mul_scalar(core::f64::consts::PI),
-                    weight.clone(),
-                    members,
-                );
-                ops::log_space_matmul(input, weight, self.epsilon, members).mul(angle.cos())
+                let sign = ops::sign_factor(&input, weight.clone(), members);
+                ops::log_space_matmul(input, weight, self.epsilon, members).mul(sign)
             }
         }
     }

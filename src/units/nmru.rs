@@ -140,13 +140,8 @@ impl ArithmeticUnit for Nmru {
         };
         // Member k's rows of W are its inputs, then its reciprocals: so are its features.
         let x = Tensor::cat(vec![input, reciprocal], D - 1);
-        let negative = ops::negative_indicator(&x);
-        let angle = ops::matmul_members(
-            negative.mul_scalar(core::f64::consts::PI),
-            weight.clone(),
-            members,
-        );
-        ops::nmu_product_members(x.abs(), weight, members).mul(angle.cos())
+        let sign = ops::sign_factor(&x, weight.clone(), members);
+        ops::nmu_product_members(x.abs(), weight, members).mul(sign)
     }
 
     fn regularizer_members(&self, members: usize) -> Option<Tensor<1>> {
