@@ -400,11 +400,10 @@ impl TrainConfig {
     /// learning rate is 1e-3, but the NMRU's 1e-2 with gradient-norm clipping to 1 and the
     /// NRU's 1 with 2 inputs; the NAU's λ 0.01; the iNALU's gradients clipped to ±0.1, its
     /// restarts, and its regulariser from step 10,000 (theirs only while the interpolation
-    /// error is below 1); the NPU
-    /// and RealNPU (the Primer's) at 5e-3 with no regulariser but an L1 penalty growing ×10
-    /// every 10,000 steps, from 1e-7 to 1e-5 (1e-9 to 1e-7 for `÷`); the modified RealNPU its
-    /// two regularisers at λ = 1 and that L1 penalty from 1e-9 to 1e-7; the Hill Space unit
-    /// (not theirs) DuJardin's 0.1.
+    /// error is below 1); the NPU and RealNPU (the Primer's) at 5e-3 with no regulariser but
+    /// an L1 penalty growing ×10 every 10,000 steps, from 1e-7 to 1e-5 (1e-9 to 1e-7 for `÷`);
+    /// the modified RealNPU its two regularisers at λ = 1 and that L1 penalty from 1e-9 to
+    /// 1e-7; the Hill Space unit (not theirs) DuJardin's 0.1.
     pub fn mistry(model: ModelKind, op: Operation, inputs: usize) -> Self {
         use ModelKind::*;
         let two = inputs == 2;
