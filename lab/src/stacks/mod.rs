@@ -278,14 +278,15 @@ impl LabModel {
         self.forward_members(x, 1)
     }
 
-    /// Restarts an iNALU stack from fresh weights (see [`Inalu::reinitialize`]); other stacks
-    /// are returned unchanged.
+    /// Restarts an iNALU model (the stack or the unit alone) from fresh weights (see
+    /// [`Inalu::reinitialize`]); other models are returned unchanged.
     pub fn reinitialize(self) -> Self {
         match self {
             Self::Inalu(s) => Self::Inalu(Stack {
                 hidden: s.hidden.reinitialize(),
                 output: s.output.reinitialize(),
             }),
+            Self::SingleInalu(s) => Self::SingleInalu(Single::of(s.unit.reinitialize())),
             other => other,
         }
     }
@@ -314,6 +315,23 @@ mod tests {
             });
             let y = population.forward(Tensor::ones([3, 5, 100], &device));
             assert_eq!(y.dims(), [3, 5, 1], "{kind}");
+        }
+    }
+
+    /// Every iNALU model redraws its weights on a restart (`restart_on_stall`), the unit alone
+    /// as the stack: a model the match left out would keep its stalled weights.
+    #[test]
+    fn every_inalu_model_redraws_on_a_restart() {
+        let device = Device::default();
+        for kind in [ModelKind::Inalu, ModelKind::SingleInalu] {
+            let model = LabModel::init(kind, InitScheme::Madsen, 4, 2, &device);
+            let before = burn_nalu::internals::values(&model);
+            let after = burn_nalu::internals::values(&model.reinitialize());
+            let moved = before
+                .iter()
+                .zip(&after)
+                .any(|(b, a)| !b.clone().equal(a.clone()).all().into_scalar::<bool>());
+            assert!(moved, "{kind}: reinitialize kept every weight");
         }
     }
 
