@@ -261,3 +261,39 @@ fn linear_stacks_read_back_as_their_product() {
         "{err}"
     );
 }
+
+/// A NALU → NALU stack whose gates are shut to the additive path computes `x·W₁·W₂`: weights
+/// that cancel between its hidden units (0.4 of `x2` in both, subtracted by the output) read
+/// back as the one map, `x0 + x1`, as a NAC stack's do. With a gate left open, they do not.
+#[test]
+fn nalu_stacks_with_additive_gates_compose_their_maps() {
+    let device = Device::default();
+    // tanh(Ŵ)·σ(M̂) with σ(20) = 1: W = tanh(Ŵ).
+    let nalu = |w: &[&[f32]], gate: &[&[f32]]| {
+        let (r, c) = (w.len(), w[0].len());
+        let mut layer = NaluConfig::new(r, c).init(&device);
+        let atanh = |v: f32| if v.abs() >= 1.0 { 20.0 * v } else { v.atanh() };
+        let w_hat: Vec<Vec<f32>> = w
+            .iter()
+            .map(|row| row.iter().map(|&v| atanh(v)).collect())
+            .collect();
+        let w_hat: Vec<&[f32]> = w_hat.iter().map(Vec::as_slice).collect();
+        layer.nac.w_hat = Param::from_tensor(matrix(&w_hat));
+        layer.nac.m_hat = Param::from_tensor(matrix(&vec![vec![20.0; c].as_slice(); r]));
+        layer.gate = Some(Param::from_tensor(matrix(gate)));
+        layer
+    };
+    // h0 = x0 + 0.4·x2 and h1 = x1 − 0.4·x2 (neither discrete), y = h0 + h1 = x0 + x1; every
+    // gate logit is 40·(x0 + x1) > 0 on these rows: additive.
+    let hidden = nalu(
+        &[&[1.0, 0.0], &[0.0, 1.0], &[0.4, -0.4]],
+        &[&[40.0, 40.0], &[40.0, 40.0], &[0.0, 0.0]],
+    );
+    let output = nalu(&[&[1.0], &[1.0]], &[&[40.0], &[40.0]]);
+    let x = matrix(&[&[1.0, 2.0, 0.5], &[3.0, 0.5, 2.0]]);
+    let f = extract(&[&hidden, &output], x.clone(), &SnapOptions::default()).unwrap();
+    assert_eq!(f.render(&Naming::new()), "x0 + x1");
+    // The output's gate shut to the multiplicative path on these rows: not one linear map.
+    let mul_output = nalu(&[&[1.0], &[1.0]], &[&[-40.0], &[-40.0]]);
+    assert!(extract(&[&hidden, &mul_output], x, &SnapOptions::default()).is_err());
+}

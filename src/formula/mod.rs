@@ -142,14 +142,14 @@ pub fn extract(
     let [_, d_input] = x.dims();
     let mut exprs: Vec<Expr> = (0..d_input).map(Expr::input).collect();
     let mut snaps = Vec::with_capacity(layers.len());
-    let x_in = x.clone();
-    let mut h = x;
+    // Each layer's input on the data, for the gates it reads.
+    let mut inputs = vec![x];
     for (k, layer) in layers.iter().enumerate() {
-        let snap = layer.snap_layer(&exprs, &h, options)?;
+        let snap = layer.snap_layer(&exprs, &inputs[k], options)?;
         exprs = snap.outputs.clone();
         snaps.push(snap);
         if k + 1 < layers.len() {
-            h = layer.forward_rows(h);
+            inputs.push(layer.forward_rows(inputs[k].clone()));
         }
     }
     let sparsity_error = snaps.iter().map(|s| s.sparsity_error).fold(0.0, f64::max);
@@ -160,8 +160,8 @@ pub fn extract(
             sparsity_error,
         });
     }
-    let outputs =
-        linear_formula(layers, d_input, options).or_else(|| scaled_formula(layers, x_in, options));
+    let outputs = linear_formula(layers, &inputs, d_input, options)
+        .or_else(|| scaled_formula(layers, &inputs, options));
     match outputs {
         Some(outputs) => Ok(Formula {
             outputs,
@@ -174,9 +174,14 @@ pub fn extract(
     }
 }
 
-/// The linear map of a stack of linear units, `x·W₁·W₂·…`, or `None` if a layer is not linear.
-fn composed_map(layers: &[&dyn FormulaLayer]) -> Option<Tensor<2>> {
-    let mut maps = layers.iter().map(|l| l.linear_map());
+/// The linear map of a stack of units linear on the data (each layer's input in `inputs`),
+/// `x·W₁·W₂·…`, or `None` if a layer is not.
+fn composed_map(
+    layers: &[&dyn FormulaLayer],
+    inputs: &[Tensor<2>],
+    options: &SnapOptions,
+) -> Option<Tensor<2>> {
+    let mut maps = (layers.iter().zip(inputs)).map(|(l, x)| l.linear_map_on(x, options));
     let first = maps.next()??;
     maps.try_fold(first, |w, next| Some(w.matmul(next?)))
 }
@@ -189,36 +194,40 @@ fn composed_map(layers: &[&dyn FormulaLayer]) -> Option<Tensor<2>> {
 /// not of this form or a scaled column is not a sum of whole inputs.
 fn scaled_formula(
     layers: &[&dyn FormulaLayer],
-    x: Tensor<2>,
+    inputs: &[Tensor<2>],
     options: &SnapOptions,
 ) -> Option<Vec<Expr>> {
     let (last, linear) = layers.split_last()?;
     if linear.is_empty() || !last.scale_free() {
         return None;
     }
-    let map = composed_map(linear)?;
+    let map = composed_map(linear, inputs, options)?;
     let scale = map.clone().abs().max_dim(0).clamp_min(f32::MIN_POSITIVE);
     let w = SnappedWeights::new(map.div(scale), Levels::SignedUnit, options);
     if !w.is_discrete() {
         return None;
     }
-    let [_, d_input] = x.dims();
+    let [_, d_input] = inputs[0].dims();
     let sums = w.sums(&(0..d_input).map(Expr::input).collect::<Vec<_>>());
-    let h = linear.iter().fold(x, |h, l| l.forward_rows(h));
-    let snap = last.snap_layer(&sums, &h, options).ok()?;
+    let snap = last
+        .snap_layer(&sums, &inputs[linear.len()], options)
+        .ok()?;
     snap.obstacles.is_empty().then_some(snap.outputs)
 }
 
-/// A stack of linear units (NAC, NAU) read as the one map it computes, `x·W₁·W₂·…`, with that
+/// A stack of units linear on the data (NAC, NAU; a NALU whose gates are shut to its additive
+/// path) read as the one map it computes, `x·W₁·W₂·…`, with that
 /// product's coefficients snapped to integers: a weight split between two hidden units (`0.44`
 /// and `0.56` of one input, added back by the next layer) is the function `1·x`. `None` when a
 /// layer is not linear or a coefficient is not within `options.max_distance` of an integer.
 fn linear_formula(
     layers: &[&dyn FormulaLayer],
+    inputs: &[Tensor<2>],
     d_input: usize,
     options: &SnapOptions,
 ) -> Option<Vec<Expr>> {
-    let w = SnappedWeights::new(composed_map(layers)?, Levels::Integers, options);
+    let map = composed_map(layers, inputs, options)?;
+    let w = SnappedWeights::new(map, Levels::Integers, options);
     let inputs: Vec<Expr> = (0..d_input).map(Expr::input).collect();
     w.is_discrete().then(|| w.sums(&inputs))
 }

@@ -123,6 +123,14 @@ pub trait Discretize: ArithmeticUnit {
         None
     }
 
+    /// The matrix `W` of a unit that computes `x·W` on the data `x` (`[rows, d_input]`): a
+    /// linear unit's [`linear_map`](Self::linear_map), and a gated unit's additive path where
+    /// its gates are shut to it on every row (the NALU), so that cancelling weights of such
+    /// stacks read back too.
+    fn linear_map_on(&self, _x: &Tensor<2>, _options: &SnapOptions) -> Option<Tensor<2>> {
+        self.linear_map()
+    }
+
     /// Whether scaling an input by `c > 0` scales each output by a constant (`c^p` for a power
     /// `p`: the power units), so that a unit reading scaled sums (`0.17·a`, `0.17·b`) can be
     /// read on the sums themselves, the constant left to the success threshold to judge.
@@ -148,6 +156,12 @@ pub trait FormulaLayer {
     /// [`Discretize::linear_map`].
     fn linear_map(&self) -> Option<Tensor<2>>;
 
+    /// [`Discretize::linear_map_on`].
+    fn linear_map_on(&self, x: &Tensor<2>, options: &SnapOptions) -> Option<Tensor<2>> {
+        let _ = (x, options);
+        self.linear_map()
+    }
+
     /// [`Discretize::scale_free`].
     fn scale_free(&self) -> bool;
 }
@@ -168,6 +182,10 @@ impl<U: Discretize> FormulaLayer for U {
 
     fn linear_map(&self) -> Option<Tensor<2>> {
         Discretize::linear_map(self)
+    }
+
+    fn linear_map_on(&self, x: &Tensor<2>, options: &SnapOptions) -> Option<Tensor<2>> {
+        Discretize::linear_map_on(self, x, options)
     }
 
     fn scale_free(&self) -> bool {

@@ -209,6 +209,17 @@ impl Discretize for Nalu {
         layer.obstacles.extend(open);
         Ok(layer)
     }
+
+    /// `W` where every output's gate is shut to the additive path (`g ≥ 1 − tolerance` on every
+    /// row of `x`): there the layer is `x·W`.
+    fn linear_map_on(&self, x: &Tensor<2>, options: &SnapOptions) -> Option<Tensor<2>> {
+        let gate = self.gate.as_ref()?;
+        let g = ops::sigmoid(ops::matmul_members(x.clone(), gate.val(), 1));
+        let additive = column_ranges(g)
+            .into_iter()
+            .all(|(lo, _)| lo >= 1.0 - options.gate_tolerance);
+        additive.then(|| self.weight())
+    }
 }
 
 impl ModuleDisplay for Nalu {
