@@ -56,7 +56,8 @@ struct MemberStep<F> {
 impl HostStep {
     /// The host step of `model`, where it has one: a model whose layers all have host kernels,
     /// trained on the host in f32 or f64, with a config that asks for nothing the host step
-    /// lacks (per-run gradient clipping, by norm or by value, an L1 penalty). `None` otherwise: the generic step.
+    /// lacks (per-run gradient clipping, by norm or by value; an L1 penalty). `None` otherwise:
+    /// the generic step.
     pub(super) fn new<M: Model>(model: &Population<M>, config: &TrainConfig) -> Option<Self> {
         let layers = model.unit.host_layers(model.members())?;
         let values = parameters(model);
