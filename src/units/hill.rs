@@ -51,8 +51,8 @@ pub struct HillConfig {
 /// Hill Space unit: the NAC's weights snapped where they saturate, so that a trained weight
 /// is exactly −1, 0 or 1, under one fixed primitive.
 ///
-/// `W = snap(tanh(Ŵ)) ⊙ snap(σ(M̂))`, where `snap` replaces a value within `τ` of −1, 0 or 1
-/// by that value ([`HillConfig::snap_threshold`]); then
+/// `W = snap(tanh(Ŵ)) ⊙ snap(σ(M̂))`, where `snap` sets `tanh` within `τ` of ±1 to ±1 and `σ`
+/// within `τ` of 0 or 1 to 0 or 1 ([`HillConfig::snap_threshold`]); then
 ///
 /// - [`Additive`](HillPrimitive::Additive): `y = x·W`;
 /// - [`Exponential`](HillPrimitive::Exponential): `y = exp(log(|x| + ε)·W) ⊙ cos(π·[x < 0]·W)`,
@@ -60,7 +60,9 @@ pub struct HillConfig {
 ///
 /// No regulariser and no clamp: the constraint is in `W`'s form, and saturation ends training
 /// of a weight (a snapped element has no gradient). DuJardin trains it with a learning rate
-/// of 0.1.
+/// of 0.1. On inputs that are all negative the exponential primitive's sign term is
+/// `cos(π·Σ_i W_i)`, which is 0 halfway from `W = 0` to a product (`Σ W = 2`): from zero
+/// weights it does not learn products there (quotients, `Σ W = 0`, keep it at 1).
 ///
 /// Should be created with [`HillConfig`].
 #[derive(Module, Debug)]
