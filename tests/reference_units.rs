@@ -6,10 +6,12 @@
 
 mod common;
 
+use std::f64::consts::E;
 use std::path::Path;
 
 use burn::module::Param;
 use burn::tensor::{Device, Tensor, TensorData};
+use burn_nalu::nalu::GOLDEN_RATIO;
 use burn_nalu::{
     ArithmeticUnit, HillConfig, HillPrimitive, InaluConfig, Nac, NacMulConfig, NaluConfig, Nau,
     NmruConfig, Nmu, NpuConfig, Nru, RealNpuConfig, SnmuConfig,
@@ -161,8 +163,10 @@ fn build(unit: &str, p: &Params, device: &Device) -> Built {
             u.nac = nac("");
             plain(u)
         }
-        "nalu" => {
-            let mut u = NaluConfig::new(d_input, d_output).init(device);
+        "nalu" | "gnalu" => {
+            let base = if unit == "gnalu" { GOLDEN_RATIO } else { E };
+            let config = NaluConfig::new(d_input, d_output).with_base(base);
+            let mut u = config.init(device);
             (u.nac, u.gate) = (nac(""), Some(m("gate")));
             plain(u)
         }
@@ -332,6 +336,7 @@ fn every_unit_computes_what_its_authors_code_computes() {
         "nac",
         "nac_mul",
         "nalu",
+        "gnalu",
         "nau",
         "nmu",
         "inalu",

@@ -234,9 +234,10 @@ impl TrainConfig {
         };
         match model {
             ModelKind::Nalu | ModelKind::Nac | ModelKind::NacMul => Self { model, ..reference },
-            ModelKind::SingleNalu | ModelKind::SingleNac | ModelKind::SingleNacMul => {
-                Self { model, ..reference }
-            }
+            ModelKind::SingleNalu
+            | ModelKind::SingleGnalu
+            | ModelKind::SingleNac
+            | ModelKind::SingleNacMul => Self { model, ..reference },
             ModelKind::NaluRnn | ModelKind::NacRnn => Self { model, ..reference },
             ModelKind::NaluCell | ModelKind::NacCell | ModelKind::NacMulCell => {
                 Self { model, ..reference }

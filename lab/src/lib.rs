@@ -50,7 +50,7 @@ mod write;
 pub use config::{Budget, OptimizerKind, RunOptimizer, StopRule, TrainConfig};
 pub use error::ExperimentError;
 pub use madsen::{MADSEN_EPSILON, MADSEN_PUBLISHED, MadsenTask, PublishedRate, published_rate};
-pub use mistry::{MISTRY_THRESHOLD, MistryTask};
+pub use mistry::{MISTRY_THRESHOLD, MistryTask, PRIMER_EPSILON, primer_threshold};
 pub use model::Model;
 pub use protocol::{
     MISTRY_RANGES, MadsenSpec, MistrySpec, Protocol, Ranges, RecurrentSpec, Rows, SequentialSpec,

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use burn_nalu_lab::report::{HEADLINE_RESULTS, HEADLINE_TITLE, headline_cells, plot_headline};
-use burn_nalu_lab::report::{RANGES_TITLE, plot_range_rates, range_series};
+use burn_nalu_lab::report::{RangeCriterion, plot_range_rates, range_series, range_totals};
 use burn_nalu_lab::report::{read_csv, read_pooled, summaries};
 use burn_nalu_lab::{ModelKind, Operation, RunResult};
 
@@ -263,25 +263,42 @@ fn the_single_module_tables_are_what_the_results_give() {
 
 /// The per-range figures of the single-module task are those their results files give
 /// (`static_toy --plot-ranges results/PREFIX-ranges.svg --from results/PREFIX-range0.csv …`,
-/// every range committed so far, in order).
+/// every range committed so far, in order; for the Primer's benchmark also by its ε-threshold,
+/// `--primer-threshold --inputs 2` into `primer-ranges-eps.svg`), and the lab README holds the
+/// totals table that command prints.
 #[test]
 fn the_range_figures_are_the_ones_the_results_give() {
-    let results = Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
-    for prefix in ["primer", "mistry-hill"] {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let results = root.join("results");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    for (prefix, primer_inputs) in [("primer", Some(2)), ("mistry-hill", None)] {
         let per_range: Vec<Vec<RunResult>> = (0..9)
             .map(|k| results.join(format!("{prefix}-range{k}.csv")))
             .take_while(|p| p.exists())
             .map(|p| read_csv(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
             .collect();
-        let dir = tempfile::tempdir().unwrap();
-        let svg = dir.path().join("ranges.svg");
-        plot_range_rates(&svg, RANGES_TITLE, &range_series(&per_range)).unwrap();
-        let committed = results.join(format!("{prefix}-ranges.svg"));
-        assert!(
-            std::fs::read(&svg).unwrap() == std::fs::read(&committed).unwrap(),
-            "{} differs from what its CSVs give: run `static_toy --plot-ranges` with `--from` \
-             each of its range files in order (lab/results/README.md)",
-            committed.display()
-        );
+        let mut figures = vec![(format!("{prefix}-ranges.svg"), RangeCriterion::Recorded)];
+        if let Some(inputs) = primer_inputs {
+            let criterion = RangeCriterion::Primer { inputs };
+            figures.push((format!("{prefix}-ranges-eps.svg"), criterion));
+            let totals = range_totals(&per_range, inputs);
+            assert!(
+                readme.contains(&totals),
+                "lab/README.md lacks the totals of {prefix}'s results:\n{totals}"
+            );
+        }
+        for (name, criterion) in figures {
+            let dir = tempfile::tempdir().unwrap();
+            let svg = dir.path().join("ranges.svg");
+            let series = range_series(&per_range, criterion);
+            plot_range_rates(&svg, criterion.title(), &series).unwrap();
+            let committed = results.join(name);
+            assert!(
+                std::fs::read(&svg).unwrap() == std::fs::read(&committed).unwrap(),
+                "{} differs from what its CSVs give: run `static_toy --plot-ranges` with \
+                 `--from` each of its range files in order (lab/results/README.md)",
+                committed.display()
+            );
+        }
     }
 }

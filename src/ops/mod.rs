@@ -400,15 +400,19 @@ pub(crate) fn snap_param<const D: usize>(
     })
 }
 
-/// `(Ŵ, M̂)` of a NAC whose weight `W = tanh(Ŵ)·σ(M̂)` is `W` rounded to −1, 0 or 1 exactly in
-/// f32 and f64: `Ŵ = 20·round(W)` (tanh(20) rounds to 1) and `M̂ = 20` (σ(20) rounds to 1).
+/// `(Ŵ, M̂)` of a NAC whose weight `W = tanh(s·Ŵ)·σ(s·M̂)` (`s = ln b` of its base, 1 but for
+/// the G-NALU) is `W` rounded to −1, 0 or 1 exactly in f32: `s·Ŵ = 20·round(W)` (tanh(20)
+/// rounds to 1) and `s·M̂ = 20` (σ(20) = 1 − 2e-9 rounds to 1).
 pub(crate) fn snap_nac(
     w_hat: Param<Tensor<2>>,
     m_hat: Param<Tensor<2>>,
+    log_base: f64,
 ) -> (Param<Tensor<2>>, Param<Tensor<2>>) {
-    let w = nac_weight(w_hat.val(), m_hat.val()).detach();
-    let w_hat = replace_value(w_hat, |_| w.round().clamp(-1.0, 1.0).mul_scalar(20.0));
-    let m_hat = replace_value(m_hat, |t| t.ones_like().mul_scalar(20.0));
+    let scaled = |t: Tensor<2>| t.mul_scalar(log_base);
+    let w = nac_weight(scaled(w_hat.val()), scaled(m_hat.val())).detach();
+    let big = 20.0 / log_base;
+    let w_hat = replace_value(w_hat, |_| w.round().clamp(-1.0, 1.0).mul_scalar(big));
+    let m_hat = replace_value(m_hat, |t| t.ones_like().mul_scalar(big));
     (w_hat, m_hat)
 }
 

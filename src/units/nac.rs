@@ -122,7 +122,7 @@ impl ArithmeticUnit for Nac {
     }
 
     fn snap(self) -> Self {
-        let (w_hat, m_hat) = ops::snap_nac(self.w_hat, self.m_hat);
+        let (w_hat, m_hat) = ops::snap_nac(self.w_hat, self.m_hat, 1.0);
         Self { w_hat, m_hat }
     }
 }

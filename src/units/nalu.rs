@@ -34,7 +34,17 @@ pub struct NaluConfig {
     /// How `G` is initialised when it should differ from `Ŵ` and `M̂` (`None`: as they are).
     #[config(default = "None")]
     pub gate_initializer: Option<Initializer>,
+    /// The base `b` of the exponentials in `tanh`, `σ` and the gate: `tanh_b(z) = tanh(z·ln b)`,
+    /// `σ_b(z) = σ(z·ln b)`. `e` is the NALU; the golden ratio [`GOLDEN_RATIO`] is Mistry et
+    /// al.'s G-NALU ("A Primer for Neural Arithmetic Logic Modules", 2022), whose gentler
+    /// slopes slow the saturation of `W` and `g`. The multiplicative path `b^(log_b(|x| + ε)·W)`
+    /// is the same in every base.
+    #[config(default = "std::f64::consts::E")]
+    pub base: f64,
 }
+
+/// The golden ratio `φ = (1 + √5)/2`, the [`NaluConfig::base`] of the G-NALU.
+pub const GOLDEN_RATIO: f64 = 1.618_033_988_749_895;
 
 /// Neural arithmetic logic unit: a [`Nac`] applied once in linear space (addition,
 /// subtraction) and once in log space (multiplication, division, powers), mixed by a gate.
@@ -48,6 +58,9 @@ pub struct NaluConfig {
 ///
 /// The multiplicative path sees only `|x|`: it cannot produce negative results.
 ///
+/// With another [`base`](NaluConfig::base) `b`, `tanh`, `σ` and the gate's `σ` read their
+/// arguments times `ln b` (the G-NALU: `b = φ`).
+///
 /// Should be created with [`NaluConfig`].
 #[derive(Module, Debug)]
 #[module(custom_display)]
@@ -57,14 +70,23 @@ pub struct Nalu {
     /// The gate weights `G`, shape `[d_input, d_output]`; present exactly when gating is on.
     pub gate: Option<Param<Tensor<2>>>,
     epsilon: f64,
+    /// `ln b` of the [`base`](NaluConfig::base) `b`: 1 for the NALU.
+    log_base: f64,
 }
 
 impl NaluConfig {
-    /// Checks the config: both sizes must be at least 1 and `epsilon` finite and positive.
+    /// Checks the config: both sizes must be at least 1, `epsilon` finite and positive, and
+    /// `base` finite and greater than 1 (1 would flatten `tanh` and `σ` to constants, a base
+    /// below 1 flip their signs).
     pub fn validate(&self) -> Result<(), ConfigError> {
         ConfigError::check_size("NaluConfig", "d_input", self.d_input)?;
         ConfigError::check_size("NaluConfig", "d_output", self.d_output)?;
-        ConfigError::check_positive("NaluConfig", "epsilon", self.epsilon)
+        ConfigError::check_positive("NaluConfig", "epsilon", self.epsilon)?;
+        if !(self.base.is_finite() && self.base > 1.0) {
+            let reason = format!("must be finite and greater than 1, got {}", self.base);
+            return Err(ConfigError::new("NaluConfig", "base", reason));
+        }
+        Ok(())
     }
 
     /// Initialises a new [`Nalu`] on `device`.
@@ -87,6 +109,7 @@ impl NaluConfig {
             nac,
             gate,
             epsilon: self.epsilon,
+            log_base: self.base.ln(),
         }
     }
 }
@@ -109,9 +132,35 @@ impl Nalu {
         self.forward_members(input, 1)
     }
 
-    /// The shared effective weight `W = tanh(Ŵ) ⊙ σ(M̂)`.
+    /// The shared effective weight `W = tanh(Ŵ) ⊙ σ(M̂)` (in another base `b`,
+    /// `tanh(Ŵ·ln b) ⊙ σ(M̂·ln b)`).
     pub fn weight(&self) -> Tensor<2> {
-        self.nac.weight()
+        let (w_hat, m_hat) = self.scaled(self.nac.w_hat.val(), self.nac.m_hat.val());
+        ops::nac_weight(w_hat, m_hat)
+    }
+
+    /// The base `b` of `tanh`, `σ` and the gate: `e` for the NALU, `φ` for the G-NALU.
+    pub fn base(&self) -> f64 {
+        self.log_base.exp()
+    }
+
+    /// `ln b`, the factor the base puts on every argument of `tanh` and `σ`: 1 for the NALU.
+    pub fn log_base(&self) -> f64 {
+        self.log_base
+    }
+
+    /// `(a·ln b, c·ln b)`, or the tensors themselves in base `e` (no op on the hot path).
+    fn scaled(&self, a: Tensor<2>, c: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+        match self.log_base {
+            1.0 => (a, c),
+            s => (a.mul_scalar(s), c.mul_scalar(s)),
+        }
+    }
+
+    /// The gate `g = σ_b(x·G)` on the rows of `x` (a gated layer).
+    fn gate_on(&self, gate: &Param<Tensor<2>>, x: &Tensor<2>) -> Tensor<2> {
+        let logit = ops::matmul_members(x.clone(), gate.val(), 1);
+        ops::sigmoid(logit.mul_scalar(self.log_base))
     }
 
     /// Whether the layer mixes its paths with a gate (`gate` is present).
@@ -143,10 +192,18 @@ impl ArithmeticUnit for Nalu {
     fn forward_members<const D: usize>(&self, input: Tensor<D>, members: usize) -> Tensor<D> {
         let d_in = self.nac.d_input_of(members);
         ops::check_input("Nalu", &input.dims(), d_in, members);
-        let (w_hat, m_hat) = (self.nac.w_hat.val(), self.nac.m_hat.val());
+        let (w_hat, m_hat) = self.scaled(self.nac.w_hat.val(), self.nac.m_hat.val());
         let eps = self.epsilon;
         match &self.gate {
-            Some(g) => ops::gated_nalu_members(input, w_hat, m_hat, g.val(), eps, members),
+            Some(g) => {
+                let g = g.val();
+                let g = if self.log_base == 1.0 {
+                    g
+                } else {
+                    g.mul_scalar(self.log_base)
+                };
+                ops::gated_nalu_members(input, w_hat, m_hat, g, eps, members)
+            }
             None => {
                 let weight = ops::nac_weight(w_hat, m_hat);
                 let add = ops::matmul_members(input.clone(), weight.clone(), members);
@@ -161,8 +218,9 @@ impl ArithmeticUnit for Nalu {
     /// snapped weights alone leave open.
     fn snap(self) -> Self {
         let gate = (self.gate).map(|g| ops::replace_value(g, |t| t.mul_scalar(GATE_SNAP)));
+        let (w_hat, m_hat) = ops::snap_nac(self.nac.w_hat, self.nac.m_hat, self.log_base);
         Self {
-            nac: self.nac.snap(),
+            nac: Nac { w_hat, m_hat },
             gate,
             ..self
         }
@@ -186,7 +244,7 @@ impl Discretize for Nalu {
             let outputs = both.map(|(a, m)| Expr::weighted_sum([(1, a), (1, m)]));
             return Ok(w.into_layer(outputs.collect()));
         };
-        let g = ops::sigmoid(ops::matmul_members(x.clone(), gate.val(), 1));
+        let g = self.gate_on(gate, x);
         let tol = options.gate_tolerance;
         let mut open = Vec::new();
         let outputs = (add.into_iter().zip(mul).zip(column_ranges(g)).enumerate())
@@ -213,8 +271,7 @@ impl Discretize for Nalu {
     /// `W` where every output's gate is shut to the additive path (`g ≥ 1 − tolerance` on every
     /// row of `x`): there the layer is `x·W`.
     fn linear_map_on(&self, x: &Tensor<2>, options: &SnapOptions) -> Option<Tensor<2>> {
-        let gate = self.gate.as_ref()?;
-        let g = ops::sigmoid(ops::matmul_members(x.clone(), gate.val(), 1));
+        let g = self.gate_on(self.gate.as_ref()?, x);
         let additive = column_ranges(g)
             .into_iter()
             .all(|(lo, _)| lo >= 1.0 - options.gate_tolerance);
@@ -233,6 +290,7 @@ impl ModuleDisplay for Nalu {
             .add("d_output", &self.d_output())
             .add("use_gating", &self.use_gating())
             .add("epsilon", &self.epsilon)
+            .add("base", &self.base())
             .optional()
     }
 }
@@ -433,6 +491,64 @@ mod tests {
             msg(NaluConfig::new(1, 1).with_epsilon(f64::NAN)),
             "NaluConfig.epsilon must be finite and greater than 0, got NaN"
         );
+        assert_eq!(
+            msg(NaluConfig::new(1, 1).with_base(1.0)),
+            "NaluConfig.base must be finite and greater than 1, got 1"
+        );
+        assert_eq!(
+            msg(NaluConfig::new(1, 1).with_base(0.5)),
+            "NaluConfig.base must be finite and greater than 1, got 0.5"
+        );
+    }
+
+    /// The G-NALU from its own definitions, in f64: `tanh_φ(z) = (φ^2z − 1)/(φ^2z + 1)`,
+    /// `σ_φ(z) = 1/(1 + φ^−z)`, `m = φ^(log_φ(|x| + ε)·W)`. The layer computes in f32 some 15
+    /// operations deep on values below 10: each rounds by 2⁻²⁴ ≈ 6e-8 relatively, so 1e-5
+    /// relative is ample; the NALU's own functions (base e) miss by more than 50%.
+    #[test]
+    fn golden_ratio_base_computes_the_g_nalu() {
+        let device = Device::default();
+        let (w_hat, m_hat, g) = ([0.7, -1.3], [0.4, 1.1], [0.3, -0.2]);
+        let mut gnalu = NaluConfig::new(2, 1).with_base(GOLDEN_RATIO).init(&device);
+        let column = |v: [f64; 2]| Param::from_data([[v[0] as f32], [v[1] as f32]], &device);
+        (gnalu.nac.w_hat, gnalu.nac.m_hat) = (column(w_hat), column(m_hat));
+        gnalu.gate = Some(column(g));
+        let phi = GOLDEN_RATIO;
+        let tanh = |z: f64| (phi.powf(2.0 * z) - 1.0) / (phi.powf(2.0 * z) + 1.0);
+        let sigmoid = |z: f64| 1.0 / (1.0 + phi.powf(-z));
+        let w = [0, 1].map(|i| tanh(w_hat[i]) * sigmoid(m_hat[i]));
+        let rows = [[1.5, 2.0], [0.5, 3.0], [4.0, 0.25]];
+        let expected: Vec<f32> = (rows.iter())
+            .map(|x| {
+                let gate = sigmoid(x[0] * g[0] + x[1] * g[1]);
+                let a = x[0] * w[0] + x[1] * w[1];
+                let log_m = (0..2).map(|i| (x[i] + 1e-7).log(phi) * w[i]).sum::<f64>();
+                (gate * a + (1.0 - gate) * phi.powf(log_m)) as f32
+            })
+            .collect();
+        let x = Tensor::<2>::from_data(rows.map(|r| r.map(|v| v as f32)), &device);
+        let err = max_rel_err(gnalu.forward(x), &expected);
+        assert!(err < 1e-5, "relative error {err}");
+        assert_eq!(gnalu.base(), GOLDEN_RATIO);
+    }
+
+    /// Snapped, a G-NALU near `x0 + x1` is `x0 + x1` to the bit: its snap saturates `tanh_φ`
+    /// and `σ_φ` (arguments 20/ln φ ≈ 41.6), not only `tanh` and `σ`.
+    #[test]
+    fn a_snapped_g_nalu_adds_exactly() {
+        let device = Device::default();
+        let mut gnalu = NaluConfig::new(2, 1).with_base(GOLDEN_RATIO).init(&device);
+        gnalu.nac.w_hat = Param::from_data([[4.0f32], [4.0]], &device);
+        gnalu.nac.m_hat = Param::from_data([[4.0f32], [4.0]], &device);
+        gnalu.gate = Some(Param::from_data([[0.5f32], [0.5]], &device));
+        let sum = expect(|r| r[0] + r[1]);
+        let plain = gnalu.clone().forward(inputs(&device));
+        assert!(
+            max_rel_err(plain, &sum) > 1e-3,
+            "a near miss before the snap"
+        );
+        let snapped = gnalu.snap().forward(inputs(&device));
+        assert_eq!(snapped.into_data().try_to_vec::<f32>().unwrap(), sum);
     }
 
     #[test]

@@ -180,8 +180,8 @@ def open_gate(g, value=1.0):
 
 
 def nalm_benchmark_units(load, source):
-    """iNALU, the NPU and the RealNPU (plain, and as Mistry et al.'s modified RealNPU with its
-    regularisers) as `experiments/single_layer_benchmark.py` builds them."""
+    """iNALU, the G-NALU, the NPU and the RealNPU (plain, and as Mistry et al.'s modified
+    RealNPU with its regularisers) as `experiments/single_layer_benchmark.py` builds them."""
     out = []
     shape = (D_INPUT, D_OUTPUT)
     inalu = load("layer.inalu").INALULayer(D_INPUT, D_OUTPUT)
@@ -198,6 +198,22 @@ def nalm_benchmark_units(load, source):
     src = dict(source, layer="stable_nalu.layer.inalu.INALULayer",
                options="regulariser as the training loop adds it: 0.05 * regualizer()['inalu']")
     out.append(record("inalu", src, inalu, params, inalu, lambda: 0.05 * inalu.regualizer()["inalu"]))
+
+    # The Primer's G-NALU: `single_layer_benchmark.sh`'s `--nalu-gate golden-ratio --nalu-mul
+    # golden-ratio --nac-weight golden-ratio`.
+    golden = dict(nalu_gate="golden-ratio", nalu_mul="golden-ratio", nac_weight="golden-ratio")
+    gnalu = load("layer.nalu").NALULayer(D_INPUT, D_OUTPUT, **golden)
+    set_(gnalu.nac_add.W_hat, rows(21, (D_OUTPUT, D_INPUT), -3.0, 3.0))
+    set_(gnalu.nac_add.M_hat, rows(22, (D_OUTPUT, D_INPUT), -3.0, 3.0))
+    set_(gnalu.G_add, rows(23, (D_OUTPUT, D_INPUT), -2.0, 2.0))
+    params = {
+        "w_hat": (gnalu.nac_add.W_hat, crate_layout),
+        "m_hat": (gnalu.nac_add.M_hat, crate_layout),
+        "gate": (gnalu.G_add, crate_layout),
+    }
+    src = dict(source, layer="stable_nalu.layer.nalu.NALULayer",
+               options="eps=1e-7; " + ", ".join(f"{k}='{v}'" for k, v in golden.items()))
+    out.append(record("gnalu", src, gnalu, params, gnalu))
 
     npu_options = dict(npu_Wr_init="xavier-uniform", regualizer_npu_w=0, regualizer_gate=0)
     npu = load("layer.npu").NPULayer(D_INPUT, D_OUTPUT, **npu_options)

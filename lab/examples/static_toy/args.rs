@@ -178,6 +178,11 @@ pub struct Cli {
     /// operation a panel, each model a line), into FILE, as SVG.
     #[arg(long, value_name = "FILE", requires = "from")]
     pub plot_ranges: Option<PathBuf>,
+    /// With --plot-ranges: count a run as a success when its test MSE is below the Primer's
+    /// ε-threshold of its operation and range (ε = 1e-4, on tasks of --inputs inputs) rather
+    /// than below 1e-5.
+    #[arg(long, requires = "plot_ranges")]
+    pub primer_threshold: bool,
     /// Train nothing: the headline figure of the results CSVs given with --from (of Madsen &
     /// Johansen's task): per operation, the recipe that learned it in the most seeds, the same
     /// stack from one initialisation, and the best unit they published, into FILE as SVG; and

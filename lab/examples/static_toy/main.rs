@@ -11,8 +11,8 @@ mod run;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use burn_nalu_lab::report::{self, RunSettings};
-use burn_nalu_lab::{ExperimentError, Operation, RunResult, Task};
+use burn_nalu_lab::report::{self, RangeCriterion, RunSettings};
+use burn_nalu_lab::{ExperimentError, MistrySpec, Operation, RunResult, Task};
 use clap::Parser;
 
 use args::Cli;
@@ -84,18 +84,15 @@ fn main() -> ExitCode {
             }
         };
     }
-    let figure = (cli
-        .plot_success
-        .as_ref()
-        .map(|f| (f, plot_success as Figure)))
-    .or_else(|| {
-        cli.plot_headline
-            .as_ref()
-            .map(|f| (f, plot_headline as Figure))
-    })
-    .or_else(|| cli.plot_ranges.as_ref().map(|f| (f, plot_ranges as Figure)));
+    let figure = (cli.plot_success.as_ref())
+        .map(|f| (f, (|f, cli: &Cli| plot_success(f, &cli.from)) as Figure))
+        .or_else(|| {
+            (cli.plot_headline.as_ref())
+                .map(|f| (f, (|f, cli: &Cli| plot_headline(f, &cli.from)) as Figure))
+        })
+        .or_else(|| cli.plot_ranges.as_ref().map(|f| (f, plot_ranges as Figure)));
     if let Some((figure, plot)) = figure {
-        return match plot(figure, &cli.from) {
+        return match plot(figure, &cli) {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
                 eprintln!("error: {err}");
@@ -120,7 +117,7 @@ fn main() -> ExitCode {
 }
 
 /// A figure drawn from results CSVs, `--plot-success` or `--plot-headline`.
-type Figure = fn(&Path, &[PathBuf]) -> Result<(), ExperimentError>;
+type Figure = fn(&Path, &Cli) -> Result<(), ExperimentError>;
 
 /// `--plot-headline FILE --from CSV...`: the headline figure of the runs in the CSVs, and its
 /// table on stdout.
@@ -155,17 +152,22 @@ fn plot_success(figure: &Path, csvs: &[PathBuf]) -> Result<(), ExperimentError> 
     Ok(())
 }
 
-/// `--plot-ranges FILE --from CSV...`: the success rates per range of the single-module task,
-/// one CSV per range in range order.
-fn plot_ranges(figure: &Path, csvs: &[PathBuf]) -> Result<(), ExperimentError> {
-    let per_range = (csvs.iter())
+/// `--plot-ranges FILE --from CSV... [--primer-threshold] [--inputs N]`: the success rates per
+/// range of the single-module task, one CSV per range in range order; prints the totals by
+/// both criteria.
+fn plot_ranges(figure: &Path, cli: &Cli) -> Result<(), ExperimentError> {
+    let per_range = (cli.from.iter())
         .map(|p| report::read_csv(p))
         .collect::<Result<Vec<_>, _>>()?;
-    report::plot_range_rates(
-        figure,
-        report::RANGES_TITLE,
-        &report::range_series(&per_range),
-    )
+    let inputs = cli.inputs.unwrap_or(MistrySpec::default().inputs);
+    let criterion = match cli.primer_threshold {
+        true => RangeCriterion::Primer { inputs },
+        false => RangeCriterion::Recorded,
+    };
+    let series = report::range_series(&per_range, criterion);
+    report::plot_range_rates(figure, criterion.title(), &series)?;
+    print!("{}", report::range_totals(&per_range, inputs));
+    Ok(())
 }
 
 /// Everything that can be refused before training: the arguments, every cell's settings, the

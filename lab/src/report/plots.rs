@@ -349,11 +349,50 @@ fn draw_range_panel(
     Ok(())
 }
 
-/// The title of [`plot_range_rates`]'s figures.
-pub const RANGES_TITLE: &str = "Single-module task: success (extrapolation MSE < 1e-5) per range";
+/// When a run of the single-module task counts as a success, for [`range_series`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RangeCriterion {
+    /// As the run recorded it: test MSE below [`MISTRY_THRESHOLD`](crate::MISTRY_THRESHOLD)
+    /// (1e-5, their division paper's).
+    Recorded,
+    /// Test MSE below the Primer's ε-threshold of the run's operation and range
+    /// ([`primer_threshold`](crate::primer_threshold)), on a task of `inputs` inputs.
+    Primer {
+        /// Inputs per row of the task the runs trained on.
+        inputs: usize,
+    },
+}
 
-/// Each operation's and model's successes per range, from the runs of each range in order.
-pub fn range_series(per_range: &[Vec<crate::RunResult>]) -> Vec<RangeSeries> {
+impl RangeCriterion {
+    /// Whether `run`, of the range at index `range`, succeeded by this criterion (for the
+    /// operations the Primer does not run, as recorded).
+    pub fn success(&self, run: &crate::RunResult, range: usize) -> bool {
+        match *self {
+            Self::Recorded => run.success,
+            Self::Primer { inputs } => match crate::primer_threshold(run.task, inputs, range) {
+                Some(threshold) => run.extrapolation_mse < threshold,
+                None => run.success,
+            },
+        }
+    }
+
+    /// The title of [`plot_range_rates`]'s figure by this criterion.
+    pub fn title(&self) -> &'static str {
+        match self {
+            Self::Recorded => "Single-module task: success (extrapolation MSE < 1e-5) per range",
+            Self::Primer { .. } => {
+                "Single-module task: success (extrapolation MSE < the Primer's ε-threshold, ε = 1e-4) per range"
+            }
+        }
+    }
+}
+
+/// Each operation's and model's successes by `criterion` per range, from the runs of each
+/// range in order.
+pub fn range_series(
+    per_range: &[Vec<crate::RunResult>],
+    criterion: RangeCriterion,
+) -> Vec<RangeSeries> {
     let all = per_range.iter().flatten();
     let mut cells: Vec<(crate::Operation, String)> =
         distinct(all.map(|r| (r.task, r.model.to_string())));
@@ -361,15 +400,34 @@ pub fn range_series(per_range: &[Vec<crate::RunResult>]) -> Vec<RangeSeries> {
     (cells.into_iter())
         .map(|(op, model)| RangeSeries {
             group: op.formula().to_string(),
-            rates: (per_range.iter())
-                .map(|runs| {
+            rates: (per_range.iter().enumerate())
+                .map(|(k, runs)| {
                     let of = runs
                         .iter()
                         .filter(|r| r.task == op && r.model.to_string() == model);
-                    of.fold((0, 0), |(k, n), r| (k + r.success as usize, n + 1))
+                    of.fold((0, 0), |(s, n), r| {
+                        (s + criterion.success(r, k) as usize, n + 1)
+                    })
                 })
                 .collect(),
             label: model,
         })
         .collect()
+}
+
+/// Each operation's and model's successes over all ranges, by the recorded 1e-5 and by the
+/// Primer's ε-threshold (tasks of `inputs` inputs), as a markdown table.
+pub fn range_totals(per_range: &[Vec<crate::RunResult>], inputs: usize) -> String {
+    let recorded = range_series(per_range, RangeCriterion::Recorded);
+    let primer = range_series(per_range, RangeCriterion::Primer { inputs });
+    let mut table = String::from(
+        "| Operation | Model | Success (MSE < 1e-5) | Success (MSE < ε-threshold) |\n|---|---|---|---|\n",
+    );
+    for (r, p) in recorded.iter().zip(&primer) {
+        let total = |s: &RangeSeries| s.rates.iter().fold((0, 0), |(a, b), (k, n)| (a + k, b + n));
+        let ((k, n), (kp, _)) = (total(r), total(p));
+        let line = format!("| {} | {} | {k}/{n} | {kp}/{n} |\n", r.group, r.label);
+        table.push_str(&line);
+    }
+    table
 }

@@ -19,13 +19,15 @@ impl LabModel {
             d_in: u.d_input() / members,
             d_out: u.d_output(),
         };
-        // The gated NALU only: the ungated one takes another formula.
+        // The gated NALU in base e only: the ungated one and the G-NALU take other formulas.
         let nalu = |u: &Nalu| {
-            u.gate.as_ref().map(|_| HostLayer::Nalu {
-                d_in: u.d_input() / members,
-                d_out: u.d_output(),
-                eps: u.epsilon(),
-            })
+            (u.gate.as_ref())
+                .filter(|_| u.log_base() == 1.0)
+                .map(|_| HostLayer::Nalu {
+                    d_in: u.d_input() / members,
+                    d_out: u.d_output(),
+                    eps: u.epsilon(),
+                })
         };
         let nac = |u: &Nac| HostLayer::Nac {
             d_in: u.d_input() / members,

@@ -5,6 +5,7 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use super::models::Accumulator;
+use burn_nalu::nalu::GOLDEN_RATIO;
 use burn_nalu::{
     ArithmeticUnit, Hill, HillConfig, HillPrimitive, Inalu, InaluConfig, Nac, NacConfig, NacMul,
     NacMulConfig, Nalu, NaluConfig, Nau, NauConfig, Nmru, NmruConfig, Nmu, NmuConfig, Npu,
@@ -73,7 +74,18 @@ impl Layers<'_> {
     }
 
     pub(super) fn nalu(&self, d_in: usize, d_out: usize) -> Nalu {
-        let config = NaluConfig::new(d_in, d_out).with_initializer(self.nac_init(d_in, d_out));
+        self.nalu_in_base(d_in, d_out, std::f64::consts::E)
+    }
+
+    /// The G-NALU: [`Self::nalu`] in base φ.
+    pub(super) fn gnalu(&self, d_in: usize, d_out: usize) -> Nalu {
+        self.nalu_in_base(d_in, d_out, GOLDEN_RATIO)
+    }
+
+    fn nalu_in_base(&self, d_in: usize, d_out: usize, base: f64) -> Nalu {
+        let config = NaluConfig::new(d_in, d_out)
+            .with_initializer(self.nac_init(d_in, d_out))
+            .with_base(base);
         let config = match self.scheme {
             InitScheme::Reference => config,
             InitScheme::Madsen => {

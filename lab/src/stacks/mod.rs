@@ -189,6 +189,8 @@ stacks! {
     SingleNacMul = "nac-mul-single": Single<NacMul> = |l, n, _h| Single::of(l.nac_mul(n, 1));
     /// `Nalu` alone, on the inputs (the single-module task's model).
     SingleNalu = "nalu-single": Single<Nalu> = |l, n, _h| Single::of(l.nalu(n, 1));
+    /// The G-NALU (`Nalu` in base φ) alone, on the inputs (the Primer's single-module model).
+    SingleGnalu = "gnalu-single": Single<Nalu> = |l, n, _h| Single::of(l.gnalu(n, 1));
     /// `Nau` alone, on the inputs (the single-module task's model).
     SingleNau = "nau-single": Single<Nau> = |l, n, _h| Single::of(l.nau(n, 1));
     /// `Nmu` alone, on the inputs (the single-module task's model).
