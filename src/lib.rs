@@ -8,7 +8,8 @@
 //! - [`Nac`] (neural accumulator, Trask et al. 2018): `W = tanh(Ŵ) ⊙ σ(M̂)`, `y = x·W`.
 //! - [`NacMul`] (the multiplicative NAC, NAC•): `y = exp(log(|x| + ε)·W)`.
 //! - [`Nalu`] (neural arithmetic logic unit): `a = x·W`, `m = exp(log(|x| + ε)·W)`,
-//!   `g = σ(x·G)`, `y = g⊙a + (1 − g)⊙m`; without gating, `y = a + m`.
+//!   `g = σ(x·G)`, `y = g⊙a + (1 − g)⊙m`; without gating, `y = a + m`. In base φ
+//!   ([`NaluConfig::base`]), Mistry et al.'s G-NALU.
 //! - [`Nau`] (neural addition unit, Madsen & Johansen 2020): `z = x·W`, `W ∈ [−1, 1]`.
 //! - [`Nmu`] (neural multiplication unit, same paper): `z_j = Π_i (W_ij·x_i + 1 − W_ij)`,
 //!   `W ∈ [0, 1]`.
@@ -22,6 +23,8 @@
 //!   ⊙ cos(log r·W_im + k·W_re)`, real powers of inputs of any sign (RealNPU: `W_im = 0`).
 //! - [`Hill`] (Hill Space, DuJardin 2025): the NAC's `W` snapped to exactly −1, 0 or 1 where it
 //!   saturates, under a primitive the caller chooses: `x·W`, or `Π_i x_i^{W_i}` with signs.
+//! - [`Dmu`] (differentiable DAG unit, arXiv 2509.08180): linear heads predict from each row a
+//!   plan of steps, each a signed sum or a product of powers of the nodes before it.
 //!
 //! Each unit lives in its own module ([`nac`], [`nalu`], …, also re-exported here) with its
 //! config, its formula and shapes on `forward`, its sparsity `regularizer` (weighted over time
@@ -105,8 +108,9 @@ mod unit;
 pub mod units;
 
 // Each unit's module at the crate root too (`burn_nalu::nac::NacConfig`): the paths users import.
-pub use units::{hill, inalu, nac, nac_mul, nalu, nau, nmru, nmu, npu, nru, real_npu, snmu};
+pub use units::{dmu, hill, inalu, nac, nac_mul, nalu, nau, nmru, nmu, npu, nru, real_npu, snmu};
 
+pub use dmu::{Dmu, DmuConfig};
 pub use error::ConfigError;
 pub use hill::{Hill, HillConfig, HillPrimitive};
 pub use inalu::{Inalu, InaluConfig};

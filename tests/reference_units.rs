@@ -13,8 +13,8 @@ use burn::module::Param;
 use burn::tensor::{Device, Tensor, TensorData};
 use burn_nalu::nalu::GOLDEN_RATIO;
 use burn_nalu::{
-    ArithmeticUnit, HillConfig, HillPrimitive, InaluConfig, Nac, NacMulConfig, NaluConfig, Nau,
-    NmruConfig, Nmu, NpuConfig, Nru, RealNpuConfig, SnmuConfig,
+    ArithmeticUnit, DmuConfig, HillConfig, HillPrimitive, InaluConfig, Nac, NacMulConfig,
+    NaluConfig, Nau, NmruConfig, Nmu, NpuConfig, Nru, RealNpuConfig, SnmuConfig,
 };
 use common::{f64_device, to_f64};
 use serde_json::Value;
@@ -154,6 +154,7 @@ fn build(unit: &str, p: &Params, device: &Device) -> Built {
         "nau" | "nmu" | "nru" | "nmru" | "snmu" => m("weight").val().dims(),
         "npu" | "realnpu" | "realnpu_mistry" => m("w_re").val().dims(),
         "inalu" => m("add.w_hat").val().dims(),
+        "dmu" | "dmu_discrete" => m("o_mag.weight").val().dims(),
         _ => m("w_hat").val().dims(),
     };
     match unit {
@@ -241,6 +242,25 @@ fn build(unit: &str, p: &Params, device: &Device) -> Built {
             (u.w_hat, u.m_hat) = (m("w_hat"), m("m_hat"));
             plain(u)
         }
+        "dmu" | "dmu_discrete" => {
+            let v = p.vector;
+            let depth = m("gate.weight").val().dims()[1] / 2;
+            let mut u = DmuConfig::new(d_input).with_depth(depth).init(device);
+            for (name, head) in [
+                ("o_mag", &mut u.o_mag),
+                ("o_sign", &mut u.o_sign),
+                ("gate", &mut u.gate),
+            ] {
+                head.weight = m(&format!("{name}.weight"));
+                head.bias = Some(v(&format!("{name}.bias")));
+            }
+            let selector = u.selector.as_mut().expect("a selector at depth 2");
+            (selector.weight, selector.bias) = (m("selector.weight"), Some(v("selector.bias")));
+            let norm = u.input_norm.as_mut().expect("a LayerNorm");
+            (norm.gamma, norm.beta) = (v("input_norm.gamma"), Some(v("input_norm.beta")));
+            let u = if unit == "dmu" { u } else { u.discrete() };
+            (Box::new(move |x| u.forward(x)), None)
+        }
         other => panic!("no unit of the crate for the reference vector {other}"),
     }
 }
@@ -292,7 +312,8 @@ fn check(v: &Vector) {
     assert_close(&to_f64(y.clone()), &v.y, &what("output"));
     let grads = y.mul(tensor(&v.cotangent)).sum().backward();
     for ((name, _, _), (leaf, want)) in v.params.iter().zip(leaves.iter().zip(&v.grads)) {
-        let got = leaf.grad(&grads).expect("a gradient");
+        // No path to the output (the DMU's hard choices) is a gradient of 0.
+        let got = leaf.grad(&grads).unwrap_or(vec![0.0; want.len()]);
         assert_close(&got, want, &what(&format!("gradient of {name}")));
     }
     match (regularizer, &v.regularizer) {
@@ -345,6 +366,8 @@ fn every_unit_computes_what_its_authors_code_computes() {
         "nru",
         "nmru",
         "snmu",
+        "dmu",
+        "dmu_discrete",
         "hill_additive",
         "hill_exponential",
     ];

@@ -236,6 +236,7 @@ impl TrainConfig {
             ModelKind::Nalu | ModelKind::Nac | ModelKind::NacMul => Self { model, ..reference },
             ModelKind::SingleNalu
             | ModelKind::SingleGnalu
+            | ModelKind::SingleDmu
             | ModelKind::SingleNac
             | ModelKind::SingleNacMul => Self { model, ..reference },
             ModelKind::NaluRnn | ModelKind::NacRnn => Self { model, ..reference },
@@ -404,7 +405,9 @@ impl TrainConfig {
     /// error is below 1); the NPU and RealNPU (the Primer's) at 5e-3 with no regulariser but
     /// an L1 penalty growing ×10 every 10,000 steps, from 1e-7 to 1e-5 (1e-9 to 1e-7 for `÷`);
     /// the modified RealNPU its two regularisers at λ = 1 and that L1 penalty from 1e-9 to
-    /// 1e-7; the Hill Space unit (not theirs) DuJardin's 0.1.
+    /// 1e-7; the Hill Space unit (not theirs) DuJardin's 0.1; the DMU (not theirs) its
+    /// authors' 1e-3 with gradient-norm clipping to 0.01, kept discrete when that does no worse
+    /// on validation.
     pub fn mistry(model: ModelKind, op: Operation, inputs: usize) -> Self {
         use ModelKind::*;
         let two = inputs == 2;
@@ -417,6 +420,7 @@ impl TrainConfig {
             Nru | NauNru if two => (1.0, None),
             SingleRealNpu | RealNpu | RealNpuMistry | SingleNpu | Npu => (5e-3, None),
             HillAdd | HillMul => (0.1, None),
+            SingleDmu => (1e-3, Some(0.01)),
             _ => (1e-3, None),
         };
         let l1 = |start: f64, end: f64| L1Schedule {
@@ -446,6 +450,8 @@ impl TrainConfig {
         Self {
             lr,
             clip_norm,
+            // The DMU's authors evaluate it discrete: its snap.
+            snap: model == SingleDmu,
             clip_value: inalu.then_some(0.1),
             restart_on_stall: inalu,
             budget: Budget::Steps(steps),

@@ -3,6 +3,7 @@
 //! [`Discretize`](crate::formula::Discretize) implementations and its unit tests. Each module is
 //! also at the crate root (`burn_nalu::nac`).
 
+pub mod dmu;
 pub mod hill;
 pub mod inalu;
 pub mod nac;

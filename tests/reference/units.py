@@ -10,8 +10,10 @@ the crate with them.
     python tests/reference/units.py --out tests/reference/vectors \\
         --repo stable-nalu=DIR@COMMIT [--repo nalm-benchmark=DIR@COMMIT ...]
 
-DIR holds the repository's `stable_nalu/` package at COMMIT (for instance extracted with
-`git archive COMMIT stable_nalu | tar x -C DIR`; for `hillspace`, its `hillspace/` package). Needs torch, numpy, scipy and tensorboardX
+NAME is one of stable-nalu, nalm-benchmark, nalm-division, nalm-robust-nmu, hillspace (its
+`hillspace/` package) and dmu (marict/nalm-benchmark, the DMU's). DIR holds the repository's
+`stable_nalu/` package at COMMIT (for instance extracted with
+`git archive COMMIT stable_nalu | tar x -C DIR`). Needs torch, numpy, scipy and tensorboardX
 (the packages those layer modules import). The vectors were written with torch 1.13.1, the
 nearest to the authors' (nalm-benchmark's environment pins 1.5.1) that installs here: torch 2
 passes no gradient at the bounds of `torch.clamp`, torch 1 passes it, as the crate does.
@@ -73,7 +75,10 @@ def record(unit, source, layer, params, forward, regularizer=None, x=X):
     # A copy: the sNMU multiplies its input by the noise in place (`x *= noise`).
     y = forward(x.clone())
     cotangent = rows(7, tuple(y.shape), -1.0, 1.0)
-    grads = torch.autograd.grad((y * cotangent).sum(), [p for p, _ in params.values()])
+    # A weight with no path to the output (the DMU's gate evaluated hard) has gradient 0.
+    leaves = [p for p, _ in params.values()]
+    grads = torch.autograd.grad((y * cotangent).sum(), leaves, allow_unused=True)
+    grads = [g if g is not None else torch.zeros_like(p) for p, g in zip(leaves, grads)]
     out = {
         "unit": unit,
         "source": source,
@@ -346,6 +351,38 @@ def hill_space_package(name, directory, stubs):
     return lambda module: importlib.import_module(f"hillspace.{module}")
 
 
+# The DMU's inputs: X and a row of tiny values, whose linear results fall inside the width 1e-4
+# of its smooth sign `tanh(r / 1e-4)` (elsewhere it is ±1 to the bit).
+X_DMU = X + [[2e-5, -1e-5, 3e-5, 1.5e-5]]
+
+
+def dmu_units(load, source):
+    """The DMU (`DAGLayer`, depth 2 with its output selector), trained (soft) and as its authors
+    evaluate it (`.eval()`: hard gates, rounded operand weights, hard selector)."""
+    sys.modules["debug_utils"] = types.SimpleNamespace(tap=lambda x, *_: x)  # logging only
+    out = []
+    depth, nodes = 2, D_INPUT + 2
+    for unit, training in [("dmu", True), ("dmu_discrete", False)]:
+        layer = load("layer.dag").DAGLayer(D_INPUT, 1, dag_depth=depth, _enable_taps=False)
+        heads = [("o_mag", layer.O_mag_head, depth * nodes), ("o_sign", layer.O_sign_head, depth * nodes),
+                 ("gate", layer.G_head, depth * 2), ("selector", layer.output_selector_head, depth)]
+        params = {}
+        for k, (name, head, size) in enumerate(heads):
+            set_(head.weight, rows(30 + 2 * k, (size, D_INPUT), -1.0, 1.0))
+            set_(head.bias, rows(31 + 2 * k, (size,), -0.5, 0.5))
+            params[f"{name}.weight"] = (head.weight, crate_layout)
+            params[f"{name}.bias"] = (head.bias, same_layout)
+        set_(layer.input_norm.weight, rows(40, (D_INPUT,), 0.5, 1.5))
+        set_(layer.input_norm.bias, rows(41, (D_INPUT,), -0.3, 0.3))
+        params["input_norm.gamma"] = (layer.input_norm.weight, same_layout)
+        params["input_norm.beta"] = (layer.input_norm.bias, same_layout)
+        layer.train(training)
+        src = dict(source, layer="stable_nalu.layer.dag.DAGLayer",
+                   options=f"dag_depth={depth}; {'train()' if training else 'eval()'}")
+        out.append(record(unit, src, layer, params, layer, x=X_DMU))
+    return out
+
+
 PACKAGES = ("stable_nalu", "stable_nalu.network")
 UNITS = {
     "stable-nalu": ("AndreasMadsen/stable-nalu", stable_nalu_units, PACKAGES),
@@ -356,6 +393,7 @@ UNITS = {
         "bmistry4/nalm-robust-nmu", nalm_robust_nmu_units, PACKAGES + ("stable_nalu.layer",)
     ),
     "hillspace": ("justindujardin/hillspace", hill_space_units, None),
+    "dmu": ("marict/nalm-benchmark", dmu_units, PACKAGES),
 }
 
 

@@ -7,10 +7,10 @@ use serde::{Deserialize, Serialize};
 use super::models::Accumulator;
 use burn_nalu::nalu::GOLDEN_RATIO;
 use burn_nalu::{
-    ArithmeticUnit, Hill, HillConfig, HillPrimitive, Inalu, InaluConfig, Nac, NacConfig, NacMul,
-    NacMulConfig, Nalu, NaluConfig, Nau, NauConfig, Nmru, NmruConfig, Nmu, NmuConfig, Npu,
-    NpuConfig, Nru, NruConfig, RealNpu, RealNpuConfig, RecurrentCell, RecurrentCellConfig, Snmu,
-    SnmuConfig,
+    ArithmeticUnit, Dmu, DmuConfig, Hill, HillConfig, HillPrimitive, Inalu, InaluConfig, Nac,
+    NacConfig, NacMul, NacMulConfig, Nalu, NaluConfig, Nau, NauConfig, Nmru, NmruConfig, Nmu,
+    NmuConfig, Npu, NpuConfig, Nru, NruConfig, RealNpu, RealNpuConfig, RecurrentCell,
+    RecurrentCellConfig, Snmu, SnmuConfig,
 };
 
 /// How the NAC and NALU weights are drawn (NAU, NMU, iNALU and the NPUs have one scheme each).
@@ -93,6 +93,11 @@ impl Layers<'_> {
             }
         };
         config.init(self.device)
+    }
+
+    /// The DMU of one step, as its authors' benchmark runs it.
+    pub(super) fn dmu(&self, d_in: usize) -> Dmu {
+        DmuConfig::new(d_in).init(self.device)
     }
 
     pub(super) fn nau(&self, d_in: usize, d_out: usize) -> Nau {

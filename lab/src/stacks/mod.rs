@@ -20,7 +20,7 @@ use super::names::parse_name;
 use super::protocol::Rows;
 use burn_nalu::formula::{Formula, FormulaError, SnapOptions};
 use burn_nalu::{
-    ArithmeticUnit, Hill, HillPrimitive, Inalu, Nac, NacMul, Nalu, Nau, Nmru, Nmu, Npu, Nru,
+    ArithmeticUnit, Dmu, Hill, HillPrimitive, Inalu, Nac, NacMul, Nalu, Nau, Nmru, Nmu, Npu, Nru,
     RealNpu, Snmu,
 };
 
@@ -189,6 +189,8 @@ stacks! {
     SingleNacMul = "nac-mul-single": Single<NacMul> = |l, n, _h| Single::of(l.nac_mul(n, 1));
     /// `Nalu` alone, on the inputs (the single-module task's model).
     SingleNalu = "nalu-single": Single<Nalu> = |l, n, _h| Single::of(l.nalu(n, 1));
+    /// The DMU (one step) alone, on the inputs (its authors' single-module model).
+    SingleDmu = "dmu-single": Single<Dmu> = |l, n, _h| Single::of(l.dmu(n));
     /// The G-NALU (`Nalu` in base φ) alone, on the inputs (the Primer's single-module model).
     SingleGnalu = "gnalu-single": Single<Nalu> = |l, n, _h| Single::of(l.gnalu(n, 1));
     /// `Nau` alone, on the inputs (the single-module task's model).
