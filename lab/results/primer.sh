@@ -10,9 +10,9 @@ bin=$1
 shift
 models() {
   case $1 in
-    add | sub) echo "--model nac-single --model nalu-single --model gnalu-single --model nau-single --model inalu-single --model hill-add" ;;
-    mul) echo "--model nac-mul-single --model nalu-single --model gnalu-single --model nmu-single --model snmu --model npu-single --model realnpu-single --model inalu-single --model hill-mul" ;;
-    div) echo "--model nac-mul-single --model nalu-single --model gnalu-single --model nru --model nmru --model npu-single --model realnpu-single --model realnpu-mod --model inalu-single --model hill-mul" ;;
+    add | sub) echo "--model nac-single --model nalu-single --model gnalu-single --model nau-single --model inalu-single --model hill-add --model dmu-single" ;;
+    mul) echo "--model nac-mul-single --model nalu-single --model gnalu-single --model nmu-single --model snmu --model npu-single --model realnpu-single --model inalu-single --model hill-mul --model dmu-single" ;;
+    div) echo "--model nac-mul-single --model nalu-single --model gnalu-single --model nru --model nmru --model npu-single --model realnpu-single --model realnpu-mod --model inalu-single --model hill-mul --model dmu-single" ;;
   esac
 }
 ranges=("$@")

@@ -237,6 +237,9 @@ impl TrainConfig {
             ModelKind::SingleNalu
             | ModelKind::SingleGnalu
             | ModelKind::SingleDmu
+            | ModelKind::DmuFrozenSum
+            | ModelKind::DmuFrozenDiff
+            | ModelKind::Dmu
             | ModelKind::SingleNac
             | ModelKind::SingleNacMul => Self { model, ..reference },
             ModelKind::NaluRnn | ModelKind::NacRnn => Self { model, ..reference },
@@ -358,7 +361,8 @@ impl TrainConfig {
     /// stack with a regulariser (their flags are global: both layers, every unit). A run stops
     /// early once, after the ramp, its validation MSE is at the validation threshold and has
     /// not improved by 1% for 100 evaluations (100,000 steps), and its weights fit validation
-    /// no worse than snapped ([`StopRule::Snapped`]).
+    /// no worse than snapped ([`StopRule::Snapped`]). The DMU (not theirs) clips gradients to
+    /// norm 0.01 as its authors do and is kept discrete when that does no worse on validation.
     pub fn madsen(model: ModelKind) -> Self {
         let (lambda, start, end) = match model {
             ModelKind::Nau => (0.01, 5_000, 50_000),
@@ -368,6 +372,8 @@ impl TrainConfig {
             model
                 .has_regularizer()
                 .then_some(RegularizerSchedule { lambda, start, end });
+        use ModelKind::{DmuFrozenDiff, DmuFrozenSum, SingleDmu};
+        let dmu = matches!(model, ModelKind::Dmu | SingleDmu | DmuFrozenSum | DmuFrozenDiff);
         Self {
             model,
             init: InitScheme::Madsen,
@@ -377,7 +383,7 @@ impl TrainConfig {
             budget: Budget::Steps(5_000_000),
             batch_size: 128,
             hidden: 2,
-            clip_norm: None,
+            clip_norm: dmu.then_some(0.01),
             clip_value: None,
             regularizer,
             l1: None,
@@ -387,7 +393,7 @@ impl TrainConfig {
             early_stop_patience: Some(100),
             early_stop_rule: StopRule::Snapped,
             give_up_patience: None,
-            snap: false,
+            snap: dmu,
             polish: false,
             inits_per_seed: 1,
         }
@@ -420,7 +426,7 @@ impl TrainConfig {
             Nru | NauNru if two => (1.0, None),
             SingleRealNpu | RealNpu | RealNpuMistry | SingleNpu | Npu => (5e-3, None),
             HillAdd | HillMul => (0.1, None),
-            SingleDmu => (1e-3, Some(0.01)),
+            SingleDmu | DmuFrozenSum | DmuFrozenDiff | Dmu => (1e-3, Some(0.01)),
             _ => (1e-3, None),
         };
         let l1 = |start: f64, end: f64| L1Schedule {
@@ -451,7 +457,7 @@ impl TrainConfig {
             lr,
             clip_norm,
             // The DMU's authors evaluate it discrete: its snap.
-            snap: model == SingleDmu,
+            snap: matches!(model, SingleDmu | DmuFrozenSum | DmuFrozenDiff | Dmu),
             clip_value: inalu.then_some(0.1),
             restart_on_stall: inalu,
             budget: Budget::Steps(steps),

@@ -28,6 +28,11 @@ pub struct DmuConfig {
     /// one step, as their benchmark script decides); without it, the last node.
     #[config(default = "None")]
     pub output_selector: Option<bool>,
+    /// Operand weights fixed for every step and row (one per node, later nodes' ignored)
+    /// instead of predicted: their `--freeze-O`, with which their benchmark script ran it, the
+    /// target's pattern given so that only the gates are learned. A diagnostic, not a model.
+    #[config(default = "None")]
+    pub frozen_operands: Option<Vec<f64>>,
 }
 
 /// Differentiable DAG unit: linear heads predict, from each input row, a plan of `depth`
@@ -65,6 +70,7 @@ pub struct Dmu {
     d_input: usize,
     depth: usize,
     discrete: bool,
+    frozen_operands: Option<Vec<f64>>,
 }
 
 /// The guards of the executor: `(m_min, m_max, L)`.
@@ -77,10 +83,19 @@ const SIGN_EPS: f64 = 1e-4;
 const LAYER_NORM_EPS: f64 = 1e-5;
 
 impl DmuConfig {
-    /// Checks the config: `d_input` and `depth` must be at least 1.
+    /// Checks the config: `d_input` and `depth` must be at least 1, and `frozen_operands`
+    /// hold one finite weight per node (`d_input + depth`).
     pub fn validate(&self) -> Result<(), ConfigError> {
         ConfigError::check_size("DmuConfig", "d_input", self.d_input)?;
-        ConfigError::check_size("DmuConfig", "depth", self.depth)
+        ConfigError::check_size("DmuConfig", "depth", self.depth)?;
+        match &self.frozen_operands {
+            Some(o) if o.len() != self.d_input + self.depth || o.iter().any(|v| !v.is_finite()) => {
+                let nodes = self.d_input + self.depth;
+                let reason = format!("must hold {nodes} finite weights (one per node), got {o:?}");
+                Err(ConfigError::new("DmuConfig", "frozen_operands", reason))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Initialises a new [`Dmu`] on `device`: Xavier-uniform head weights and zero biases (as
@@ -118,6 +133,7 @@ impl DmuConfig {
             d_input: n,
             depth,
             discrete: false,
+            frozen_operands: self.frozen_operands.clone(),
         }
     }
 }
@@ -179,7 +195,16 @@ impl Dmu {
         let o_mag = softplus(head(&self.o_mag).reshape([m * rows, depth, nodes]), 1.0);
         let g = softmax(head(&self.gate).reshape([m * rows, depth, 2]), 2);
         let selector = self.selector.as_ref().map(head);
-        (o_sign.mul(o_mag), g, selector)
+        let o = match &self.frozen_operands {
+            Some(frozen) => {
+                let device = o_sign.device();
+                let row =
+                    Tensor::<1>::from_floats(frozen.as_slice(), &device).reshape([1, 1, nodes]);
+                row.expand([m * rows, depth, nodes])
+            }
+            None => o_sign.mul(o_mag),
+        };
+        (o, g, selector)
     }
 
     /// The DAG run on every row: `x` `[rows, d_input]` (all members' rows in turn), the plan of
@@ -270,24 +295,26 @@ impl Discretize for Dmu {
         };
         let mut obstacles = Vec::new();
         let mut sparsity_error = 0.0f64;
-        // Row 0's plan, each other row checked against it.
         let round = |v: f32| f64::from(v).round().clamp(-1.0, 1.0);
-        for r in 0..rows {
-            for (at, &v) in o[r * depth * nodes..(r + 1) * depth * nodes]
-                .iter()
-                .enumerate()
-            {
-                let (k, j) = (at / nodes, at % nodes);
-                if j >= n + k {
-                    continue; // masked: a later node
+        // Per operand weight (step k, node j), its farthest value from discrete over the rows,
+        // and whether every row rounds it as row 0 does: one obstacle at most each.
+        for k in 0..depth {
+            for j in 0..n + k {
+                let column = (0..rows).map(|r| o[(r * depth + k) * nodes + j]);
+                let (mut value, mut distance, mut same) = (o[k * nodes + j], 0.0f64, true);
+                for v in column {
+                    let d = (f64::from(v) - round(v)).abs();
+                    same &= round(v) == round(o[k * nodes + j]);
+                    if d > distance {
+                        (value, distance) = (v, d);
+                    }
                 }
-                let distance = (f64::from(v) - round(v)).abs();
                 sparsity_error = sparsity_error.max(distance);
-                if distance > tolerance || round(v) != round(o[at]) {
-                    let value = f64::from(v);
+                if distance > tolerance || !same {
+                    let (layer, value) = (String::new(), f64::from(value));
                     let at = (j, k);
                     obstacles.push(NotDiscrete::Weight {
-                        layer: String::new(),
+                        layer,
                         parameter: "O",
                         at,
                         value,
@@ -330,7 +357,6 @@ impl Discretize for Dmu {
             None => last,
         };
         if !obstacles.is_empty() {
-            obstacles.truncate(8);
             return Err(FormulaError::NotDiscrete {
                 sparsity_error,
                 obstacles,
@@ -571,9 +597,40 @@ mod tests {
         }
     }
 
+    /// Frozen operands `[1, −1]` make the unit `a − b` or `a / b`, whichever its gate picks,
+    /// whatever the operand heads hold.
+    #[test]
+    fn frozen_operands_leave_only_the_gate() {
+        let device = Device::default();
+        let x = Tensor::<2>::from_data([[3.0f32, 4.0], [-0.5, 8.0]], &device);
+        let config = DmuConfig::new(2).with_frozen_operands(Some(vec![1.0, -1.0, 0.0]));
+        for (lin, op) in [
+            (true, (|a, b| a - b) as fn(f32, f32) -> f32),
+            (false, |a, b| a / b),
+        ] {
+            let mut dmu = config.init(&device);
+            let bias = if lin { [5.0f32, -5.0] } else { [-5.0, 5.0] };
+            dmu.gate.weight = Param::from_tensor(Tensor::zeros([2, 2], &device));
+            dmu.gate.bias = Some(Param::from_data(bias, &device));
+            let y = dmu
+                .discrete()
+                .forward(x.clone())
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap();
+            for (g, w) in y.iter().zip([op(3.0, 4.0), op(-0.5, 8.0)]) {
+                assert!(((g - w) / w).abs() < 1e-5, "linear {lin}: {g} vs {w}");
+            }
+        }
+    }
+
     #[test]
     fn invalid_configs_are_refused_with_field_and_value() {
         let msg = |c: DmuConfig| c.validate().unwrap_err().to_string();
+        assert_eq!(
+            msg(DmuConfig::new(2).with_frozen_operands(Some(vec![1.0, 1.0]))),
+            "DmuConfig.frozen_operands must hold 3 finite weights (one per node), got [1.0, 1.0]"
+        );
         assert_eq!(
             msg(DmuConfig::new(0)),
             "DmuConfig.d_input must be at least 1, got 0"

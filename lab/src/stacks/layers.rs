@@ -95,9 +95,18 @@ impl Layers<'_> {
         config.init(self.device)
     }
 
-    /// The DMU of one step, as its authors' benchmark runs it.
-    pub(super) fn dmu(&self, d_in: usize) -> Dmu {
-        DmuConfig::new(d_in).init(self.device)
+    /// The DMU of `depth` steps (one: as its authors' benchmark runs it).
+    pub(super) fn dmu(&self, d_in: usize, depth: usize) -> Dmu {
+        DmuConfig::new(d_in).with_depth(depth).init(self.device)
+    }
+
+    /// The DMU of one step whose operands are frozen to `[1, b]` on the first two inputs, as
+    /// its authors' benchmark script ran it (`--freeze-O`).
+    pub(super) fn dmu_frozen(&self, d_in: usize, b: f64) -> Dmu {
+        let mut operands = vec![0.0; d_in + 1];
+        (operands[0], operands[1]) = (1.0, b);
+        let config = DmuConfig::new(d_in).with_frozen_operands(Some(operands));
+        config.init(self.device)
     }
 
     pub(super) fn nau(&self, d_in: usize, d_out: usize) -> Nau {

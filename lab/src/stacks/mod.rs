@@ -190,7 +190,14 @@ stacks! {
     /// `Nalu` alone, on the inputs (the single-module task's model).
     SingleNalu = "nalu-single": Single<Nalu> = |l, n, _h| Single::of(l.nalu(n, 1));
     /// The DMU (one step) alone, on the inputs (its authors' single-module model).
-    SingleDmu = "dmu-single": Single<Dmu> = |l, n, _h| Single::of(l.dmu(n));
+    SingleDmu = "dmu-single": Single<Dmu> = |l, n, _h| Single::of(l.dmu(n, 1));
+    /// The DMU of one step with its operands frozen to `[1, 1]` (its authors' benchmark protocol
+    /// for `+` and `×`: only the gate learned).
+    DmuFrozenSum = "dmu-frozen-sum": Single<Dmu> = |l, n, _h| Single::of(l.dmu_frozen(n, 1.0));
+    /// The DMU of one step with its operands frozen to `[1, −1]` (their protocol for `−`, `÷`).
+    DmuFrozenDiff = "dmu-frozen-diff": Single<Dmu> = |l, n, _h| Single::of(l.dmu_frozen(n, -1.0));
+    /// The DMU of three steps (room for `a`, `b` and `a ∘ b`) with its output selector, alone.
+    Dmu = "dmu": Single<Dmu> = |l, n, _h| Single::of(l.dmu(n, 3));
     /// The G-NALU (`Nalu` in base φ) alone, on the inputs (the Primer's single-module model).
     SingleGnalu = "gnalu-single": Single<Nalu> = |l, n, _h| Single::of(l.gnalu(n, 1));
     /// `Nau` alone, on the inputs (the single-module task's model).
