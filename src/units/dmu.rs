@@ -10,7 +10,9 @@ use burn::tensor::activation::{softmax, softplus};
 use burn::tensor::{Device, Tensor};
 
 use crate::error::ConfigError;
-use crate::formula::{Discretize, Expr, FormulaError, LayerSnap, NotDiscrete, SnapOptions};
+use crate::formula::{
+    Discretize, Expr, FormulaError, LayerSnap, NotDiscrete, SnapOptions, column_ranges,
+};
 use crate::{ArithmeticUnit, ops};
 
 /// Configuration to create a [`Dmu`] layer using the [init function](DmuConfig::init).
@@ -286,7 +288,7 @@ impl Discretize for Dmu {
             |t: Tensor<2>| -> Vec<f32> { t.into_data().convert::<f32>().try_to_vec().unwrap() };
         let (depth, nodes) = (self.depth, n + self.depth);
         let o = host(o.reshape([rows, depth * nodes]));
-        let g_lin = host(g.narrow(2, 0, 1).reshape([rows, depth]));
+        let gates = column_ranges(g.narrow(2, 0, 1).reshape([rows, depth]));
         let chosen = selector.map(|s| host(s.argmax(1).float()));
         let tolerance = if self.discrete {
             f64::INFINITY
@@ -323,22 +325,18 @@ impl Discretize for Dmu {
                 }
             }
         }
-        for k in 0..depth {
-            let column = (0..rows).map(|r| f64::from(g_lin[r * depth + k]));
-            let (lo, hi) = column.fold((1.0f64, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
-            let gate_tol = if self.discrete {
-                0.5
-            } else {
-                options.gate_tolerance
+        // Per step, the linear gate's range over the rows: one domain on every row, or an obstacle.
+        for (k, &(lo, hi)) in gates.iter().enumerate() {
+            let same = match self.discrete {
+                true => lo >= 0.5 || hi < 0.5, // each row takes the larger side (ties: linear)
+                false => lo >= 1.0 - options.gate_tolerance || hi <= options.gate_tolerance,
             };
-            let same = (self.discrete && (lo >= 0.5 || hi < 0.5))
-                || lo >= 1.0 - gate_tol
-                || hi <= gate_tol;
             if !same {
+                let (layer, range) = (String::new(), (lo, hi));
                 obstacles.push(NotDiscrete::Gate {
-                    layer: String::new(),
+                    layer,
                     output: k,
-                    range: (lo, hi),
+                    range,
                 });
             }
         }
@@ -369,7 +367,7 @@ impl Discretize for Dmu {
                 .map(|j| (j, round(o[k * nodes + j])))
                 .filter(|&(_, w)| w != 0.0)
                 .collect();
-            let expr = match g_lin[k] >= 0.5 {
+            let expr = match gates[k].0 >= 0.5 {
                 true => {
                     Expr::weighted_sum(weights.iter().map(|&(j, w)| (w as i64, exprs[j].clone())))
                 }
