@@ -373,7 +373,10 @@ impl TrainConfig {
                 .has_regularizer()
                 .then_some(RegularizerSchedule { lambda, start, end });
         use ModelKind::{DmuFrozenDiff, DmuFrozenSum, SingleDmu};
-        let dmu = matches!(model, ModelKind::Dmu | SingleDmu | DmuFrozenSum | DmuFrozenDiff);
+        let dmu = matches!(
+            model,
+            ModelKind::Dmu | SingleDmu | DmuFrozenSum | DmuFrozenDiff
+        );
         Self {
             model,
             init: InitScheme::Madsen,

@@ -116,7 +116,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// A figure drawn from results CSVs, `--plot-success` or `--plot-headline`.
+/// A figure drawn from results CSVs: `--plot-success`, `--plot-headline` or `--plot-ranges`.
 type Figure = fn(&Path, &Cli) -> Result<(), ExperimentError>;
 
 /// `--plot-headline FILE --from CSV...`: the headline figure of the runs in the CSVs, and its
