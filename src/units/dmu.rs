@@ -179,8 +179,9 @@ impl Dmu {
         self.depth
     }
 
-    /// Each member's heads on its rows `x` (`[members, rows, d_input]`), flattened to
-    /// `[members·rows, width]`: `(O, g, selector logits)`.
+    /// Each member's heads on its rows `x` (`[members, rows, d_input]`), its rows flattened:
+    /// `O` `[members·rows, depth, nodes]` (the frozen operands where set), `g`
+    /// `[members·rows, depth, 2]` and the selector's logits `[members·rows, depth]`.
     fn plan(&self, x: Tensor<3>) -> (Tensor<3>, Tensor<3>, Option<Tensor<2>>) {
         let [m, rows, n] = x.dims();
         let (depth, nodes) = (self.depth, n + self.depth);
@@ -193,18 +194,18 @@ impl Dmu {
             let width = y.dims()[2];
             y.reshape([m * rows, width])
         };
-        let o_sign = head(&self.o_sign).reshape([m * rows, depth, nodes]).tanh();
-        let o_mag = softplus(head(&self.o_mag).reshape([m * rows, depth, nodes]), 1.0);
         let g = softmax(head(&self.gate).reshape([m * rows, depth, 2]), 2);
         let selector = self.selector.as_ref().map(head);
         let o = match &self.frozen_operands {
             Some(frozen) => {
-                let device = o_sign.device();
-                let row =
-                    Tensor::<1>::from_floats(frozen.as_slice(), &device).reshape([1, 1, nodes]);
-                row.expand([m * rows, depth, nodes])
+                let row = Tensor::<1>::from_floats(frozen.as_slice(), &g.device());
+                row.reshape([1, 1, nodes]).expand([m * rows, depth, nodes])
             }
-            None => o_sign.mul(o_mag),
+            None => {
+                let o_sign = head(&self.o_sign).reshape([m * rows, depth, nodes]).tanh();
+                let o_mag = head(&self.o_mag).reshape([m * rows, depth, nodes]);
+                o_sign.mul(softplus(o_mag, 1.0))
+            }
         };
         (o, g, selector)
     }
