@@ -400,6 +400,10 @@ pub(crate) fn snap_param<const D: usize>(
     })
 }
 
+/// The factor on the gate logits of a snapped NALU or iNALU: a logit of at least 1e-5 in size
+/// becomes at least 1,000, whose σ rounds to exactly 0 or 1 in f32 and f64.
+pub(crate) const GATE_SNAP: f64 = 1e8;
+
 /// `(Ŵ, M̂)` of a NAC whose weight `W = tanh(s·Ŵ)·σ(s·M̂)` (`s = ln b` of its base, 1 but for
 /// the G-NALU) is `W` rounded to −1, 0 or 1 exactly in f32: `s·Ŵ = 20·round(W)` (tanh(20)
 /// rounds to 1) and `s·M̂ = 20` (σ(20) = 1 − 2e-9 rounds to 1).

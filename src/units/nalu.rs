@@ -184,10 +184,6 @@ impl Nalu {
     }
 }
 
-/// The factor on the gate weights `G` of a snapped NALU: a logit `x·G` of at least 1e-5 in size
-/// becomes at least 1,000, whose σ rounds to exactly 0 or 1 in f32 and f64.
-const GATE_SNAP: f64 = 1e8;
-
 impl ArithmeticUnit for Nalu {
     fn forward_members<const D: usize>(&self, input: Tensor<D>, members: usize) -> Tensor<D> {
         let d_in = self.nac.d_input_of(members);
@@ -217,7 +213,7 @@ impl ArithmeticUnit for Nalu {
     /// (weights near 1, gate near 1) leaks `(1 − g)·m` through the multiplicative path, which
     /// snapped weights alone leave open.
     fn snap(self) -> Self {
-        let gate = (self.gate).map(|g| ops::replace_value(g, |t| t.mul_scalar(GATE_SNAP)));
+        let gate = (self.gate).map(|g| ops::replace_value(g, |t| t.mul_scalar(ops::GATE_SNAP)));
         let (w_hat, m_hat) = ops::snap_nac(self.nac.w_hat, self.nac.m_hat, self.log_base);
         Self {
             nac: Nac { w_hat, m_hat },
