@@ -193,9 +193,9 @@ impl ArithmeticUnit for Inalu {
     }
 
     /// Snaps `W_a` and `W_m` to −1, 0 or 1 and the gate to a hard decision (`G` times 1e8,
-    /// `σ(G)` exactly 0 or 1 wherever `|G| > 1e-5`). An iNALU a few ε from `a + b` (gate near
-    /// 1) leaks `(1 − g)·m·s` through its multiplicative path, which explodes on larger inputs:
-    /// its weights read back as the sum while it extrapolates at 10³ MSE.
+    /// `σ(G)` exactly 0 or 1 wherever `|G| > 1e-5`). An iNALU a few ε from `a + b`, its gate
+    /// near 1, leaks `(1 − g)·m·s` through its multiplicative path, which explodes on larger
+    /// inputs: its weights read back as the sum while it extrapolates at 10³ MSE.
     fn snap(self) -> Self {
         let gate = ops::replace_value(self.gate, |t| t.mul_scalar(ops::GATE_SNAP));
         Self {
@@ -448,16 +448,15 @@ mod tests {
         assert_eq!(sparsity_error, 0.5);
     }
 
-    /// A near miss of `x0 − x1` (weights 0.96 and −0.96, gate σ(6) ≈ 0.9975) misses it by the
-    /// leak of its multiplicative path; snapped, it is `x0 − x1` to the bit (small binary
+    /// A near miss of `x0 − x1` (weights ±0.945, gate σ(6) ≈ 0.9975, which leaks the
+    /// multiplicative path) misses it; snapped, it is `x0 − x1` to the bit (small binary
     /// fractions: the one subtraction is exact, and the shut path adds exactly 0).
     #[test]
     fn snap_makes_a_near_miss_exact() {
         let device = Device::default();
         let mut near = inalu([[1.0], [-1.0]], [[1.0], [1.0]], 6.0, &device);
-        let unsat = |v: f32| Param::from_data([[v], [-v]], &device);
         // tanh(2)·σ(3.9) ≈ 0.964·0.980: inside the snap's rounding to ±1.
-        near.add.w_hat = unsat(2.0);
+        near.add.w_hat = Param::from_data([[2.0], [-2.0]], &device);
         near.add.m_hat = Param::from_data([[3.9], [3.9]], &device);
         let exact: Vec<f32> = ROWS.iter().map(|r| r[0] - r[1]).collect();
         let before = run(&near, ROWS, &device);
