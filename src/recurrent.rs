@@ -161,7 +161,8 @@ impl<U: ArithmeticUnit> ArithmeticUnit for RecurrentCell<U> {
         let mut state_dims = dims;
         state_dims[D - 1] = d_hidden;
         let initial = ops::per_feature::<D>(self.h0(), members);
-        let mut h = Tensor::zeros(state_dims, &input.device()).add(initial);
+        // In the input's precision: the polish runs the model in f64.
+        let mut h = Tensor::zeros(state_dims, (&input.device(), input.dtype())).add(initial);
         let mut states = Vec::with_capacity(width / d);
         for t in 0..width / d {
             let x_t = input.clone().narrow(D - 1, t * d, d);
@@ -194,7 +195,7 @@ impl<U: ArithmeticUnit> ArithmeticUnit for RecurrentCell<U> {
 mod tests {
     use super::*;
     use crate::{Nau, NauConfig, Nmu, NmuConfig};
-    use burn::tensor::TensorData;
+    use burn::tensor::{DType, TensorData};
 
     /// A NAU cell with weights 1 keeps a running sum; an NMU cell from `h_0 = 1` a running
     /// product: exact in f32 for these small integers.
@@ -229,6 +230,36 @@ mod tests {
             product.initial_state(2),
         );
         assert_eq!(h1.into_data(), TensorData::from([[2.0f32], [1.0]]));
+    }
+
+    /// In f64 (the precision of the polish) the state is f64 too, to the bit of f64 sums.
+    #[test]
+    fn runs_in_the_inputs_precision() {
+        let device = Device::default();
+        fn f64_tensor<const D: usize>(
+            v: Vec<f64>,
+            shape: [usize; D],
+            device: &Device,
+        ) -> Tensor<D> {
+            Tensor::from_data(TensorData::new(v, shape), (device, DType::F64))
+        }
+        let mut sum =
+            RecurrentCellConfig::new(1, 1).init(&device, |i, o| NauConfig::new(i, o).init(&device));
+        sum.unit = Nau {
+            weight: Param::from_tensor(f64_tensor(vec![1.0, 1.0], [2, 1], &device)),
+        };
+        sum.initial = Param::from_tensor(f64_tensor(vec![0.5], [1], &device));
+        let xs = [0.1, 0.2, 0.3];
+        let states = sum.forward(f64_tensor(xs.to_vec(), [1, 3, 1], &device));
+        assert_eq!(states.dtype(), DType::F64);
+        // `x_t + h_{t−1}`: two terms, one rounding each in f64.
+        let expected: Vec<f64> = (xs.iter())
+            .scan(0.5, |h, x| {
+                *h += x;
+                Some(*h)
+            })
+            .collect();
+        assert_eq!(states.into_data().try_to_vec::<f64>().unwrap(), expected);
     }
 
     /// A fixed `h_0` starts at `initial_state` and gets no gradient, where a learned one does.
