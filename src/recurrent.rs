@@ -189,6 +189,13 @@ impl<U: ArithmeticUnit> ArithmeticUnit for RecurrentCell<U> {
             ..self
         }
     }
+
+    fn snap_halves(self) -> Self {
+        Self {
+            unit: self.unit.snap_halves(),
+            ..self
+        }
+    }
 }
 
 #[cfg(test)]

@@ -91,4 +91,8 @@ impl<A: ArithmeticUnit, B: ArithmeticUnit> ArithmeticUnit for Stack<A, B> {
     fn snap(self) -> Self {
         Self::new(self.hidden.snap(), self.output.snap())
     }
+
+    fn snap_halves(self) -> Self {
+        Self::new(self.hidden.snap_halves(), self.output.snap_halves())
+    }
 }

@@ -43,6 +43,14 @@ pub trait ArithmeticUnit: Module + ModuleDisplay + Sized {
     fn snap(self) -> Self {
         self
     }
+
+    /// [`snap`](Self::snap), but with the exponents of a product of powers rounded to the
+    /// nearest multiple of ½, so that a root `a^0.5` or `a^-0.5` is among the values: the NAC•
+    /// and the NALU, whose weights in [−1, 1] can express one; the same as `snap` for every
+    /// other unit. An early stop that keeps a near miss training compares a run with both.
+    fn snap_halves(self) -> Self {
+        self.snap()
+    }
 }
 
 /// `ModuleDisplay` for a unit described by its sizes alone, `Nau {d_input: 3, d_output: 5,

@@ -405,18 +405,34 @@ pub(crate) fn snap_param<const D: usize>(
 pub(crate) const GATE_SNAP: f64 = 1e8;
 
 /// `(Ŵ, M̂)` of a NAC whose weight `W = tanh(s·Ŵ)·σ(s·M̂)` (`s = ln b` of its base, 1 but for
-/// the G-NALU) is `W` rounded to −1, 0 or 1 exactly in f32: `s·Ŵ = 20·round(W)` (tanh(20)
-/// rounds to 1) and `s·M̂ = 20` (σ(20) = 1 − 2e-9 rounds to 1).
+/// the G-NALU) is `W` rounded to the nearest multiple of `1/steps` in [−1, 1]: `steps` 1 gives
+/// −1, 0 or 1 exactly in f32 (`s·Ŵ = ±20`, tanh(20) rounds to 1, and `s·M̂ = 20`, σ(20) =
+/// 1 − 2e-9 rounds to 1); `steps` 2 adds ±½ (`s·Ŵ = atanh(±½)`, within an ulp of ½).
 pub(crate) fn snap_nac(
     w_hat: Param<Tensor<2>>,
     m_hat: Param<Tensor<2>>,
     log_base: f64,
+    steps: f64,
 ) -> (Param<Tensor<2>>, Param<Tensor<2>>) {
     let scaled = |t: Tensor<2>| t.mul_scalar(log_base);
     let w = nac_weight(scaled(w_hat.val()), scaled(m_hat.val())).detach();
-    let big = 20.0 / log_base;
-    let w_hat = replace_value(w_hat, |_| w.round().clamp(-1.0, 1.0).mul_scalar(big));
-    let m_hat = replace_value(m_hat, |t| t.ones_like().mul_scalar(big));
+    let level = w
+        .mul_scalar(steps)
+        .round()
+        .div_scalar(steps)
+        .clamp(-1.0, 1.0);
+    // atanh of the interior levels; ±1 (where atanh is infinite) saturates at ±20 instead.
+    let inner = level.clone().clamp(-0.75, 0.75);
+    let atanh = inner
+        .clone()
+        .add_scalar(1.0)
+        .div(inner.neg().add_scalar(1.0))
+        .log()
+        .mul_scalar(0.5);
+    let saturated = level.clone().abs().greater_equal_elem(1.0);
+    let logit = atanh.mask_where(saturated, level.mul_scalar(20.0));
+    let w_hat = replace_value(w_hat, |_| logit.div_scalar(log_base));
+    let m_hat = replace_value(m_hat, |t| t.ones_like().mul_scalar(20.0 / log_base));
     (w_hat, m_hat)
 }
 

@@ -342,11 +342,14 @@ impl<U: ArithmeticUnit> Training<U> {
             .collect()
     }
 
-    /// The validation MSE of member `k` of `model` snapped, evaluated alone ([`Rows::mse`]).
+    /// The validation MSE of member `k` of `model` snapped, evaluated alone ([`Rows::mse`]):
+    /// the lower of its two snaps ([`ArithmeticUnit::snap_halves`]), so that a root's near
+    /// miss, whose weights ½ the plain snap moves away from, also trains on.
     fn snapped_mse(&self, model: &Population<U>, k: usize) -> f64 {
-        let snapped = model.member(k).snap();
         let device = self.valid.0.device();
-        self.valid_rows.mse(&snapped, &device)
+        let mse = |m: U| self.valid_rows.mse(&m, &device);
+        let member = model.member(k);
+        mse(member.clone().snap()).min(mse(member.snap_halves()))
     }
 
     /// One Adam step of every member on its own batch, then an evaluation when one is due
@@ -618,6 +621,37 @@ mod tests {
         // miss trains the whole budget.
         assert_eq!(training, [2, 2, 1, 1, 1, 1, 1, 1, 1, 1]);
         assert_eq!((fitted.steps, fitted.init), (100, 0));
+    }
+
+    /// The same for a root: a NAC• a few ε from `√x0` (weight 0.499, which the plain snap
+    /// moves to 0) trains on, while the same unit snapped to ½ stops on its plateau.
+    #[test]
+    fn the_early_stop_waits_for_a_roots_near_miss() {
+        let device = Device::default();
+        let f = |r: &[f32]| r[0].sqrt();
+        let (train, valid) = (rows(64, 2, (1.0, 2.0), 1, f), rows(64, 2, (1.0, 2.0), 2, f));
+        let next = std::cell::Cell::new(0);
+        let init = |d: &Device| {
+            let near = next.replace(next.get() + 1) == 1;
+            let mut unit = crate::NacMulConfig::new(2, 1).init(d);
+            // W = tanh(Ŵ)·σ(M̂): 0.499 and 0 (σ(−40) < 1e-17).
+            unit.nac.w_hat = burn::module::Param::from_data([[0.499f32.atanh()], [0.0]], d);
+            unit.nac.m_hat = burn::module::Param::from_data([[40.0f32], [-40.0]], d);
+            if near { unit } else { unit.snap_halves() }
+        };
+        let recipe = Recipe::new()
+            .with_inits(2)
+            .with_steps(100)
+            .with_eval_every(10)
+            .with_lr(1e-12)
+            .with_regularizer(None)
+            .with_polish(false)
+            .with_snap(false)
+            .with_patience(Some(3));
+        let mut training = Vec::new();
+        let mut log = |p: &FitProgress| training.push(p.training);
+        fit_with_progress(init, &train, &valid, &recipe, &device, &mut log).unwrap();
+        assert_eq!(training, [2, 2, 1, 1, 1, 1, 1, 1, 1, 1]);
     }
 
     /// The same fit twice from one seed is the same model, to the bit.

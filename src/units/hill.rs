@@ -185,7 +185,7 @@ impl ArithmeticUnit for Hill {
     }
 
     fn snap(self) -> Self {
-        let (w_hat, m_hat) = ops::snap_nac(self.w_hat, self.m_hat, 1.0);
+        let (w_hat, m_hat) = ops::snap_nac(self.w_hat, self.m_hat, 1.0, 1.0);
         Self {
             w_hat,
             m_hat,

@@ -113,6 +113,12 @@ impl Nac {
     pub fn d_output(&self) -> usize {
         self.w_hat.lazy_shape()[1]
     }
+
+    /// The NAC with `W` rounded to the nearest multiple of `1/steps` in [−1, 1].
+    pub(crate) fn snapped(self, steps: f64) -> Self {
+        let (w_hat, m_hat) = ops::snap_nac(self.w_hat, self.m_hat, 1.0, steps);
+        Self { w_hat, m_hat }
+    }
 }
 
 impl ArithmeticUnit for Nac {
@@ -122,8 +128,7 @@ impl ArithmeticUnit for Nac {
     }
 
     fn snap(self) -> Self {
-        let (w_hat, m_hat) = ops::snap_nac(self.w_hat, self.m_hat, 1.0);
-        Self { w_hat, m_hat }
+        self.snapped(1.0)
     }
 }
 

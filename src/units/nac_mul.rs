@@ -121,6 +121,14 @@ impl ArithmeticUnit for NacMul {
             ..self
         }
     }
+
+    /// `W` to −1, −½, 0, ½ or 1: `√a` and `1/√a` are in the NAC•'s range.
+    fn snap_halves(self) -> Self {
+        Self {
+            nac: self.nac.snapped(2.0),
+            ..self
+        }
+    }
 }
 
 impl Discretize for NacMul {
@@ -155,6 +163,45 @@ mod tests {
             ),
         };
         layer
+    }
+
+    /// A near miss of `√|a|` (W = 0.52 and 0.02) snaps with halves to the root, and with the
+    /// plain snap to `|a|`.
+    #[test]
+    fn snap_halves_makes_a_roots_near_miss_exact() {
+        let device = Device::default();
+        let mut near = NacMulConfig::new(2, 1).init(&device);
+        near.nac = Nac {
+            w_hat: Param::from_data([[0.52f32.atanh()], [0.02f32.atanh()]], &device),
+            m_hat: Param::from_data([[40.0f32], [40.0]], &device),
+        };
+        let x = Tensor::<2>::from_floats([[4.0, 3.0], [12.5, 0.5], [-0.3, 7.0]], &device);
+        let out = |u: NacMul| u.forward(x.clone()).into_data().to_vec::<f32>().unwrap();
+        let (root, plain, near) = (
+            out(near.clone().snap_halves()),
+            out(near.clone().snap()),
+            out(near),
+        );
+        for (k, a) in [4.0f32, 12.5, -0.3].into_iter().enumerate() {
+            // W within an ulp of ½ (tanh(atanh(½)) in f32) times |log a| < 3, and ε = 1e-7
+            // moving |a| = 0.3 by 3e-7: under 1e-6 relative. The near miss is 1.5% to 5% off.
+            let want = a.abs().sqrt();
+            assert!(
+                ((root[k] - want) / want).abs() < 1e-6,
+                "{} vs {want}",
+                root[k]
+            );
+            assert!(
+                ((near[k] - want) / want).abs() > 0.01,
+                "{} vs {want}",
+                near[k]
+            );
+            assert!(
+                ((plain[k] - a.abs()) / a).abs() < 1e-6,
+                "{} vs {a}",
+                plain[k]
+            );
+        }
     }
 
     #[test]

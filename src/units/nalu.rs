@@ -182,6 +182,17 @@ impl Nalu {
     pub fn d_output(&self) -> usize {
         self.nac.d_output()
     }
+
+    /// `W` rounded to the nearest multiple of `1/steps` in [−1, 1], the gate decided.
+    fn snapped(self, steps: f64) -> Self {
+        let gate = (self.gate).map(|g| ops::replace_value(g, |t| t.mul_scalar(ops::GATE_SNAP)));
+        let (w_hat, m_hat) = ops::snap_nac(self.nac.w_hat, self.nac.m_hat, self.log_base, steps);
+        Self {
+            nac: Nac { w_hat, m_hat },
+            gate,
+            ..self
+        }
+    }
 }
 
 impl ArithmeticUnit for Nalu {
@@ -213,13 +224,13 @@ impl ArithmeticUnit for Nalu {
     /// (weights near 1, gate near 1) leaks `(1 − g)·m` through the multiplicative path, which
     /// snapped weights alone leave open.
     fn snap(self) -> Self {
-        let gate = (self.gate).map(|g| ops::replace_value(g, |t| t.mul_scalar(ops::GATE_SNAP)));
-        let (w_hat, m_hat) = ops::snap_nac(self.nac.w_hat, self.nac.m_hat, self.log_base);
-        Self {
-            nac: Nac { w_hat, m_hat },
-            gate,
-            ..self
-        }
+        self.snapped(1.0)
+    }
+
+    /// [`snap`](ArithmeticUnit::snap) with `W` to the nearest multiple of ½: the
+    /// multiplicative path's `√a`.
+    fn snap_halves(self) -> Self {
+        self.snapped(2.0)
     }
 }
 

@@ -140,6 +140,12 @@ macro_rules! stacks {
                     $(Self::$variant(s) => Self::$variant(s.snap()),)*
                 }
             }
+
+            fn snap_halves(self) -> Self {
+                match self {
+                    $(Self::$variant(s) => Self::$variant(s.snap_halves()),)*
+                }
+            }
         }
     };
 }

@@ -39,6 +39,12 @@ impl<U: ArithmeticUnit> ArithmeticUnit for Single<U> {
             unit: self.unit.snap(),
         }
     }
+
+    fn snap_halves(self) -> Self {
+        Self {
+            unit: self.unit.snap_halves(),
+        }
+    }
 }
 
 impl<U: Discretize> Single<U> {
@@ -92,6 +98,13 @@ impl<C: ArithmeticUnit, O: ArithmeticUnit> ArithmeticUnit for Recurrent<C, O> {
             output: self.output.snap(),
         }
     }
+
+    fn snap_halves(self) -> Self {
+        Self {
+            cell: self.cell.snap_halves(),
+            output: self.output.snap_halves(),
+        }
+    }
 }
 
 impl<C: ArithmeticUnit, O: ArithmeticUnit> Recurrent<C, O> {
@@ -129,6 +142,12 @@ impl<U: ArithmeticUnit> ArithmeticUnit for Accumulator<U> {
     fn snap(self) -> Self {
         Self {
             cell: self.cell.snap(),
+        }
+    }
+
+    fn snap_halves(self) -> Self {
+        Self {
+            cell: self.cell.snap_halves(),
         }
     }
 }

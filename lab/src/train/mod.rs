@@ -391,7 +391,12 @@ impl<M: Model> Trainer<M> {
         let members = self.members.iter().zip(metrics).zip(&mut improved);
         for (k, ((&r, m), better)) in members.enumerate() {
             let (valid, device) = (&self.data[r].valid, &self.device);
-            let snapped = || split_mse(&plain.member(k).snap(), valid, device);
+            // The lower of both snaps: a root's near miss (weights ½) also trains on.
+            let snapped = || {
+                let member = plain.member(k);
+                let mse = |m: &M| split_mse(m, valid, device);
+                mse(&member.clone().snap()).min(mse(&member.snap_halves()))
+            };
             if self.runs[r].active() {
                 *better = self.runs[r].record(m, &self.config, snapped);
             }
