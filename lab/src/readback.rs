@@ -4,7 +4,7 @@ use burn::tensor::Device;
 
 use super::model::Model;
 use super::task::TaskData;
-use burn_nalu::formula::{FormulaError, SnapOptions};
+use burn_nalu::formula::{Formula, FormulaError, SnapOptions};
 
 /// What [`Model::formula`] makes of a trained model, with default [`SnapOptions`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -44,11 +44,7 @@ impl Readback {
         };
         let network = model.forward_members(x, 1).into_data().convert::<f64>();
         let network = network.as_slice::<f64>().expect("f64 after convert");
-        let snapped: Vec<f64> = formula
-            .eval_rows(&split.x, split.width)
-            .into_iter()
-            .map(|outputs| outputs[0])
-            .collect();
+        let snapped = first_output(&formula, &split.x, split.width, data.step_width);
         let mse = |other: &mut dyn Iterator<Item = f64>| {
             snapped
                 .iter()
@@ -65,4 +61,20 @@ impl Readback {
             formula_mse_vs_targets: Some(mse(&mut split.y.iter().map(|&y| y as f64))),
         }
     }
+}
+
+/// The formula's first output on each row of `width` values, read (as a sequence model's
+/// formula reads them) as its `step_width` features summed over the row's steps in f64: the
+/// row itself for a static task, whose one step is the whole row.
+fn first_output(formula: &Formula, x: &[f32], width: usize, step_width: usize) -> Vec<f64> {
+    let sums = |row: &[f32]| {
+        let mut sums = vec![0.0f64; step_width];
+        for step in row.chunks(step_width) {
+            sums.iter_mut().zip(step).for_each(|(s, &v)| *s += v as f64);
+        }
+        sums
+    };
+    x.chunks(width)
+        .map(|row| formula.outputs[0].eval(&sums(row)))
+        .collect()
 }

@@ -47,6 +47,7 @@
 //! ```
 
 mod expr;
+mod recurrent;
 mod render;
 mod snap;
 
@@ -55,6 +56,7 @@ use std::fmt;
 use burn::tensor::Tensor;
 
 pub use expr::Expr;
+pub use recurrent::extract_recurrent;
 pub use render::Naming;
 pub use snap::{
     Discretize, FormulaLayer, LayerSnap, Levels, NotDiscrete, SnapOptions, SnappedWeights,
@@ -279,6 +281,7 @@ fn named(o: NotDiscrete, k: usize) -> NotDiscrete {
             output,
             range,
         },
+        other => other,
     }
 }
 
@@ -289,5 +292,7 @@ fn severity(o: &NotDiscrete) -> f64 {
         NotDiscrete::Gate {
             range: (lo, hi), ..
         } => (1.0 - lo).min(*hi),
+        NotDiscrete::Recurrence { value, want, .. } => (value - want).abs(),
+        NotDiscrete::InitialState { value, .. } => value.abs(),
     }
 }

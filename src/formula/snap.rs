@@ -52,6 +52,29 @@ pub enum NotDiscrete {
         /// Smallest and largest gate value on the data.
         range: (f64, f64),
     },
+    /// A recurrent cell that does not keep a running sum of what the layers above read of its
+    /// state, `v`: an input's coefficient `steps` steps back, `(A·R^steps·v)[at]`, differs from
+    /// its coefficient at the last step, `(A·v)[at]`.
+    Recurrence {
+        /// Steps back from the last.
+        steps: usize,
+        /// Input (row) and what is read (column).
+        at: (usize, usize),
+        /// `(A·R^steps·v)[at]`.
+        value: f64,
+        /// `(A·v)[at]`.
+        want: f64,
+    },
+    /// A recurrent cell whose initial state shows in what the layers above read, `steps` steps
+    /// in: `(h_0·R^steps·v)[at]` is not 0.
+    InitialState {
+        /// Steps from the start.
+        steps: usize,
+        /// The column of `h_0·R^steps·v`.
+        at: usize,
+        /// `(h_0·R^steps·v)[at]`.
+        value: f64,
+    },
 }
 
 impl NotDiscrete {
@@ -60,6 +83,8 @@ impl NotDiscrete {
         match self {
             NotDiscrete::Weight { at: (_, j), .. } => *j,
             NotDiscrete::Gate { output, .. } => *output,
+            NotDiscrete::Recurrence { at: (_, j), .. } => *j,
+            NotDiscrete::InitialState { at, .. } => *at,
         }
     }
 }
@@ -84,6 +109,20 @@ impl fmt::Display for NotDiscrete {
             } => write!(
                 f,
                 "{layer} gate of output {output} ranges over [{lo:.4}, {hi:.4}] on the data"
+            ),
+            NotDiscrete::Recurrence {
+                steps,
+                at: (i, j),
+                value,
+                want,
+            } => write!(
+                f,
+                "recurrence: input {i} counts {value:.4} in read {j} {steps} step(s) back, \
+                 not {want:.4}"
+            ),
+            NotDiscrete::InitialState { steps, at, value } => write!(
+                f,
+                "initial state counts {value:.4} in read {at} after {steps} step(s), not 0"
             ),
         }
     }

@@ -176,7 +176,12 @@ mod tests {
             m_hat: Param::from_data([[40.0f32], [40.0]], &device),
         };
         let x = Tensor::<2>::from_floats([[4.0, 3.0], [12.5, 0.5], [-0.3, 7.0]], &device);
-        let out = |u: NacMul| u.forward(x.clone()).into_data().to_vec::<f32>().unwrap();
+        let out = |u: NacMul| {
+            u.forward(x.clone())
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap()
+        };
         let (root, plain, near) = (
             out(near.clone().snap_halves()),
             out(near.clone().snap()),

@@ -189,9 +189,9 @@ impl RunResult {
             && (self.formula_mse_vs_targets).is_some_and(|mse| mse < self.success_threshold)
     }
 
-    /// Whether the formula module could read the run's model at all (it can all units but the
-    /// recurrent models; iNALU since 2 December): a formula, or weights it named as not
-    /// discrete.
+    /// Whether the formula module could read the run's model at all (every static stack, and
+    /// the recurrent models whose cell is linear: NAC, NAU): a formula, or weights it named as
+    /// not discrete.
     pub fn readable(&self) -> bool {
         self.formula.is_some() || self.sparsity_error.is_some()
     }
