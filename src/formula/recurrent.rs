@@ -18,8 +18,9 @@ use crate::RecurrentCell;
 /// `h_T·v = Σ_t x_t·A·R^(T−t)·v + h_0·R^T·v`; where every input counts alike at every step
 /// (`A·R^k·v = A·v`) and the initial state not at all (`h_0·R^k·v = 0`), that is
 /// `(Σ_t x_t)·A·v`: the model is the static stack `[A, layers…]` on the sums `Σ_t x_t`, which
-/// [`extract`] reads (`layer 0` is `A`). Both conditions hold for every `k` once they hold for
-/// `k ≤ d_hidden` (Cayley–Hamilton), which is what is checked. Input `i` of the formula is
+/// [`extract`] reads (`layer 0` is `A`). Both conditions hold for every `k ≥ 1` once they hold
+/// for `1 ≤ k ≤ d_hidden` (Cayley–Hamilton), which is what is checked (`h_0` itself, `k = 0`,
+/// is never read). Input `i` of the formula is
 /// therefore feature `i` summed over every step: a cell that keeps `a + b` reads back as
 /// `a + b`, with `a` and `b` named on one step's features, and a product unit on top as `a·b`.
 /// States that mix (`R` not the identity) while carrying what is read, and states nothing
@@ -100,8 +101,9 @@ fn read_map(
     Ok(Tensor::from_data(read, &h.device()))
 }
 
-/// Every coefficient `A·R^k·v` (`k` in `1..=d_hidden`) against `A·v`, and every `h_0·R^k·v`
-/// (`k` in `0..d_hidden`) against 0, as obstacles at their distances; `w` is `[A; R]`.
+/// Every coefficient `A·R^k·v` against `A·v`, and every `h_0·R^k·v` (the initial state as the
+/// layers see it after `k` steps) against 0, for `k` in `1..=d_hidden`, as obstacles at their
+/// distances; `w` is `[A; R]`.
 fn recurrence_obstacles(w: Tensor<2>, h0: Tensor<2>, v: Tensor<2>) -> Vec<NotDiscrete> {
     let [d_hidden, reads] = v.dims();
     let d = w.dims()[0] - d_hidden;
@@ -115,27 +117,21 @@ fn recurrence_obstacles(w: Tensor<2>, h0: Tensor<2>, v: Tensor<2>) -> Vec<NotDis
     let want = values(a.clone().matmul(v.clone()));
     let (mut a_r, mut h0_r) = (a, h0);
     let mut obstacles = Vec::new();
-    for steps in 0..=d_hidden {
-        if steps > 0 {
-            a_r = a_r.matmul(r.clone());
-            let got = values(a_r.clone().matmul(v.clone()));
-            let pairs = got.into_iter().zip(&want).enumerate();
-            obstacles.extend(pairs.map(|(n, (value, &want))| NotDiscrete::Recurrence {
-                steps,
-                at: (n / reads, n % reads),
-                value,
-                want,
-            }));
-        }
-        if steps < d_hidden {
-            let got = values(h0_r.clone().matmul(v.clone()));
-            obstacles.extend(
-                got.into_iter()
-                    .enumerate()
-                    .map(|(at, value)| NotDiscrete::InitialState { steps, at, value }),
-            );
-            h0_r = h0_r.matmul(r.clone());
-        }
+    for steps in 1..=d_hidden {
+        a_r = a_r.matmul(r.clone());
+        h0_r = h0_r.matmul(r.clone());
+        let got = values(a_r.clone().matmul(v.clone()));
+        let pairs = got.into_iter().zip(&want).enumerate();
+        obstacles.extend(pairs.map(|(n, (value, &want))| NotDiscrete::Recurrence {
+            steps,
+            at: (n / reads, n % reads),
+            value,
+            want,
+        }));
+        let shown = values(h0_r.clone().matmul(v.clone()))
+            .into_iter()
+            .enumerate();
+        obstacles.extend(shown.map(|(at, value)| NotDiscrete::InitialState { steps, at, value }));
     }
     obstacles
 }
@@ -273,7 +269,7 @@ mod tests {
         assert!((value - 0.49).abs() < 1e-6, "{err}");
         assert!((sparsity_error - 0.51).abs() < 1e-6, "{err}");
         let shows = NotDiscrete::InitialState {
-            steps: 0,
+            steps: 1,
             at: 1,
             value: 0.5,
         };
