@@ -251,6 +251,7 @@ impl TrainConfig {
             | ModelKind::NauNmuRnn
             | ModelKind::NpuRnn
             | ModelKind::RealNpuRnn
+            | ModelKind::NaiveNpuRnn
             | ModelKind::InaluRnn => adam,
             ModelKind::Nau | ModelKind::Npu | ModelKind::SingleNau | ModelKind::SingleNpu => adam,
             // At the start every NAU weight drifts to ½ and the NMU squares ((a + b)/2)², which

@@ -78,3 +78,28 @@ fn first_output(formula: &Formula, x: &[f32], width: usize, step_width: usize) -
         .map(|row| formula.outputs[0].eval(&sums(row)))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn_nalu::formula::Expr;
+
+    /// `x0 − 2·x1` on a sequence row reads each feature summed over the steps; on a static row
+    /// (one step the whole row) the row itself. Small integers: exact in f64.
+    #[test]
+    fn a_sequence_formula_reads_the_features_summed_over_the_steps() {
+        let formula = Formula {
+            outputs: vec![Expr::weighted_sum([
+                (1, Expr::input(0)),
+                (-2, Expr::input(1)),
+            ])],
+            sparsity_error: 0.0,
+        };
+        // Two rows of three steps of two features: sums (9, 12) and (−3, 3).
+        let x = [
+            1.0, 2.0, 3.0, 4.0, 5.0, 6.0, -1.0, 1.0, -1.0, 1.0, -1.0, 1.0,
+        ];
+        assert_eq!(first_output(&formula, &x, 6, 2), [-15.0, -9.0]);
+        assert_eq!(first_output(&formula, &x[..4], 2, 2), [-3.0, -5.0]);
+    }
+}

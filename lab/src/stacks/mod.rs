@@ -230,6 +230,9 @@ stacks! {
     NpuRnn = "npu-rnn": Recurrent<Nau, Npu> = |l, n, h| Recurrent::of(l.cell(n, h, |i, o| l.nau(i, o)), l.npu(h, 1));
     /// `Nau` cell (running sums), then `RealNpu`.
     RealNpuRnn = "realnpu-rnn": Recurrent<Nau, RealNpu> = |l, n, h| Recurrent::of(l.cell(n, h, |i, o| l.nau(i, o)), l.real_npu(h, 1));
+    /// `Nau` cell (running sums), then `RealNpu` with every gate held open (the naive NPU):
+    /// powers of the sums themselves, with no gate for an initial state to hide behind.
+    NaiveNpuRnn = "naive-npu-rnn": Recurrent<Nau, RealNpu> = |l, n, h| Recurrent::of(l.cell(n, h, |i, o| l.nau(i, o)), l.real_npu_naive(h, 1));
     /// Mistry et al.'s modified `RealNpu` alone (`RealNpuConfig::mistry`).
     RealNpuMistry = "realnpu-mod": Single<RealNpu> = |l, n, _h| Single::of(l.real_npu_mistry(n, 1));
     /// `Nau` cell from `h_0 = 0`, read at every step (Madsen & Johansen's running sum).
@@ -250,9 +253,8 @@ impl ModelKind {
     pub fn rows(self) -> Rows {
         use ModelKind::*;
         match self {
-            NaluRnn | NacRnn | NauRnn | NauNmuRnn | InaluRnn | NpuRnn | RealNpuRnn => {
-                Rows::Sequence
-            }
+            NaluRnn | NacRnn | NauRnn | NauNmuRnn | InaluRnn | NpuRnn | RealNpuRnn
+            | NaiveNpuRnn => Rows::Sequence,
             NauCell | NmuCell | NacCell | NacMulCell | NaluCell => Rows::Running,
             _ => Rows::Static,
         }
