@@ -26,6 +26,27 @@ use crate::RecurrentCell;
 /// States that mix (`R` not the identity) while carrying what is read, and states nothing
 /// reaches or reads, do not stand in the way.
 ///
+/// ```
+/// use burn::module::Param;
+/// use burn::tensor::{Device, Tensor};
+/// use burn_nalu::formula::{Naming, SnapOptions, extract_recurrent};
+/// use burn_nalu::{NauConfig, NmuConfig, RecurrentCellConfig};
+///
+/// let device = Device::default();
+/// // Two states keeping x0 + x1 and x2 (R = I, h_0 = 0), an NMU multiplying them.
+/// let nau = |i, o| NauConfig::new(i, o).init(&device);
+/// let mut cell = RecurrentCellConfig::new(3, 2).init(&device, nau);
+/// let w = [[1.0f32, 0.0], [0.99, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]];
+/// cell.unit.weight = Param::from_data(w, &device);
+/// let mut nmu = NmuConfig::new(2, 1).init(&device);
+/// nmu.weight = Param::from_data([[1.0f32], [1.0]], &device);
+///
+/// let x = Tensor::<3>::ones([4, 5, 3], &device); // 4 sequences of 5 steps
+/// let formula = extract_recurrent(&cell, &[&nmu], x, &SnapOptions::default()).unwrap();
+/// let names = Naming::new().with_group("a", &[0, 1]).with_group("b", &[2]);
+/// assert_eq!(formula.render(&names), "a·b"); // a and b summed over every step
+/// ```
+///
 /// # Errors
 ///
 /// [`FormulaError::Unsupported`] when the cell's unit is not linear (a NALU, iNALU, NMU cell:
