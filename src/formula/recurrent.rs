@@ -11,8 +11,9 @@ use crate::RecurrentCell;
 /// The formula of a recurrent `cell` read by `layers` on its last state, over sequences `x`
 /// (`[rows, time, d_input]`).
 ///
-/// A cell whose unit is linear (NAC, NAU) computes `h_t = x_t·A + h_{t−1}·R` (`A` the unit's
-/// first `d_input` rows, `R` the rest). Let `v` be what the layers read of the state: their
+/// A cell whose unit is linear on the data (NAC, NAU; a NALU whose gates are shut to its
+/// additive path at every step) computes `h_t = x_t·A + h_{t−1}·R` (`A` the unit's first
+/// `d_input` rows, `R` the rest). Let `v` be what the layers read of the state: their
 /// composed map when all are linear on the data, otherwise the states the first one reads
 /// (the identity's columns of the states its snapped weights take in). The layers see
 /// `h_T·v = Σ_t x_t·A·R^(T−t)·v + h_0·R^T·v`; where every input counts alike at every step
@@ -49,8 +50,8 @@ use crate::RecurrentCell;
 ///
 /// # Errors
 ///
-/// [`FormulaError::Unsupported`] when the cell's unit is not linear (a NALU, iNALU, NMU cell:
-/// no running sum to read); [`FormulaError::NotDiscrete`] when a coefficient `A·R^k·v` is
+/// [`FormulaError::Unsupported`] when the cell's unit is not linear on the data (an NMU, iNALU
+/// cell, a NALU whose gates let its multiplicative path in: no running sum to read); [`FormulaError::NotDiscrete`] when a coefficient `A·R^k·v` is
 /// farther than `options.max_distance` from `A·v`, one of `h_0·R^k·v` from 0, or the stack on
 /// the sums has obstacles (all listed, farthest first; the sparsity error includes those
 /// distances).
@@ -60,14 +61,18 @@ pub fn extract_recurrent<U: Discretize>(
     x: Tensor<3>,
     options: &SnapOptions,
 ) -> Result<Formula, FormulaError> {
-    let Some(w) = cell.unit.linear_map() else {
+    let [rows, time, d] = x.dims();
+    let states = cell.forward(x.clone());
+    let Some(w) = cell
+        .unit
+        .linear_map_on(&step_inputs(cell, &x, &states), options)
+    else {
         return Err(FormulaError::Unsupported(
-            "RecurrentCell of a non-linear unit",
+            "RecurrentCell of a unit not linear on the data",
         ));
     };
-    let [rows, time, d] = x.dims();
     let [_, d_hidden] = w.dims();
-    let last = cell.forward(x.clone()).narrow(1, time - 1, 1);
+    let last = states.narrow(1, time - 1, 1);
     let v = read_map(layers, last.reshape([rows, d_hidden]), options)?;
     let h0 = cell.initial.val().unsqueeze::<2>();
     let mut obstacles = recurrence_obstacles(w.clone(), h0, v);
@@ -92,6 +97,26 @@ pub fn extract_recurrent<U: Discretize>(
         }
         Err(err) => Err(err),
     }
+}
+
+/// What the cell's unit reads at every step of `x` (`[rows, time, d_input]`, the cell's states
+/// over it `states`): `[x_t, h_{t−1}]`, `[rows·time, d_input + d_hidden]`.
+fn step_inputs<U: Discretize>(
+    cell: &RecurrentCell<U>,
+    x: &Tensor<3>,
+    states: &Tensor<3>,
+) -> Tensor<2> {
+    let [rows, time, d] = x.dims();
+    let d_hidden = states.dims()[2];
+    let h0 = cell
+        .initial_state(rows)
+        .cast(x.dtype())
+        .unsqueeze_dim::<3>(1);
+    let previous = match time {
+        1 => h0,
+        _ => Tensor::cat(vec![h0, states.clone().narrow(1, 0, time - 1)], 1),
+    };
+    Tensor::cat(vec![x.clone(), previous], 2).reshape([rows * time, d + d_hidden])
 }
 
 /// `v`, `[d_hidden, k]`: what `layers` read of the last states `h` (`[rows, d_hidden]`).
@@ -363,7 +388,34 @@ mod tests {
         assert_eq!(f.unwrap().render(&Naming::new()), "x0 + x1");
     }
 
-    /// A NALU cell is not a running sum: no formula, and the error says why.
+    /// A NALU cell whose gates are shut to its additive path on every step (`G` = 50 on
+    /// positive inputs and states: `σ` rounds to 1) is a NAC cell, and reads back as one.
+    #[test]
+    fn a_nalu_cell_on_its_additive_path_is_a_running_sum() {
+        let device = Device::default();
+        let mut cell = RecurrentCellConfig::new(3, 2)
+            .init(&device, |i, o| NaluConfig::new(i, o).init(&device));
+        // W = tanh(Ŵ)·σ(M̂) = ±1 or 0 exactly in f32 at ±40.
+        let pattern = [
+            [1.0f32, 0.0],
+            [1.0, 0.0],
+            [0.0, 1.0],
+            [1.0, 0.0],
+            [0.0, 1.0],
+        ];
+        let logit = |w: f32| if w == 0.0 { -40.0 } else { 40.0 };
+        cell.unit.nac.w_hat = Param::from_data(pattern.map(|r| r.map(|w| 40.0 * w)), &device);
+        cell.unit.nac.m_hat = Param::from_data(pattern.map(|r| r.map(logit)), &device);
+        cell.unit.gate = Some(Param::from_data([[50.0f32; 2]; 5], &device));
+        let mut nmu = NmuConfig::new(2, 1).init(&device);
+        nmu.weight = Param::from_data([[1.0f32], [1.0]], &device);
+        let x = sequences(&device);
+        let f = extract_recurrent(&cell, &[&nmu], x, &SnapOptions::default()).unwrap();
+        assert_eq!(f.render(&Naming::new()), "(x0 + x1)·x2");
+    }
+
+    /// A NALU cell with its gates as initialised, open to the multiplicative path, is not a
+    /// running sum: no formula, and the error says why.
     #[test]
     fn a_non_linear_cell_is_unsupported() {
         let device = Device::default();
