@@ -3,7 +3,7 @@
 use burn::tensor::Device;
 
 use super::model::Model;
-use super::task::TaskData;
+use super::task::{Split, TaskData};
 use burn_nalu::formula::{Formula, FormulaError, SnapOptions};
 
 /// What [`Model::formula`] makes of a trained model, with default [`SnapOptions`].
@@ -44,7 +44,7 @@ impl Readback {
         };
         let network = model.forward_members(x, 1).into_data().convert::<f64>();
         let network = network.as_slice::<f64>().expect("f64 after convert");
-        let snapped = first_output(&formula, &split.x, split.width, data.step_width);
+        let snapped = formula_outputs(&formula, split, data.step_width);
         let mse = |other: &mut dyn Iterator<Item = f64>| {
             snapped
                 .iter()
@@ -63,20 +63,26 @@ impl Readback {
     }
 }
 
-/// The formula's first output on each row of `width` values, read (as a sequence model's
-/// formula reads them) as its `step_width` features summed over the row's steps in f64: the
-/// row itself for a static task, whose one step is the whole row.
-fn first_output(formula: &Formula, x: &[f32], width: usize, step_width: usize) -> Vec<f64> {
-    let sums = |row: &[f32]| {
+/// The formula's first output for each target of `split`, in f64: on a static row, the row;
+/// on a sequence read at its end, each of its `step_width` features summed over the steps; on a
+/// sequence read after every step (a target a step), the sums up to each step.
+fn formula_outputs(formula: &Formula, split: &Split, step_width: usize) -> Vec<f64> {
+    let every_step = split.outputs > 1 && split.outputs * step_width == split.width;
+    let eval = |sums: &[f64]| formula.outputs[0].eval(sums);
+    let mut out = Vec::with_capacity(split.y.len());
+    for row in split.x.chunks(split.width) {
         let mut sums = vec![0.0f64; step_width];
         for step in row.chunks(step_width) {
             sums.iter_mut().zip(step).for_each(|(s, &v)| *s += v as f64);
+            if every_step {
+                out.push(eval(&sums));
+            }
         }
-        sums
-    };
-    x.chunks(width)
-        .map(|row| formula.outputs[0].eval(&sums(row)))
-        .collect()
+        if !every_step {
+            out.push(eval(&sums));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -84,8 +90,9 @@ mod tests {
     use super::*;
     use burn_nalu::formula::Expr;
 
-    /// `x0 − 2·x1` on a sequence row reads each feature summed over the steps; on a static row
-    /// (one step the whole row) the row itself. Small integers: exact in f64.
+    /// `x0 − 2·x1` on a sequence row reads each feature summed over the steps (after every
+    /// step when there is a target a step); on a static row (one step the whole row) the row
+    /// itself. Small integers: exact in f64.
     #[test]
     fn a_sequence_formula_reads_the_features_summed_over_the_steps() {
         let formula = Formula {
@@ -96,10 +103,17 @@ mod tests {
             sparsity_error: 0.0,
         };
         // Two rows of three steps of two features: sums (9, 12) and (−3, 3).
-        let x = [
+        let x = vec![
             1.0, 2.0, 3.0, 4.0, 5.0, 6.0, -1.0, 1.0, -1.0, 1.0, -1.0, 1.0,
         ];
-        assert_eq!(first_output(&formula, &x, 6, 2), [-15.0, -9.0]);
-        assert_eq!(first_output(&formula, &x[..4], 2, 2), [-3.0, -5.0]);
+        let split = |width, outputs| {
+            let y = vec![0.0; x.len() / width * outputs];
+            Split::new(x.clone(), y, width, outputs).unwrap()
+        };
+        assert_eq!(formula_outputs(&formula, &split(6, 1), 2), [-15.0, -9.0]);
+        let every_step = [-3.0, -8.0, -15.0, -3.0, -6.0, -9.0];
+        assert_eq!(formula_outputs(&formula, &split(6, 3), 2), every_step);
+        let static_rows = [-3.0, -5.0, -7.0, -3.0, -3.0, -3.0];
+        assert_eq!(formula_outputs(&formula, &split(2, 1), 2), static_rows);
     }
 }

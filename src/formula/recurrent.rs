@@ -67,9 +67,7 @@ pub fn extract_recurrent<U: Discretize>(
         .unit
         .linear_map_on(&step_inputs(cell, &x, &states), options)
     else {
-        return Err(FormulaError::Unsupported(
-            "RecurrentCell of a unit not linear on the data",
-        ));
+        return Err(FormulaError::Unsupported("non-linear RecurrentCell"));
     };
     let [_, d_hidden] = w.dims();
     let last = states.narrow(1, time - 1, 1);

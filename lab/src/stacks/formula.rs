@@ -3,7 +3,6 @@
 use burn::tensor::Tensor;
 
 use super::models::{Accumulator, Recurrent, Single};
-use burn_nalu::ArithmeticUnit;
 use burn_nalu::formula::{self, Discretize, Formula, FormulaError, SnapOptions};
 
 impl<U: Discretize> Single<U> {
@@ -31,9 +30,16 @@ impl<C: Discretize, O: Discretize> Recurrent<C, O> {
     }
 }
 
-impl<U: ArithmeticUnit> Accumulator<U> {
-    /// Recurrent models are not read back as formulas yet.
-    pub(super) fn formula(&self, _: Tensor<2>, _: &SnapOptions) -> Result<Formula, FormulaError> {
-        Err(FormulaError::Unsupported("Accumulator"))
+impl<U: Discretize> Accumulator<U> {
+    /// The formula of the cell's one state ([`formula::extract_recurrent`] with no layer on
+    /// top), over `x` (`[rows, time·d_input]`): the running sum it keeps, read after every step.
+    pub(super) fn formula(
+        &self,
+        x: Tensor<2>,
+        options: &SnapOptions,
+    ) -> Result<Formula, FormulaError> {
+        let ([rows, width], d) = (x.dims(), self.cell.d_input());
+        let x = x.reshape([rows, width / d, d]);
+        formula::extract_recurrent(&self.cell, &[], x, options)
     }
 }
