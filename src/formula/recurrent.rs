@@ -11,21 +11,19 @@ use crate::RecurrentCell;
 /// The formula of a recurrent `cell` read by `layers` on its last state, over sequences `x`
 /// (`[rows, time, d_input]`).
 ///
-/// A cell whose unit is linear on the data (NAC, NAU; a NALU whose gates are shut to its
-/// additive path at every step) computes `h_t = x_t·A + h_{t−1}·R` (`A` the unit's first
-/// `d_input` rows, `R` the rest). Let `v` be what the layers read of the state: their
-/// composed map when all are linear on the data, otherwise the states the first one reads
-/// (the identity's columns of the states its snapped weights take in). The layers see
-/// `h_T·v = Σ_t x_t·A·R^(T−t)·v + h_0·R^T·v`; where every input counts alike at every step
-/// (`A·R^k·v = A·v`) and the initial state not at all (`h_0·R^k·v = 0`), that is
-/// `(Σ_t x_t)·A·v`: the model is the static stack `[A, layers…]` on the sums `Σ_t x_t`, which
-/// [`extract`] reads (`layer 0` is `A`). Both conditions hold for every `k ≥ 1` once they hold
-/// for `1 ≤ k ≤ d_hidden` (Cayley–Hamilton), which is what is checked (`h_0` itself, `k = 0`,
-/// is never read). Input `i` of the formula is
-/// therefore feature `i` summed over every step: a cell that keeps `a + b` reads back as
-/// `a + b`, with `a` and `b` named on one step's features, and a product unit on top as `a·b`.
-/// States that mix (`R` not the identity) while carrying what is read, and states nothing
-/// reaches or reads, do not stand in the way.
+/// A cell whose unit is linear on the data (NAC, NAU; a NALU whose gates are shut to its additive
+/// path at every step) computes `h_t = x_t·A + h_{t−1}·R` (`A` the unit's first `d_input` rows, `R`
+/// the rest). Let `v` be what the layers read of the state: their composed map when all are linear
+/// on the data, otherwise the states the first one reads (the identity's columns of the states its
+/// snapped weights take in). The layers see `h_T·v = Σ_t x_t·A·R^(T−t)·v + h_0·R^T·v`; where every
+/// input counts alike at every step (`A·R^k·v = A·v`) and the initial state not at all
+/// (`h_0·R^k·v = 0`), that is `(Σ_t x_t)·A·v`: the model is the static stack `[A, layers…]` on the
+/// sums `Σ_t x_t`, which [`extract`] reads (`layer 0` is `A`). Both conditions hold for every
+/// `k ≥ 1` once they hold for `1 ≤ k ≤ d_hidden` (Cayley–Hamilton), which is what is checked (`h_0`
+/// itself, `k = 0`, is never read). Input `i` of the formula is therefore feature `i` summed over
+/// every step: a cell that keeps `a + b` reads back as `a + b`, with `a` and `b` named on one
+/// step's features, and a product unit on top as `a·b`. States that mix (`R` not the identity)
+/// while carrying what is read, and states nothing reaches or reads, do not stand in the way.
 ///
 /// ```
 /// use burn::module::Param;
@@ -51,10 +49,10 @@ use crate::RecurrentCell;
 /// # Errors
 ///
 /// [`FormulaError::Unsupported`] when the cell's unit is not linear on the data (an NMU, iNALU
-/// cell, a NALU whose gates let its multiplicative path in: no running sum to read); [`FormulaError::NotDiscrete`] when a coefficient `A·R^k·v` is
-/// farther than `options.max_distance` from `A·v`, one of `h_0·R^k·v` from 0, or the stack on
-/// the sums has obstacles (all listed, farthest first; the sparsity error includes those
-/// distances).
+/// cell, a NALU whose gates let its multiplicative path in: no running sum to read);
+/// [`FormulaError::NotDiscrete`] when a coefficient `A·R^k·v` is farther than
+/// `options.max_distance` from `A·v`, one of `h_0·R^k·v` from 0, or the stack on the sums has
+/// obstacles (all listed, farthest first; the sparsity error includes those distances).
 pub fn extract_recurrent<U: Discretize>(
     cell: &RecurrentCell<U>,
     layers: &[&dyn FormulaLayer],

@@ -57,7 +57,8 @@ pub struct Recipe {
     pub snap: bool,
     /// Early stop: an initialisation stops once, after the regulariser's ramp, its validation
     /// MSE has not improved by 1% for this many evaluations and its weights fit the validation
-    /// rows no worse than the same weights snapped (`None`: the whole budget). The second
+    /// rows no worse than the same weights snapped, either way ([`ArithmeticUnit::snap`] and
+    /// [`ArithmeticUnit::snap_halves`]; `None`: the whole budget). The second
     /// condition keeps a near miss training: weights a few ε from exact values sit on a
     /// plateau long before training carries them the rest of the way.
     pub patience: Option<usize>,
