@@ -68,15 +68,28 @@ pub fn extract_recurrent<U: Discretize>(
         return Err(FormulaError::Unsupported("non-linear RecurrentCell"));
     };
     let [_, d_hidden] = w.dims();
-    let last = states.narrow(1, time - 1, 1);
-    let v = read_map(layers, last.reshape([rows, d_hidden]), options)?;
+    let last = states.narrow(1, time - 1, 1).reshape([rows, d_hidden]);
+    let (v, selection) = read_map(layers, last.clone(), options)?;
     let h0 = cell.initial.val().unsqueeze::<2>();
     let mut obstacles = recurrence_obstacles(w.clone(), h0, v);
+    let offset = selection.then(|| steady_offset(&obstacles, d_hidden, time, options));
+    let shifted = (offset.flatten())
+        .filter(|e| positive_without(&last, e))
+        .and_then(|offset| Shifted::new(layers[0], &last, offset, options));
+    if shifted.is_some() {
+        obstacles.retain(|o| !matches!(o, NotDiscrete::InitialState { .. }));
+    }
     let recurrence_error = obstacles.iter().map(severity).fold(0.0, f64::max);
     obstacles.retain(|o| severity(o) > options.max_distance);
     let block = InputBlock(w.narrow(0, 0, d));
     let mut stack: Vec<&dyn FormulaLayer> = vec![&block];
-    stack.extend_from_slice(layers);
+    match &shifted {
+        Some(first) => {
+            stack.push(first);
+            stack.extend_from_slice(&layers[1..]);
+        }
+        None => stack.extend_from_slice(layers),
+    }
     let sums = x.sum_dim(1).reshape([rows, d]);
     match extract(&stack, sums, options) {
         Ok(f) if obstacles.is_empty() => Ok(Formula {
@@ -115,15 +128,16 @@ fn step_inputs<U: Discretize>(
     Tensor::cat(vec![x.clone(), previous], 2).reshape([rows * time, d + d_hidden])
 }
 
-/// `v`, `[d_hidden, k]`: what `layers` read of the last states `h` (`[rows, d_hidden]`).
+/// `v`, `[d_hidden, k]`: what `layers` read of the last states `h` (`[rows, d_hidden]`), and
+/// whether it is the states the first layer takes in (a diagonal of 0 and 1).
 fn read_map(
     layers: &[&dyn FormulaLayer],
     h: Tensor<2>,
     options: &SnapOptions,
-) -> Result<Tensor<2>, FormulaError> {
+) -> Result<(Tensor<2>, bool), FormulaError> {
     let [_, d_hidden] = h.dims();
     let Some((first, _)) = layers.split_first() else {
-        return Ok(Tensor::eye(d_hidden, &h.device()));
+        return Ok((Tensor::eye(d_hidden, &h.device()), false));
     };
     let mut inputs = vec![h.clone()];
     for layer in &layers[..layers.len() - 1] {
@@ -131,7 +145,7 @@ fn read_map(
         inputs.push(next);
     }
     if let Some(map) = composed_map(layers, &inputs, options) {
-        return Ok(map);
+        return Ok((map, false));
     }
     let states: Vec<Expr> = (0..d_hidden).map(Expr::input).collect();
     let snap = first.snap_layer(&states, &h, options)?;
@@ -140,12 +154,13 @@ fn read_map(
         read[i * d_hidden + i] = 1.0;
     }
     let read = TensorData::new(read, [d_hidden, d_hidden]);
-    Ok(Tensor::from_data(read, &h.device()))
+    Ok((Tensor::from_data(read, &h.device()), true))
 }
 
-/// Every coefficient `A·R^k·v` against `A·v`, and every `h_0·R^k·v` (the initial state as the
-/// layers see it after `k` steps) against 0, for `k` in `1..=d_hidden`, as obstacles at their
-/// distances; `w` is `[A; R]`.
+/// Every coefficient `A·R^k·v` against `A·v`, for `k` in `1..=d_hidden`, and every `h_0·R^k·v`
+/// (the initial state as the layers see it after `k` steps) against 0, for `k` in
+/// `1..=d_hidden + 1` (one more, to see whether it stays), as obstacles at their distances;
+/// `w` is `[A; R]`.
 fn recurrence_obstacles(w: Tensor<2>, h0: Tensor<2>, v: Tensor<2>) -> Vec<NotDiscrete> {
     let [d_hidden, reads] = v.dims();
     let d = w.dims()[0] - d_hidden;
@@ -159,23 +174,136 @@ fn recurrence_obstacles(w: Tensor<2>, h0: Tensor<2>, v: Tensor<2>) -> Vec<NotDis
     let want = values(a.clone().matmul(v.clone()));
     let (mut a_r, mut h0_r) = (a, h0);
     let mut obstacles = Vec::new();
-    for steps in 1..=d_hidden {
+    for steps in 1..=d_hidden + 1 {
         a_r = a_r.matmul(r.clone());
         h0_r = h0_r.matmul(r.clone());
         let got = values(a_r.clone().matmul(v.clone()));
         let pairs = got.into_iter().zip(&want).enumerate();
-        obstacles.extend(pairs.map(|(n, (value, &want))| NotDiscrete::Recurrence {
-            steps,
-            at: (n / reads, n % reads),
-            value,
-            want,
-        }));
+        obstacles.extend(
+            pairs
+                .filter(|_| steps <= d_hidden)
+                .map(|(n, (value, &want))| NotDiscrete::Recurrence {
+                    steps,
+                    at: (n / reads, n % reads),
+                    value,
+                    want,
+                }),
+        );
         let shown = values(h0_r.clone().matmul(v.clone()))
             .into_iter()
             .enumerate();
         obstacles.extend(shown.map(|(at, value)| NotDiscrete::InitialState { steps, at, value }));
     }
     obstacles
+}
+
+/// The initial state's share of each state the layers read, where it is the same after every
+/// step (`h_0·R^k·v` for `k` = 1 to `d_hidden + 1`, drifting less than `max_distance` over
+/// `time` steps) and is the only obstacle of the recurrence; `None` otherwise or where it is 0.
+fn steady_offset(
+    obstacles: &[NotDiscrete],
+    d_hidden: usize,
+    time: usize,
+    options: &SnapOptions,
+) -> Option<Vec<f64>> {
+    let far = |o: &&NotDiscrete| severity(o) > options.max_distance;
+    if obstacles
+        .iter()
+        .filter(far)
+        .any(|o| !matches!(o, NotDiscrete::InitialState { .. }))
+    {
+        return None;
+    }
+    let mut shares = vec![Vec::new(); d_hidden];
+    for o in obstacles {
+        if let NotDiscrete::InitialState { at, value, .. } = o {
+            shares[*at].push(*value);
+        }
+    }
+    let offset: Vec<f64> = shares
+        .iter()
+        .map(|s| s.first().copied().unwrap_or(0.0))
+        .collect();
+    let steady = shares.iter().all(|s| {
+        let (lo, hi) = s
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+        s.is_empty() || (hi - lo) * time as f64 <= options.max_distance
+    });
+    (steady && offset.iter().any(|&e| e.abs() > options.max_distance)).then_some(offset)
+}
+
+/// Whether every state that carries an offset is positive on the data with it and without it
+/// (`h` the last states, `[rows, d_hidden]`): a power unit then reads it as it is.
+fn positive_without(h: &Tensor<2>, offset: &[f64]) -> bool {
+    let [_, d_hidden] = h.dims();
+    let values = h.clone().into_data().convert::<f64>();
+    let values = values.try_to_vec::<f64>().expect("f64 after convert");
+    values
+        .chunks(d_hidden)
+        .all(|row| (row.iter().zip(offset)).all(|(&s, &e)| e == 0.0 || (s > 0.0 && s - e > 0.0)))
+}
+
+/// The first layer on the states, read as it reads them without the initial state's steady
+/// share (`offset`), where its arithmetic cancels that share ([`Discretize::absorb_offset`]).
+struct Shifted<'a> {
+    layer: &'a dyn FormulaLayer,
+    offset: Vec<f64>,
+}
+
+impl<'a> Shifted<'a> {
+    /// `None` where `layer` cannot cancel `offset` on the states `h`.
+    fn new(
+        layer: &'a dyn FormulaLayer,
+        h: &Tensor<2>,
+        offset: Vec<f64>,
+        options: &SnapOptions,
+    ) -> Option<Self> {
+        let states: Vec<Expr> = (0..offset.len()).map(Expr::input).collect();
+        layer
+            .snap_layer_shifted(&states, h, &offset, options)?
+            .ok()?;
+        Some(Self { layer, offset })
+    }
+}
+
+impl FormulaLayer for Shifted<'_> {
+    fn snap_layer(
+        &self,
+        inputs: &[Expr],
+        x: &Tensor<2>,
+        options: &SnapOptions,
+    ) -> Result<LayerSnap, FormulaError> {
+        let snap = self
+            .layer
+            .snap_layer_shifted(inputs, x, &self.offset, options);
+        snap.expect("checked in Shifted::new")
+    }
+
+    /// The network's own values: the states with their offset.
+    fn forward_rows(&self, x: Tensor<2>) -> Tensor<2> {
+        let offset: Vec<f32> = self.offset.iter().map(|&e| e as f32).collect();
+        let offset = Tensor::<1>::from_floats(offset.as_slice(), &x.device()).cast(x.dtype());
+        self.layer.forward_rows(x.add(offset.unsqueeze()))
+    }
+
+    fn linear_map(&self) -> Option<Tensor<2>> {
+        None
+    }
+
+    fn scale_free(&self) -> bool {
+        self.layer.scale_free()
+    }
+
+    fn snap_layer_shifted(
+        &self,
+        _: &[Expr],
+        _: &Tensor<2>,
+        _: &[f64],
+        _: &SnapOptions,
+    ) -> Option<Result<LayerSnap, FormulaError>> {
+        None
+    }
 }
 
 /// The cell's input block `A` as a layer of its own: `x·A`, its weights read as a NAC's or a
@@ -204,6 +332,16 @@ impl FormulaLayer for InputBlock {
 
     fn scale_free(&self) -> bool {
         false
+    }
+
+    fn snap_layer_shifted(
+        &self,
+        _: &[Expr],
+        _: &Tensor<2>,
+        _: &[f64],
+        _: &SnapOptions,
+    ) -> Option<Result<LayerSnap, FormulaError>> {
+        None
     }
 }
 
@@ -408,6 +546,54 @@ mod tests {
         let x = sequences(&device);
         let f = extract_recurrent(&cell, &[&nmu], x, &SnapOptions::default()).unwrap();
         assert_eq!(f.render(&Naming::new()), "(x0 + x1)·x2");
+    }
+
+    /// A cell `0.6·Σx0`, `0.75·Σx1` from `h_0` = (−1, −1.5) under a RealNPU `r0 / r1` whose
+    /// relevance gates 0.5 and 0.4 cancel the initial state (`ĝ·h_0 + 1 − ĝ = 0`: `r = ĝ·s`,
+    /// 0.3 times each sum) computes `Σx0 / Σx1` exactly, and reads back as it; with `h_0[0]`
+    /// at −0.5 the gate leaves 0.25 beside `ĝ·s`, and the initial state is the obstacle.
+    #[test]
+    fn an_initial_state_that_the_gates_cancel_reads_back() {
+        let device = Device::default();
+        let build = |h0: [f32; 2]| {
+            let mut cell = RecurrentCellConfig::new(2, 2)
+                .init(&device, |i, o| crate::NauConfig::new(i, o).init(&device));
+            let w = [[0.6f32, 0.0], [0.0, 0.75], [1.0, 0.0], [0.0, 1.0]];
+            cell.unit.weight = Param::from_data(w, &device);
+            cell.initial = Param::from_data(h0, &device);
+            let mut npu = crate::RealNpuConfig::new(2, 1).init(&device);
+            npu.w_re = Param::from_data([[1.0f32], [-1.0]], &device);
+            npu.gate = Param::from_data([0.5f32, 0.4], &device);
+            (cell, npu)
+        };
+        // Five steps of inputs in [1, 2.8]: every sum at least 3 with and without h_0.
+        let x: Vec<f32> = (0..4 * 5 * 2).map(|k| 1.0 + (k % 7) as f32 * 0.3).collect();
+        let x = Tensor::<1>::from_floats(x.as_slice(), &device).reshape([4, 5, 2]);
+        let (cell, npu) = build([-1.0, -1.5]);
+        let f = extract_recurrent(&cell, &[&npu], x.clone(), &SnapOptions::default()).unwrap();
+        assert_eq!(f.render(&Naming::new()), "x0 / x1");
+        let sums: Vec<f32> = x
+            .clone()
+            .sum_dim(1)
+            .reshape([4, 2])
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        let net = npu.forward(cell.forward(x.clone()).narrow(1, 4, 1).reshape([4, 2]));
+        let net = net.into_data().try_to_vec::<f32>().unwrap();
+        for (row, y) in f.eval_rows(&sums, 2).iter().zip(net) {
+            // exp of two logs of values near 3 to 4, and ε = 1e-7 beside them: 1e-6 relative.
+            assert!((row[0] / y as f64 - 1.0).abs() < 1e-5, "{row:?} vs {y}");
+        }
+        let (cell, npu) = build([-0.5, -1.5]);
+        let err = extract_recurrent(&cell, &[&npu], x, &SnapOptions::default()).unwrap_err();
+        let FormulaError::NotDiscrete { obstacles, .. } = &err else {
+            panic!("{err}");
+        };
+        assert!(
+            matches!(obstacles[0], NotDiscrete::InitialState { at: 1, .. }),
+            "{err}"
+        );
     }
 
     /// A NALU cell with its gates as initialised, open to the multiplicative path, is not a

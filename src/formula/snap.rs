@@ -176,6 +176,15 @@ pub trait Discretize: ArithmeticUnit {
     fn scale_free(&self) -> bool {
         false
     }
+
+    /// The unit reading its inputs each shifted by `offset` (`x_i + offset_i`), as the unit
+    /// that reads `x` up to a constant factor, where its arithmetic cancels the shift (`None`,
+    /// the default, elsewhere). The power units' relevance gate can: `ĝ·|x + e| + 1 − ĝ` is
+    /// `ĝ·x` for positive `x + e` where `ĝ·e + 1 − ĝ = 0`, so a recurrent cell's initial state
+    /// that the gate cancels still reads back ([`extract_recurrent`](super::extract_recurrent)).
+    fn absorb_offset(&self, _offset: &[f64], _options: &SnapOptions) -> Option<Self> {
+        None
+    }
 }
 
 /// A layer of a stack as [`extract`](super::extract) reads it: implemented for every
@@ -203,6 +212,16 @@ pub trait FormulaLayer {
 
     /// [`Discretize::scale_free`].
     fn scale_free(&self) -> bool;
+
+    /// [`Discretize::discretize`] of [`Discretize::absorb_offset`]: the layer read on inputs
+    /// shifted by `offset`, `None` where it cannot cancel the shift.
+    fn snap_layer_shifted(
+        &self,
+        inputs: &[Expr],
+        x: &Tensor<2>,
+        offset: &[f64],
+        options: &SnapOptions,
+    ) -> Option<Result<LayerSnap, FormulaError>>;
 }
 
 impl<U: Discretize> FormulaLayer for U {
@@ -229,6 +248,17 @@ impl<U: Discretize> FormulaLayer for U {
 
     fn scale_free(&self) -> bool {
         Discretize::scale_free(self)
+    }
+
+    fn snap_layer_shifted(
+        &self,
+        inputs: &[Expr],
+        x: &Tensor<2>,
+        offset: &[f64],
+        options: &SnapOptions,
+    ) -> Option<Result<LayerSnap, FormulaError>> {
+        let unit = Discretize::absorb_offset(self, offset, options)?;
+        Some(unit.discretize(inputs, x, options))
     }
 }
 

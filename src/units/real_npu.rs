@@ -255,6 +255,29 @@ impl Discretize for RealNpu {
     fn scale_free(&self) -> bool {
         true
     }
+
+    /// Each shifted input's gate opened: `ĝ·(|x + e| + ε) + 1 − ĝ = ĝ·(x + ε) + r` for positive
+    /// `x + e`, with `r = ĝ·e + 1 − ĝ`; where `|r|` is within `max_distance·ĝ` (as a weight
+    /// within `max_distance` of its snap) the input is `ĝ·x`, the open gate's `x` times `ĝ`.
+    fn absorb_offset(&self, offset: &[f64], options: &SnapOptions) -> Option<Self> {
+        let gates = self.gate.val().into_data().convert::<f64>();
+        let mut gates = gates.try_to_vec::<f64>().expect("f64 after convert");
+        for (g, &e) in gates.iter_mut().zip(offset).filter(|(_, e)| **e != 0.0) {
+            let rest = *g * e + 1.0 - *g;
+            if *g <= options.gate_tolerance || rest.abs() > options.max_distance * *g {
+                return None;
+            }
+            *g = 1.0;
+        }
+        let gate = ops::replace_value(self.gate.clone(), |t| {
+            let open: Vec<f32> = gates.iter().map(|&g| g as f32).collect();
+            Tensor::<1>::from_floats(open.as_slice(), &t.device()).cast(t.dtype())
+        });
+        Some(Self {
+            gate,
+            ..self.clone()
+        })
+    }
 }
 
 sized_display!(RealNpu);
