@@ -374,14 +374,30 @@ mod tests {
         h0: [f32; 2],
         device: &Device,
     ) -> (RecurrentCell<Nau>, crate::Nmu) {
-        let mut cell = RecurrentCellConfig::new(3, 2)
-            .init(device, |i, o| crate::NauConfig::new(i, o).init(device));
-        let w = [[1.0, 0.0], [0.98, 0.0], [0.0, 1.0], r[0], r[1]];
-        cell.unit.weight = Param::from_data(w, device);
-        cell.initial = Param::from_data(h0, device);
+        let cell = nau_cell(
+            [[1.0, 0.0], [0.98, 0.0], [0.0, 1.0], r[0], r[1]],
+            h0,
+            device,
+        );
         let mut nmu = NmuConfig::new(2, 1).init(device);
         nmu.weight = Param::from_data([[1.0f32], [0.97]], device);
         (cell, nmu)
+    }
+
+    /// A NAU cell of two states over three inputs, `W = [A; R]` = `w`, `h_0` = `h0`.
+    fn nau_cell(w: [[f32; 2]; 5], h0: [f32; 2], device: &Device) -> RecurrentCell<Nau> {
+        let mut cell = RecurrentCellConfig::new(3, 2)
+            .init(device, |i, o| crate::NauConfig::new(i, o).init(device));
+        cell.unit.weight = Param::from_data(w, device);
+        cell.initial = Param::from_data(h0, device);
+        cell
+    }
+
+    /// Each sequence's inputs summed over its steps, row-major.
+    fn step_sums(x: &Tensor<3>) -> Vec<f32> {
+        let [rows, _, d] = x.dims();
+        let sums = x.clone().sum_dim(1).reshape([rows, d]);
+        sums.into_data().try_to_vec().unwrap()
     }
 
     fn sequences(device: &Device) -> Tensor<3> {
@@ -407,13 +423,7 @@ mod tests {
             "{}",
             f.sparsity_error
         );
-        let sums: Vec<f32> = x
-            .clone()
-            .sum_dim(1)
-            .reshape([4, 3])
-            .into_data()
-            .try_to_vec()
-            .unwrap();
+        let sums = step_sums(&x);
         let net = nmu.forward(cell.forward(x).narrow(1, 4, 1).reshape([4, 2]));
         let net: Vec<f32> = net.into_data().try_to_vec().unwrap();
         for (row, y) in f.eval_rows(&sums, 3).iter().zip(net) {
@@ -467,28 +477,14 @@ mod tests {
     #[test]
     fn states_that_mix_but_carry_what_is_read_are_a_running_sum() {
         let device = Device::default();
-        let mut cell = RecurrentCellConfig::new(3, 2)
-            .init(&device, |i, o| crate::NauConfig::new(i, o).init(&device));
-        let w = [
-            [1.0f32, 0.0],
-            [0.0, 1.0],
-            [0.0, 0.0],
-            [0.3, 0.7],
-            [0.6, 0.4],
-        ];
-        cell.unit.weight = Param::from_data(w, &device);
+        let w = [[1.0, 0.0], [0.0, 1.0], [0.0, 0.0], [0.3, 0.7], [0.6, 0.4]];
+        let cell = nau_cell(w, [0.0; 2], &device);
         let mut nau = crate::NauConfig::new(2, 1).init(&device);
         nau.weight = Param::from_data([[1.0f32], [1.0]], &device);
         let x = sequences(&device);
         let f = extract_recurrent(&cell, &[&nau], x.clone(), &SnapOptions::default()).unwrap();
         assert_eq!(f.render(&Naming::new()), "x0 + x1");
-        let sums: Vec<f32> = x
-            .clone()
-            .sum_dim(1)
-            .reshape([4, 3])
-            .into_data()
-            .try_to_vec()
-            .unwrap();
+        let sums = step_sums(&x);
         let net = nau.forward(cell.forward(x).narrow(1, 4, 1).reshape([4, 2]));
         for (row, y) in f
             .eval_rows(&sums, 3)
@@ -506,16 +502,8 @@ mod tests {
     #[test]
     fn a_state_nothing_reaches_does_not_stand_in_the_way() {
         let device = Device::default();
-        let mut cell = RecurrentCellConfig::new(3, 2)
-            .init(&device, |i, o| crate::NauConfig::new(i, o).init(&device));
-        let w = [
-            [1.0f32, 0.0],
-            [1.0, 0.0],
-            [0.0, 0.0],
-            [1.0, 0.0],
-            [-1.0, 0.6],
-        ];
-        cell.unit.weight = Param::from_data(w, &device);
+        let w = [[1.0, 0.0], [1.0, 0.0], [0.0, 0.0], [1.0, 0.0], [-1.0, 0.6]];
+        let cell = nau_cell(w, [0.0; 2], &device);
         let mut nau = crate::NauConfig::new(2, 1).init(&device);
         nau.weight = Param::from_data([[1.0f32], [0.0]], &device);
         let f = extract_recurrent(&cell, &[&nau], sequences(&device), &SnapOptions::default());
@@ -572,13 +560,7 @@ mod tests {
         let (cell, npu) = build([-1.0, -1.5]);
         let f = extract_recurrent(&cell, &[&npu], x.clone(), &SnapOptions::default()).unwrap();
         assert_eq!(f.render(&Naming::new()), "x0 / x1");
-        let sums: Vec<f32> = x
-            .clone()
-            .sum_dim(1)
-            .reshape([4, 2])
-            .into_data()
-            .try_to_vec()
-            .unwrap();
+        let sums = step_sums(&x);
         let net = npu.forward(cell.forward(x.clone()).narrow(1, 4, 1).reshape([4, 2]));
         let net = net.into_data().try_to_vec::<f32>().unwrap();
         for (row, y) in f.eval_rows(&sums, 2).iter().zip(net) {

@@ -589,6 +589,21 @@ mod tests {
         assert_eq!(fitted.valid_mse, valid.mse(&fitted.model, &device));
     }
 
+    /// Two initialisations, 100 steps at a learning rate that moves no weight by an f32 ulp
+    /// (a plateau from the first evaluation), evaluated every 10, patience 3: the early stop
+    /// alone decides who trains.
+    fn plateau_recipe() -> Recipe {
+        Recipe::new()
+            .with_inits(2)
+            .with_steps(100)
+            .with_eval_every(10)
+            .with_lr(1e-12)
+            .with_regularizer(None)
+            .with_polish(false)
+            .with_snap(false)
+            .with_patience(Some(3))
+    }
+
     /// The early stop ends an initialisation on a plateau whose weights are exact, and not
     /// one a few ε from exact weights, on the same plateau: snapped, its weights fit better.
     /// NAU on `x0 + x1`, from weights 1 and 1 (MSE 0: the f32 sum is the target's) and from
@@ -606,15 +621,7 @@ mod tests {
                 weight: burn::module::Param::from_data([[1.0f32], [second]], d),
             }
         };
-        let recipe = Recipe::new()
-            .with_inits(2)
-            .with_steps(100)
-            .with_eval_every(10)
-            .with_lr(1e-12)
-            .with_regularizer(None)
-            .with_polish(false)
-            .with_snap(false)
-            .with_patience(Some(3));
+        let recipe = plateau_recipe();
         let mut training = Vec::new();
         let mut log = |p: &FitProgress| training.push(p.training);
         let fitted = fit_with_progress(init, &train, &valid, &recipe, &device, &mut log).unwrap();
@@ -640,15 +647,7 @@ mod tests {
             unit.nac.m_hat = burn::module::Param::from_data([[40.0f32], [-40.0]], d);
             if near { unit } else { unit.snap_halves() }
         };
-        let recipe = Recipe::new()
-            .with_inits(2)
-            .with_steps(100)
-            .with_eval_every(10)
-            .with_lr(1e-12)
-            .with_regularizer(None)
-            .with_polish(false)
-            .with_snap(false)
-            .with_patience(Some(3));
+        let recipe = plateau_recipe();
         let mut training = Vec::new();
         let mut log = |p: &FitProgress| training.push(p.training);
         fit_with_progress(init, &train, &valid, &recipe, &device, &mut log).unwrap();

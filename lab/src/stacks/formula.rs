@@ -3,7 +3,8 @@
 use burn::tensor::Tensor;
 
 use super::models::{Accumulator, Recurrent, Single};
-use burn_nalu::formula::{self, Discretize, Formula, FormulaError, SnapOptions};
+use burn_nalu::RecurrentCell;
+use burn_nalu::formula::{self, Discretize, Formula, FormulaError, FormulaLayer, SnapOptions};
 
 impl<U: Discretize> Single<U> {
     /// The formula of the unit.
@@ -24,9 +25,7 @@ impl<C: Discretize, O: Discretize> Recurrent<C, O> {
         x: Tensor<2>,
         options: &SnapOptions,
     ) -> Result<Formula, FormulaError> {
-        let ([rows, width], d) = (x.dims(), self.cell.d_input());
-        let x = x.reshape([rows, width / d, d]);
-        formula::extract_recurrent(&self.cell, &[&self.output], x, options)
+        on_sequences(&self.cell, &[&self.output], x, options)
     }
 }
 
@@ -38,8 +37,17 @@ impl<U: Discretize> Accumulator<U> {
         x: Tensor<2>,
         options: &SnapOptions,
     ) -> Result<Formula, FormulaError> {
-        let ([rows, width], d) = (x.dims(), self.cell.d_input());
-        let x = x.reshape([rows, width / d, d]);
-        formula::extract_recurrent(&self.cell, &[], x, options)
+        on_sequences(&self.cell, &[], x, options)
     }
+}
+
+/// [`formula::extract_recurrent`] on the lab's flat rows, `[rows, time·d_input]`.
+fn on_sequences<U: Discretize>(
+    cell: &RecurrentCell<U>,
+    layers: &[&dyn FormulaLayer],
+    x: Tensor<2>,
+    options: &SnapOptions,
+) -> Result<Formula, FormulaError> {
+    let ([rows, width], d) = (x.dims(), cell.d_input());
+    formula::extract_recurrent(cell, layers, x.reshape([rows, width / d, d]), options)
 }
