@@ -294,16 +294,6 @@ impl FormulaLayer for Shifted<'_> {
     fn scale_free(&self) -> bool {
         self.layer.scale_free()
     }
-
-    fn snap_layer_shifted(
-        &self,
-        _: &[Expr],
-        _: &Tensor<2>,
-        _: &[f64],
-        _: &SnapOptions,
-    ) -> Option<Result<LayerSnap, FormulaError>> {
-        None
-    }
 }
 
 /// The cell's input block `A` as a layer of its own: `x·A`, its weights read as a NAC's or a
@@ -332,16 +322,6 @@ impl FormulaLayer for InputBlock {
 
     fn scale_free(&self) -> bool {
         false
-    }
-
-    fn snap_layer_shifted(
-        &self,
-        _: &[Expr],
-        _: &Tensor<2>,
-        _: &[f64],
-        _: &SnapOptions,
-    ) -> Option<Result<LayerSnap, FormulaError>> {
-        None
     }
 }
 

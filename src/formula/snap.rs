@@ -214,14 +214,17 @@ pub trait FormulaLayer {
     fn scale_free(&self) -> bool;
 
     /// [`Discretize::discretize`] of [`Discretize::absorb_offset`]: the layer read on inputs
-    /// shifted by `offset`, `None` where it cannot cancel the shift.
+    /// shifted by `offset`, `None` (the default) where it cannot cancel the shift.
     fn snap_layer_shifted(
         &self,
         inputs: &[Expr],
         x: &Tensor<2>,
         offset: &[f64],
         options: &SnapOptions,
-    ) -> Option<Result<LayerSnap, FormulaError>>;
+    ) -> Option<Result<LayerSnap, FormulaError>> {
+        let _ = (inputs, x, offset, options);
+        None
+    }
 }
 
 impl<U: Discretize> FormulaLayer for U {
